@@ -1,0 +1,660 @@
+//! [`StreamingContext`]: the entry point. It holds the batch interval, the thread pool,
+//! the clock and the stream graph; it creates input streams, starts and stops the
+//! scheduler, and reports how the stream ended.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
+use std::thread::ThreadId;
+use std::time::Duration;
+
+use crate::dstream::{DStream, GraphNode, OutputOperation, Timeline};
+use crate::error::{Error, Result};
+use crate::rdd::{Data, ExecEnv, Rdd};
+use crate::scheduler::{
+    BatchInfo, Clock, JobGraph, ListenerBus, Progress, Scheduler, SchedulerParts,
+    StreamingListener, SystemClock,
+};
+use crate::source::{
+    FileInput, InputHandle, InputSource, InputStream, NoCompute, QueueInput, RateInput, RddQueue,
+    Receiver, ReceiverInput, SocketInput, SourceContext,
+};
+use crate::time::Time;
+
+/// How long a failed receiver waits before trying again, as Spark's default.
+const DEFAULT_RESTART_DELAY: Duration = Duration::from_secs(2);
+
+/// How many threads do the work: Spark's `local[N]` master settings are accepted.
+///
+/// ```
+/// use dstream::Parallelism;
+/// assert_eq!(Parallelism::parse("local[4]").unwrap().threads(), 4);
+/// assert_eq!(Parallelism::parse("3").unwrap().threads(), 3);
+/// assert_eq!(Parallelism::parse("local").unwrap().threads(), 1);
+/// assert!(Parallelism::parse("local[*]").unwrap().threads() >= 1);
+/// assert!(Parallelism::parse("local[0]").is_err());
+/// assert!(Parallelism::parse("yarn").is_err());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Parallelism(usize);
+
+impl Parallelism {
+    /// Parses `"local"` (1 thread), `"local[*]"` or `"*"` (one per logical core),
+    /// `"local[N]"` or `"N"` (N threads, N > 0).
+    pub fn parse(setting: &str) -> Result<Parallelism> {
+        let invalid = || Error::InvalidParallelism {
+            given: setting.to_string(),
+        };
+        let trimmed = setting.trim();
+        let count = match trimmed {
+            "local" => "1",
+            _ => trimmed
+                .strip_prefix("local[")
+                .and_then(|rest| rest.strip_suffix(']'))
+                .unwrap_or(trimmed),
+        };
+        if count.trim() == "*" {
+            return Ok(Parallelism::all_cores());
+        }
+        match count.trim().parse::<usize>() {
+            Ok(n) if n > 0 => Ok(Parallelism(n)),
+            _ => Err(invalid()),
+        }
+    }
+
+    /// One thread per logical core.
+    pub fn all_cores() -> Parallelism {
+        Parallelism(std::thread::available_parallelism().map_or(1, usize::from))
+    }
+
+    /// Exactly `threads` threads (at least one).
+    pub fn threads_exactly(threads: usize) -> Parallelism {
+        Parallelism(threads.max(1))
+    }
+
+    /// The number of threads.
+    pub fn threads(self) -> usize {
+        self.0
+    }
+}
+
+/// Settings for a [`StreamingContext`]; made by [`StreamingContext::builder`].
+///
+/// ```
+/// use dstream::{ManualClock, StreamingContext};
+/// use std::time::Duration;
+/// # fn main() -> dstream::Result<()> {
+/// let ssc = StreamingContext::builder()
+///     .batch_interval(Duration::from_secs(10))
+///     .master("local[2]")
+///     .clock(ManualClock::default())
+///     .build()?;
+/// assert_eq!(ssc.parallelism(), 2);
+/// # Ok(())
+/// # }
+/// ```
+#[must_use = "a builder does nothing until build() is called"]
+pub struct StreamingContextBuilder {
+    batch_interval: Duration,
+    parallelism: Result<Parallelism>,
+    clock: Arc<dyn Clock>,
+    restart_delay: Duration,
+}
+
+impl StreamingContextBuilder {
+    /// The batch interval: a positive whole number of milliseconds. Required.
+    pub fn batch_interval(mut self, interval: Duration) -> Self {
+        self.batch_interval = interval;
+        self
+    }
+
+    /// The parallelism as Spark's master setting: `"local[*]"`, `"local[N]"`,
+    /// `"local"`, or a number. Default: one thread per logical core.
+    pub fn master(mut self, master: &str) -> Self {
+        self.parallelism = Parallelism::parse(master);
+        self
+    }
+
+    /// The parallelism as a value.
+    pub fn parallelism(mut self, parallelism: Parallelism) -> Self {
+        self.parallelism = Ok(parallelism);
+        self
+    }
+
+    /// The clock that times batches. Default: the system clock. Tests pass a
+    /// [`ManualClock`](crate::ManualClock) and advance it batch by batch.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// How long a receiver waits after a failure (a refused or closed connection)
+    /// before trying again. Default: 2 s, as Spark.
+    pub fn receiver_restart_delay(mut self, delay: Duration) -> Self {
+        self.restart_delay = delay;
+        self
+    }
+
+    /// Makes the context, checking the settings.
+    pub fn build(self) -> Result<StreamingContext> {
+        let interval = self.batch_interval;
+        if interval.is_zero() || !interval.subsec_nanos().is_multiple_of(1_000_000) {
+            return Err(Error::InvalidBatchInterval { interval });
+        }
+        let parallelism = self.parallelism?;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(parallelism.threads())
+            .thread_name(|i| format!("dstream-worker-{i}"))
+            .build()
+            .map_err(|e| Error::Runtime {
+                what: "worker pool",
+                reason: e.to_string(),
+            })?;
+        Ok(StreamingContext {
+            shared: Arc::new(ContextShared {
+                env: ExecEnv::with_pool(Arc::new(pool)),
+                clock: self.clock,
+                timeline: Arc::new(Timeline::new(interval)),
+                restart_delay: self.restart_delay,
+                listeners: Arc::new(ListenerBus::default()),
+                progress: Arc::new(Progress::default()),
+                records_received: Arc::new(AtomicU64::new(0)),
+                scheduler_threads: OnceLock::new(),
+                inner: Mutex::new(Inner {
+                    lifecycle: Lifecycle::Initialized,
+                    next_stream_id: 0,
+                    inputs: Vec::new(),
+                    outputs: Vec::new(),
+                    running: None,
+                }),
+            }),
+        })
+    }
+}
+
+/// The entry point of a streaming program: creates input streams, then runs them
+/// batch by batch once started. Clones are handles to the same context, so one can
+/// be given to another thread (a Ctrl-C handler, say) to stop it.
+///
+/// Several contexts may run in one process.
+///
+/// ```no_run
+/// use dstream::StreamingContext;
+/// use std::time::Duration;
+///
+/// fn main() -> dstream::Result<()> {
+///     let ssc = StreamingContext::new("local[*]", Duration::from_secs(10))?;
+///     let lines = ssc.socket_text_stream("localhost", 9999);
+///     let word_counts = lines
+///         .flat_map(|line| line.split(' ').map(String::from).collect::<Vec<_>>())
+///         .map(|word| (word, 1))
+///         .reduce_by_key(|x, y| x + y);
+///     word_counts.pprint()?;
+///     ssc.start()?;
+///     ssc.await_termination()
+/// }
+/// ```
+#[derive(Clone)]
+pub struct StreamingContext {
+    shared: Arc<ContextShared>,
+}
+
+impl std::fmt::Debug for StreamingContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamingContext")
+            .field("batch_interval", &self.batch_interval())
+            .field("parallelism", &self.parallelism())
+            .finish_non_exhaustive()
+    }
+}
+
+impl StreamingContext {
+    /// A context with the given parallelism (`"local[*]"`, `"local[N]"`, or a number)
+    /// and batch interval, on the system clock.
+    ///
+    /// ```
+    /// use dstream::StreamingContext;
+    /// use std::time::Duration;
+    /// let ssc = StreamingContext::new("local[2]", Duration::from_secs(1)).unwrap();
+    /// assert!(StreamingContext::new("local[2]", Duration::ZERO).is_err());
+    /// ```
+    pub fn new(master: &str, batch_interval: Duration) -> Result<StreamingContext> {
+        StreamingContext::builder()
+            .master(master)
+            .batch_interval(batch_interval)
+            .build()
+    }
+
+    /// Settings for a new context.
+    pub fn builder() -> StreamingContextBuilder {
+        StreamingContextBuilder {
+            batch_interval: Duration::ZERO,
+            parallelism: Ok(Parallelism::all_cores()),
+            clock: Arc::new(SystemClock),
+            restart_delay: DEFAULT_RESTART_DELAY,
+        }
+    }
+
+    /// The batch interval.
+    pub fn batch_interval(&self) -> Duration {
+        self.shared.timeline.batch_interval()
+    }
+
+    /// The number of worker threads, and the default number of partitions.
+    pub fn parallelism(&self) -> usize {
+        self.shared.parallelism()
+    }
+
+    /// Records delivered into batches so far by all input streams (queue streams are
+    /// not counted).
+    pub fn records_received(&self) -> u64 {
+        self.shared.records_received.load(Ordering::Relaxed)
+    }
+
+    /// An `Rdd` of `data` on this context's pool, in as many partitions as there are
+    /// threads (fewer for small data): for [`RddQueue`]s and joins with static data.
+    ///
+    /// ```
+    /// use dstream::StreamingContext;
+    /// use std::time::Duration;
+    /// let ssc = StreamingContext::new("local[2]", Duration::from_secs(1)).unwrap();
+    /// assert_eq!(ssc.parallelize(vec![1, 2, 3]).count(), 3);
+    /// ```
+    pub fn parallelize<T: Data>(&self, data: Vec<T>) -> Rdd<T> {
+        let partitions = self.parallelism().min(data.len()).max(1);
+        Rdd::from_vec_in(data, partitions, self.shared.env.clone())
+    }
+
+    /// Lines of text from a TCP server at `host:port`, such as `nc -lk 9999`.
+    ///
+    /// The connection is made when the context starts. If it is refused or the server
+    /// closes it, the receiver logs that and reconnects after the restart delay; the
+    /// stream keeps running. Lines end at `\n` (a `\r` before it is dropped); a line
+    /// that is not valid UTF-8 is decoded lossily and counted in a warning.
+    pub fn socket_text_stream(&self, host: &str, port: u16) -> DStream<String> {
+        self.input("socket_text_stream", SocketInput::new(host, port))
+    }
+
+    /// The lines of each new file that appears in `directory` after start, each file
+    /// read once, oldest modification time first. Names starting with `.` or `_` are
+    /// ignored: write a file under such a name and rename it into place, so that it is
+    /// never read half-written. Unreadable files are logged and skipped.
+    pub fn text_file_stream(&self, directory: impl AsRef<Path>) -> DStream<String> {
+        self.input("text_file_stream", FileInput::new(directory.as_ref()))
+    }
+
+    /// Batches from a queue of `Rdd`s: one per batch (`one_at_a_time`) or all queued
+    /// at once; `default` (or an empty `Rdd`) when the queue is empty.
+    ///
+    /// ```
+    /// use dstream::{RddQueue, StreamingContext};
+    /// use std::time::Duration;
+    /// let ssc = StreamingContext::new("local[2]", Duration::from_secs(1)).unwrap();
+    /// let queue = RddQueue::new();
+    /// queue.push(ssc.parallelize(vec![1, 2, 3]));
+    /// let numbers = ssc.queue_stream(&queue, true, None);
+    /// # let _ = numbers;
+    /// ```
+    pub fn queue_stream<T: Data>(
+        &self,
+        queue: &RddQueue<T>,
+        one_at_a_time: bool,
+        default: Option<Rdd<T>>,
+    ) -> DStream<T> {
+        self.input(
+            "queue_stream",
+            QueueInput::new(queue.clone(), one_at_a_time, default),
+        )
+    }
+
+    /// Generated `(timestamp, value)` rows, `rows_per_second` of them per second:
+    /// value `i` is stamped `i / rows_per_second` seconds after the interval before the
+    /// first batch. Each batch holds the rows stamped in its interval.
+    pub fn rate_stream(&self, rows_per_second: u64) -> DStream<(Time, u64)> {
+        self.input("rate_stream", RateInput::new(rows_per_second))
+    }
+
+    /// Records from a user-defined [`Receiver`], run on a thread of its own.
+    pub fn receiver_stream<R: Receiver>(&self, receiver: R) -> DStream<R::Item> {
+        self.input("receiver_stream", ReceiverInput::new(receiver))
+    }
+
+    /// The union of many streams of this context, batch by batch.
+    ///
+    /// ```
+    /// use dstream::{RddQueue, StreamingContext};
+    /// use std::time::Duration;
+    /// # fn main() -> dstream::Result<()> {
+    /// let ssc = StreamingContext::new("local[2]", Duration::from_secs(1))?;
+    /// let streams: Vec<_> = (0..3).map(|_| ssc.queue_stream(&RddQueue::<u8>::new(), true, None)).collect();
+    /// let all = ssc.union(&streams)?;
+    /// # let _ = all;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn union<T: Data>(&self, streams: &[DStream<T>]) -> Result<DStream<T>> {
+        let Some((first, rest)) = streams.split_first() else {
+            return Err(Error::IncompatibleStreams {
+                operation: "union",
+                reason: "no streams were given".into(),
+            });
+        };
+        if !Arc::ptr_eq(first.context(), &self.shared) {
+            return Err(Error::IncompatibleStreams {
+                operation: "union",
+                reason: "the streams belong to another streaming context".into(),
+            });
+        }
+        DStream::union_all(first, rest)
+    }
+
+    fn input<T: Data>(&self, kind: &'static str, source: impl InputSource<T>) -> DStream<T> {
+        let stream = DStream::create(
+            &self.shared,
+            kind,
+            self.batch_interval(),
+            Vec::new(),
+            NoCompute,
+        );
+        let input = InputStream::new(
+            stream.node().clone(),
+            source,
+            self.shared.env.clone(),
+            self.shared.records_received.clone(),
+        );
+        self.shared.inner().inputs.push(Arc::new(input));
+        stream
+    }
+
+    /// Registers a listener for batch events.
+    pub fn add_listener(&self, listener: impl StreamingListener) {
+        self.shared.listeners.add(Arc::new(listener));
+    }
+
+    /// Starts receiving and processing. Fails if there is no output operation, if the
+    /// context was started or stopped before, or if an input cannot start (for example
+    /// a directory that does not exist).
+    pub fn start(&self) -> Result<()> {
+        self.shared.start()
+    }
+
+    /// Blocks until the context stops; returns the error that stopped it, if any (a
+    /// failed batch names its time and the panic message).
+    pub fn await_termination(&self) -> Result<()> {
+        self.shared.check_started()?;
+        self.shared.progress.wait_terminated(None);
+        self.shared.termination_result()
+    }
+
+    /// Like [`await_termination`](Self::await_termination), giving up after `timeout`:
+    /// `Ok(true)` if the context stopped, `Ok(false)` if it still runs.
+    pub fn await_termination_or_timeout(&self, timeout: Duration) -> Result<bool> {
+        self.shared.check_started()?;
+        if !self.shared.progress.wait_terminated(Some(timeout)) {
+            return Ok(false);
+        }
+        self.shared.termination_result().map(|()| true)
+    }
+
+    /// Blocks until the batch at `time` has completed (or `timeout` passes) and
+    /// returns its figures. With a [`ManualClock`](crate::ManualClock), advance the
+    /// clock to `time` first. Fails if the batch failed or the context stopped first.
+    pub fn await_batch(&self, time: Time, timeout: Duration) -> Result<BatchInfo> {
+        self.shared.progress.wait_batch(time, timeout)
+    }
+
+    /// Stops the context. With `stop_gracefully`, the receivers stop first and
+    /// everything already received is processed before this returns; otherwise the
+    /// batch running now finishes and queued batches are dropped. Stopping a stopped
+    /// context does nothing. Called from inside a batch (an output function), the
+    /// stop proceeds in the background and this returns at once.
+    pub fn stop(&self, stop_gracefully: bool) -> Result<()> {
+        ContextShared::stop(&self.shared, stop_gracefully);
+        Ok(())
+    }
+}
+
+/// Where a context is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Lifecycle {
+    Initialized,
+    Active,
+    Stopping,
+    Stopped,
+}
+
+/// The parts of a context shared by its handles, its streams and its threads.
+pub(crate) struct ContextShared {
+    env: Arc<ExecEnv>,
+    clock: Arc<dyn Clock>,
+    timeline: Arc<Timeline>,
+    restart_delay: Duration,
+    listeners: Arc<ListenerBus>,
+    progress: Arc<Progress>,
+    records_received: Arc<AtomicU64>,
+    /// The generator's and executor's thread ids, once started.
+    scheduler_threads: OnceLock<Vec<ThreadId>>,
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    lifecycle: Lifecycle,
+    next_stream_id: usize,
+    inputs: Vec<Arc<dyn InputHandle>>,
+    outputs: Vec<Arc<dyn OutputOperation>>,
+    running: Option<Running>,
+}
+
+/// What exists only while the context runs.
+struct Running {
+    scheduler: Scheduler,
+    tokio: tokio::runtime::Runtime,
+    graph: Arc<JobGraph>,
+}
+
+impl ContextShared {
+    fn inner(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn timeline(&self) -> &Arc<Timeline> {
+        &self.timeline
+    }
+
+    pub(crate) fn parallelism(&self) -> usize {
+        self.env.parallelism()
+    }
+
+    pub(crate) fn next_stream_id(&self) -> usize {
+        let mut inner = self.inner();
+        let id = inner.next_stream_id;
+        inner.next_stream_id += 1;
+        id
+    }
+
+    pub(crate) fn register_output(
+        &self,
+        kind: &'static str,
+        output: Arc<dyn OutputOperation>,
+    ) -> Result<()> {
+        let mut inner = self.inner();
+        if inner.lifecycle != Lifecycle::Initialized {
+            return Err(Error::AddedAfterStart { operation: kind });
+        }
+        inner.outputs.push(output);
+        Ok(())
+    }
+
+    fn check_started(&self) -> Result<()> {
+        match self.inner().lifecycle {
+            Lifecycle::Initialized => Err(Error::NotStarted),
+            _ => Ok(()),
+        }
+    }
+
+    fn termination_result(&self) -> Result<()> {
+        match self.progress.failure() {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
+
+    fn start(self: &Arc<Self>) -> Result<()> {
+        let mut inner = self.inner();
+        match inner.lifecycle {
+            Lifecycle::Initialized => {}
+            Lifecycle::Active | Lifecycle::Stopping => return Err(Error::AlreadyStarted),
+            Lifecycle::Stopped => return Err(Error::AlreadyStopped),
+        }
+        if inner.outputs.is_empty() {
+            return Err(Error::NoOutputOperations);
+        }
+        let graph = Arc::new(JobGraph {
+            inputs: inner.inputs.clone(),
+            nodes: reachable_streams(&inner.outputs, &inner.inputs),
+            outputs: inner.outputs.clone(),
+        });
+        let batch_interval = self.timeline.batch_interval();
+        let first_batch = self.clock.now().next_multiple(batch_interval);
+        self.timeline.start_at(first_batch);
+
+        // Whatever happens next, this context is used up.
+        inner.lifecycle = Lifecycle::Stopped;
+        let tokio = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("dstream-net")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Runtime {
+                what: "network runtime",
+                reason: e.to_string(),
+            })?;
+        let sources = SourceContext {
+            tokio: tokio.handle().clone(),
+            restart_delay: self.restart_delay,
+            clock: self.clock.clone(),
+            origin: first_batch - batch_interval,
+        };
+        for (started, input) in graph.inputs.iter().enumerate() {
+            if let Err(e) = input.start(&sources) {
+                graph.inputs[..started].iter().for_each(|i| i.stop());
+                tokio.shutdown_background();
+                self.progress.terminate();
+                return Err(e);
+            }
+        }
+        let weak: Weak<ContextShared> = Arc::downgrade(self);
+        let parts = SchedulerParts {
+            graph: graph.clone(),
+            clock: self.clock.clone(),
+            env: self.env.clone(),
+            listeners: self.listeners.clone(),
+            progress: self.progress.clone(),
+            batch_interval,
+            first_batch,
+            on_failure: Box::new(move || {
+                if let Some(shared) = weak.upgrade() {
+                    ContextShared::stop(&shared, false);
+                }
+            }),
+        };
+        let scheduler = match Scheduler::start(parts) {
+            Ok(scheduler) => scheduler,
+            Err(e) => {
+                graph.inputs.iter().for_each(|i| i.stop());
+                tokio.shutdown_background();
+                self.progress.terminate();
+                return Err(e);
+            }
+        };
+        let _ = self.scheduler_threads.set(scheduler.thread_ids().to_vec());
+        inner.running = Some(Running {
+            scheduler,
+            tokio,
+            graph,
+        });
+        inner.lifecycle = Lifecycle::Active;
+        drop(inner);
+        self.listeners.post(|l| l.on_streaming_started(first_batch));
+        Ok(())
+    }
+
+    /// Stops the context (see [`StreamingContext::stop`]).
+    fn stop(self: &Arc<Self>, graceful: bool) {
+        let running = {
+            let mut inner = self.inner();
+            match inner.lifecycle {
+                Lifecycle::Initialized => {
+                    inner.lifecycle = Lifecycle::Stopped;
+                    self.progress.terminate();
+                    return;
+                }
+                Lifecycle::Stopped => return,
+                Lifecycle::Stopping => None,
+                Lifecycle::Active => {
+                    inner.lifecycle = Lifecycle::Stopping;
+                    inner.running.take()
+                }
+            }
+        };
+        let Some(running) = running else {
+            // Someone else is stopping it; wait for them, unless that would deadlock.
+            if !self.on_own_thread() {
+                self.progress.wait_terminated(None);
+            }
+            return;
+        };
+        if self.on_own_thread() {
+            // Joining the scheduler from its own threads would deadlock.
+            let shared = self.clone();
+            let spawned = std::thread::Builder::new()
+                .name("dstream-stop".into())
+                .spawn(move || shared.shut_down(running, graceful));
+            if let Err(e) = spawned {
+                log::error!("cannot start a thread to stop the streaming context: {e}");
+            }
+            return;
+        }
+        self.shut_down(running, graceful);
+    }
+
+    /// Whether the caller is one of the threads a stop must wait for.
+    fn on_own_thread(&self) -> bool {
+        let current = std::thread::current().id();
+        self.env.is_worker_thread()
+            || self
+                .scheduler_threads
+                .get()
+                .is_some_and(|ids| ids.contains(&current))
+    }
+
+    fn shut_down(&self, running: Running, graceful: bool) {
+        for input in &running.graph.inputs {
+            input.stop();
+        }
+        running.scheduler.stop(graceful);
+        running.tokio.shutdown_background();
+        self.inner().lifecycle = Lifecycle::Stopped;
+        self.progress.terminate();
+        self.listeners.post(|l| l.on_streaming_stopped());
+    }
+}
+
+/// Every stream that an output reads, directly or through parents, and the inputs.
+fn reachable_streams(
+    outputs: &[Arc<dyn OutputOperation>],
+    inputs: &[Arc<dyn InputHandle>],
+) -> Vec<Arc<dyn GraphNode>> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut nodes = Vec::new();
+    let mut stack: Vec<Arc<dyn GraphNode>> = outputs.iter().map(|o| o.stream()).collect();
+    stack.extend(inputs.iter().map(|i| i.node()));
+    while let Some(node) = stack.pop() {
+        if seen.insert(node.meta().id) {
+            stack.extend(node.meta().parents.iter().cloned());
+            nodes.push(node);
+        }
+    }
+    nodes.sort_by_key(|n| n.meta().id);
+    nodes
+}

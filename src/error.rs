@@ -1,0 +1,218 @@
+//! The library's one error type.
+//!
+//! Every fallible public operation returns [`Result`]. Messages name the thing that
+//! went wrong (a path, an address, a batch time) and, where it helps, what to do.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::time::Time;
+
+/// Everything that can go wrong in dstream.
+///
+/// `Error` is `Clone` so that the error that stopped a context can be returned by
+/// every call to [`await_termination`](crate::StreamingContext::await_termination).
+///
+/// ```
+/// use dstream::{Error, StreamingContext};
+/// use std::time::Duration;
+///
+/// let err = StreamingContext::new("local[2]", Duration::ZERO).unwrap_err();
+/// assert!(matches!(err, Error::InvalidBatchInterval { .. }));
+/// assert!(err.to_string().contains("batch interval"));
+/// ```
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The batch interval is zero or not a whole number of milliseconds.
+    #[error(
+        "invalid batch interval {interval:?}: it must be a positive whole number of milliseconds"
+    )]
+    InvalidBatchInterval {
+        /// The interval that was given.
+        interval: Duration,
+    },
+
+    /// The parallelism setting could not be understood.
+    #[error(
+        "invalid parallelism {given:?}: expected \"local\", \"local[*]\", \"local[N]\", \"*\" or a positive number N"
+    )]
+    InvalidParallelism {
+        /// The setting that was given.
+        given: String,
+    },
+
+    /// A window length or slide is not a positive multiple of the parent stream's slide.
+    #[error(
+        "{what} {duration:?} of {operation} must be a positive multiple of the {base_name} {base:?}"
+    )]
+    NotAMultiple {
+        /// The operation being defined, for example `window`.
+        operation: &'static str,
+        /// Which duration is wrong: `window length`, `slide` or `checkpoint interval`.
+        what: &'static str,
+        /// The duration that was given.
+        duration: Duration,
+        /// What it must be a multiple of, for example `batch interval`.
+        base_name: &'static str,
+        /// The value it must be a multiple of.
+        base: Duration,
+    },
+
+    /// Streams combined by one operation do not fit together.
+    #[error("cannot {operation}: {reason}")]
+    IncompatibleStreams {
+        /// The operation, for example `join`.
+        operation: &'static str,
+        /// Why the streams do not fit together.
+        reason: String,
+    },
+
+    /// `start` was called on a context that is already running.
+    #[error("the streaming context has already been started")]
+    AlreadyStarted,
+
+    /// The context was stopped; a stopped context cannot be started again.
+    #[error("the streaming context has been stopped; create a new context to run again")]
+    AlreadyStopped,
+
+    /// An operation was added to a context that has already started.
+    #[error(
+        "cannot add {operation} after the streaming context has started: define all streams and output operations before start()"
+    )]
+    AddedAfterStart {
+        /// The operation that came too late.
+        operation: &'static str,
+    },
+
+    /// `start` found no output operation, so no batch would ever do anything.
+    #[error(
+        "no output operations registered, so nothing to execute: add foreach_rdd, pprint or save_as_text_files before start()"
+    )]
+    NoOutputOperations,
+
+    /// The context has not been started yet.
+    #[error("the streaming context has not been started")]
+    NotStarted,
+
+    /// A batch failed: a user function panicked or an output operation returned an error.
+    #[error("batch {time} failed: {message}")]
+    BatchFailed {
+        /// The time of the batch that failed.
+        time: Time,
+        /// What went wrong, including the panic message of a user function.
+        message: String,
+    },
+
+    /// A wait ended before the thing waited for happened.
+    #[error("timed out after {after:?} waiting for {what}")]
+    Timeout {
+        /// What was being waited for.
+        what: String,
+        /// How long the wait lasted.
+        after: Duration,
+    },
+
+    /// A file or directory operation failed.
+    #[error("{action} {path}: {source}")]
+    Io {
+        /// What was being done, for example `cannot read`.
+        action: &'static str,
+        /// The path involved.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+
+    /// A network operation failed, for example binding a port that is in use.
+    #[error("{action} {address}: {source}")]
+    Network {
+        /// What was being done, for example `cannot listen on`.
+        action: &'static str,
+        /// The address involved.
+        address: String,
+        /// The operating system's error.
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+
+    /// A thread or thread pool could not be started.
+    #[error("cannot start {what}: {reason}")]
+    Runtime {
+        /// The thread or pool, for example `worker pool`.
+        what: &'static str,
+        /// The reason given by the system.
+        reason: String,
+    },
+
+    /// Stateful operations need a checkpoint directory.
+    #[error(
+        "{operation} needs a checkpoint directory: call ssc.checkpoint(dir) before start() (state and window results are saved there so a restart can recover them)"
+    )]
+    CheckpointRequired {
+        /// The operation that needs it.
+        operation: String,
+    },
+
+    /// A checkpoint file is damaged or was written by an incompatible version.
+    #[error("corrupt checkpoint {path}: {reason}")]
+    CorruptCheckpoint {
+        /// The damaged file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// The streams built now do not match those in the checkpoint being recovered.
+    #[error(
+        "the checkpoint in {dir} does not match this program: {difference}. Use a new checkpoint directory, or give streams explicit names with .name(..) so that they match"
+    )]
+    CheckpointMismatch {
+        /// The checkpoint directory.
+        dir: PathBuf,
+        /// The first difference found, naming the stream.
+        difference: String,
+    },
+
+    /// State could not be encoded or decoded for a checkpoint.
+    #[error("cannot {action} the state of {stream}: {reason}")]
+    Codec {
+        /// `encode` or `decode`.
+        action: &'static str,
+        /// The stream whose state it is.
+        stream: String,
+        /// The codec's message.
+        reason: String,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
+        Error::Io {
+            action,
+            path: path.into(),
+            source: Arc::new(source),
+        }
+    }
+
+    pub(crate) fn network(
+        action: &'static str,
+        address: impl Into<String>,
+        source: std::io::Error,
+    ) -> Self {
+        Error::Network {
+            action,
+            address: address.into(),
+            source: Arc::new(source),
+        }
+    }
+}
+
+/// `Result` with the library's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,79 @@
+//! # dstream
+//!
+//! DStream-style micro-batch stream processing on one machine with many cores: the
+//! programming model of Spark Streaming's DStream API, in Rust.
+//!
+//! A [`StreamingContext`] with a fixed batch interval turns each interval's input into
+//! an immutable, partitioned [`Rdd`], processes it in parallel with rayon, and runs the
+//! output operations ([`DStream::foreach_rdd`], [`DStream::pprint`],
+//! [`DStream::save_as_text_files`]) batch after batch.
+//!
+//! ```
+//! use dstream::prelude::*;
+//! use std::sync::{Arc, Mutex};
+//! use std::time::Duration;
+//!
+//! # fn main() -> dstream::Result<()> {
+//! // A manual clock makes batches happen exactly when the program says.
+//! let clock = ManualClock::new(Time::from_millis(0));
+//! let ssc = StreamingContext::builder()
+//!     .batch_interval(Duration::from_secs(10))
+//!     .master("local[2]")
+//!     .clock(clock.clone())
+//!     .build()?;
+//!
+//! let queue = RddQueue::new();
+//! queue.push(ssc.parallelize(vec!["This is line 1".to_string(), "This is line 2".to_string()]));
+//! let word_counts = ssc
+//!     .queue_stream(&queue, true, None)
+//!     .flat_map(|line| line.split(' ').map(String::from).collect::<Vec<_>>())
+//!     .map(|word| (word, 1))
+//!     .reduce_by_key(|x, y| x + y);
+//!
+//! let batches = Arc::new(Mutex::new(Vec::new()));
+//! let sink = batches.clone();
+//! word_counts.foreach_rdd(move |rdd, _time| {
+//!     let mut counts = rdd.collect();
+//!     counts.sort();
+//!     sink.lock().unwrap().push(counts);
+//! })?;
+//!
+//! ssc.start()?;
+//! clock.advance(Duration::from_secs(10));
+//! ssc.await_batch(Time::from_millis(10_000), Duration::from_secs(30))?;
+//! ssc.stop(true)?;
+//!
+//! let expected: Vec<(String, i32)> = vec![
+//!     ("1".into(), 1), ("2".into(), 1), ("This".into(), 2), ("is".into(), 2), ("line".into(), 2),
+//! ];
+//! assert_eq!(batches.lock().unwrap()[0], expected);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The crate's modules follow the data flow: [`source`] (input streams) feed
+//! [`dstream`] (the stream graph), which builds [`rdd`]s (parallel datasets); the
+//! [`scheduler`] runs batches on a clock and reports to listeners.
+
+pub mod context;
+pub mod dstream;
+pub mod error;
+pub mod rdd;
+pub mod scheduler;
+pub mod source;
+pub mod time;
+
+pub use context::{Parallelism, StreamingContext, StreamingContextBuilder};
+pub use dstream::{DStream, OutputResult};
+pub use error::{Error, Result};
+pub use rdd::{Data, HashPartitioner, Key, PartitionIter, Partitioner, Rdd};
+pub use scheduler::{BatchInfo, Clock, ManualClock, StreamingListener, SystemClock};
+pub use source::{RddQueue, Receiver, ReceiverSink};
+pub use time::Time;
+
+/// The names most programs need: `use dstream::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        BatchInfo, DStream, ManualClock, Rdd, RddQueue, StreamingContext, StreamingListener, Time,
+    };
+}

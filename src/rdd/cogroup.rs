@@ -1,0 +1,270 @@
+//! `cogroup` and the joins built on it.
+//!
+//! Both sides are shuffled with the same partitioner (grouping values per key,
+//! map-side), then each output partition merges its two groups, in parallel. The joins
+//! turn each key's two groups into pairs.
+
+use std::sync::{Arc, OnceLock};
+
+use hashbrown::HashTable;
+use hashbrown::hash_table::Entry;
+use rayon::prelude::*;
+
+use super::materialized::{ClonedPartition, SharedPartitions};
+use super::shuffle::{self, Aggregator, Partitioning, Slot, Table};
+use super::{Data, Key, PartitionIter, Rdd, RddNode};
+
+/// For each key: its values on the left and its values on the right.
+type Groups<V, W> = (Vec<V>, Vec<W>);
+
+struct CoGrouped<K, V, W> {
+    left: Rdd<(K, V)>,
+    right: Rdd<(K, W)>,
+    partitioning: Partitioning<K>,
+    output: OnceLock<SharedPartitions<(K, Groups<V, W>)>>,
+}
+
+impl<K: Key, V: Data, W: Data> CoGrouped<K, V, W> {
+    fn output(&self) -> &SharedPartitions<(K, Groups<V, W>)> {
+        self.output.get_or_init(|| {
+            let (left, right) = rayon::join(
+                || shuffle::combine(&self.left, &self.partitioning, &Aggregator::grouping()),
+                || shuffle::combine(&self.right, &self.partitioning, &Aggregator::grouping()),
+            );
+            let merged = left
+                .into_par_iter()
+                .zip(right)
+                .map(|(left, right)| merge_groups(left, right))
+                .collect();
+            Arc::new(merged)
+        })
+    }
+}
+
+/// Joins one output partition's left and right groups by key.
+fn merge_groups<K: Key, V, W>(
+    left: Table<K, Vec<V>>,
+    right: Table<K, Vec<W>>,
+) -> Vec<(K, Groups<V, W>)> {
+    let mut both: Table<K, Groups<V, W>> = HashTable::with_capacity(left.len() + right.len());
+    for slot in left {
+        let values = slot.value.unwrap_or_default();
+        both.insert_unique(
+            slot.hash,
+            Slot {
+                hash: slot.hash,
+                key: slot.key,
+                value: Some((values, Vec::new())),
+            },
+            |s| s.hash,
+        );
+    }
+    for slot in right {
+        let values = slot.value.unwrap_or_default();
+        match both.entry(slot.hash, |s| s.key == slot.key, |s| s.hash) {
+            Entry::Occupied(mut occupied) => {
+                if let Some(groups) = occupied.get_mut().value.as_mut() {
+                    groups.1 = values;
+                }
+            }
+            Entry::Vacant(vacant) => {
+                vacant.insert(Slot {
+                    hash: slot.hash,
+                    key: slot.key,
+                    value: Some((Vec::new(), values)),
+                });
+            }
+        }
+    }
+    shuffle::into_pairs(both)
+}
+
+impl<K: Key, V: Data, W: Data> RddNode<(K, Groups<V, W>)> for CoGrouped<K, V, W> {
+    fn num_partitions(&self) -> usize {
+        self.partitioning.num_partitions()
+    }
+
+    fn prepare(&self) {
+        self.output();
+    }
+
+    fn compute(&self, partition: usize) -> PartitionIter<(K, Groups<V, W>)> {
+        Box::new(ClonedPartition::new(self.output().clone(), partition))
+    }
+}
+
+// The join result types are spelled out, as Spark's are, rather than hidden behind
+// aliases: a reader sees at once what each join yields.
+#[allow(clippy::type_complexity)]
+impl<K: Key, V: Data> Rdd<(K, V)> {
+    /// For every key in either `Rdd`: its values here and its values in `other`.
+    ///
+    /// ```
+    /// use dstream::Rdd;
+    /// let a = Rdd::from_vec(vec![("x", 1), ("x", 2), ("y", 3)], 2);
+    /// let b = Rdd::from_vec(vec![("x", 'a'), ("z", 'b')], 1);
+    /// let mut groups = a.cogroup(&b).collect();
+    /// groups.sort();
+    /// assert_eq!(groups, vec![
+    ///     ("x", (vec![1, 2], vec!['a'])),
+    ///     ("y", (vec![3], vec![])),
+    ///     ("z", (vec![], vec!['b'])),
+    /// ]);
+    /// ```
+    pub fn cogroup<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (Vec<V>, Vec<W>))> {
+        self.cogroup_with_partitions(other, self.env().parallelism())
+    }
+
+    /// [`cogroup`](Rdd::cogroup) into `partitions` partitions.
+    pub fn cogroup_with_partitions<W: Data>(
+        &self,
+        other: &Rdd<(K, W)>,
+        partitions: usize,
+    ) -> Rdd<(K, (Vec<V>, Vec<W>))> {
+        self.derive(CoGrouped {
+            left: self.clone(),
+            right: other.clone(),
+            partitioning: Partitioning::hash(partitions),
+            output: OnceLock::new(),
+        })
+    }
+
+    /// Pairs every value here with every value of the same key in `other` (inner join).
+    ///
+    /// ```
+    /// use dstream::Rdd;
+    /// let a = Rdd::from_vec(vec![("x", 1), ("y", 2)], 2);
+    /// let b = Rdd::from_vec(vec![("x", 'a'), ("x", 'b'), ("z", 'c')], 2);
+    /// let mut joined = a.join(&b).collect();
+    /// joined.sort();
+    /// assert_eq!(joined, vec![("x", (1, 'a')), ("x", (1, 'b'))]);
+    /// ```
+    pub fn join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (V, W))> {
+        self.join_with_partitions(other, self.env().parallelism())
+    }
+
+    /// [`join`](Rdd::join) into `partitions` partitions.
+    pub fn join_with_partitions<W: Data>(
+        &self,
+        other: &Rdd<(K, W)>,
+        partitions: usize,
+    ) -> Rdd<(K, (V, W))> {
+        self.cogroup_with_partitions(other, partitions)
+            .flat_map(|(k, (vs, ws))| pairs(&k, &vs, &ws, |v, w| (v.clone(), w.clone())))
+    }
+
+    /// Like [`join`](Rdd::join), keeping keys that only this `Rdd` has, with `None`.
+    ///
+    /// ```
+    /// use dstream::Rdd;
+    /// let a = Rdd::from_vec(vec![("x", 1), ("y", 2)], 2);
+    /// let b = Rdd::from_vec(vec![("x", 'a')], 1);
+    /// let mut joined = a.left_outer_join(&b).collect();
+    /// joined.sort();
+    /// assert_eq!(joined, vec![("x", (1, Some('a'))), ("y", (2, None))]);
+    /// ```
+    pub fn left_outer_join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (V, Option<W>))> {
+        self.left_outer_join_with_partitions(other, self.env().parallelism())
+    }
+
+    /// [`left_outer_join`](Rdd::left_outer_join) into `partitions` partitions.
+    pub fn left_outer_join_with_partitions<W: Data>(
+        &self,
+        other: &Rdd<(K, W)>,
+        partitions: usize,
+    ) -> Rdd<(K, (V, Option<W>))> {
+        self.cogroup_with_partitions(other, partitions)
+            .flat_map(|(k, (vs, ws))| {
+                let ws: Vec<Option<W>> = optional(ws);
+                pairs(&k, &vs, &ws, |v, w| (v.clone(), w.clone()))
+            })
+    }
+
+    /// Like [`join`](Rdd::join), keeping keys that only `other` has, with `None`.
+    ///
+    /// ```
+    /// use dstream::Rdd;
+    /// let a = Rdd::from_vec(vec![("x", 1)], 1);
+    /// let b = Rdd::from_vec(vec![("x", 'a'), ("z", 'c')], 2);
+    /// let mut joined = a.right_outer_join(&b).collect();
+    /// joined.sort();
+    /// assert_eq!(joined, vec![("x", (Some(1), 'a')), ("z", (None, 'c'))]);
+    /// ```
+    pub fn right_outer_join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (Option<V>, W))> {
+        self.right_outer_join_with_partitions(other, self.env().parallelism())
+    }
+
+    /// [`right_outer_join`](Rdd::right_outer_join) into `partitions` partitions.
+    pub fn right_outer_join_with_partitions<W: Data>(
+        &self,
+        other: &Rdd<(K, W)>,
+        partitions: usize,
+    ) -> Rdd<(K, (Option<V>, W))> {
+        self.cogroup_with_partitions(other, partitions)
+            .flat_map(|(k, (vs, ws))| {
+                let vs: Vec<Option<V>> = optional(vs);
+                pairs(&k, &vs, &ws, |v, w| (v.clone(), w.clone()))
+            })
+    }
+
+    /// Like [`join`](Rdd::join), keeping keys that only one side has, with `None` for
+    /// the other side.
+    ///
+    /// ```
+    /// use dstream::Rdd;
+    /// let a = Rdd::from_vec(vec![("x", 1), ("y", 2)], 1);
+    /// let b = Rdd::from_vec(vec![("x", 'a'), ("z", 'c')], 1);
+    /// let mut joined = a.full_outer_join(&b).collect();
+    /// joined.sort();
+    /// assert_eq!(joined, vec![
+    ///     ("x", (Some(1), Some('a'))),
+    ///     ("y", (Some(2), None)),
+    ///     ("z", (None, Some('c'))),
+    /// ]);
+    /// ```
+    pub fn full_outer_join<W: Data>(
+        &self,
+        other: &Rdd<(K, W)>,
+    ) -> Rdd<(K, (Option<V>, Option<W>))> {
+        self.full_outer_join_with_partitions(other, self.env().parallelism())
+    }
+
+    /// [`full_outer_join`](Rdd::full_outer_join) into `partitions` partitions.
+    pub fn full_outer_join_with_partitions<W: Data>(
+        &self,
+        other: &Rdd<(K, W)>,
+        partitions: usize,
+    ) -> Rdd<(K, (Option<V>, Option<W>))> {
+        self.cogroup_with_partitions(other, partitions)
+            .flat_map(|(k, (vs, ws))| {
+                let (vs, ws): (Vec<Option<V>>, Vec<Option<W>>) = (optional(vs), optional(ws));
+                pairs(&k, &vs, &ws, |v, w| (v.clone(), w.clone()))
+            })
+    }
+}
+
+/// Every `(key, make(v, w))` for `v` in `vs` and `w` in `ws`.
+fn pairs<K: Clone, V, W, R>(
+    key: &K,
+    vs: &[V],
+    ws: &[W],
+    make: impl Fn(&V, &W) -> R,
+) -> Vec<(K, R)> {
+    let mut out = Vec::with_capacity(vs.len() * ws.len());
+    for v in vs {
+        for w in ws {
+            out.push((key.clone(), make(v, w)));
+        }
+    }
+    out
+}
+
+/// The values as `Some`, or a single `None` when there are none (the outer side of an
+/// outer join).
+fn optional<T>(values: Vec<T>) -> Vec<Option<T>> {
+    if values.is_empty() {
+        vec![None]
+    } else {
+        values.into_iter().map(Some).collect()
+    }
+}

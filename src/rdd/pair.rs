@@ -1,0 +1,243 @@
+//! The shuffling operations: by key on pair `Rdd`s, by element on any `Rdd`.
+//!
+//! Each takes the default number of partitions (the pool's thread count); the
+//! `_with_partitions` variants take it explicitly (0 is taken as 1).
+
+use std::sync::Arc;
+
+use super::shuffle::{Aggregator, Partitioning, Shuffled, Staged, scatter};
+use super::{Data, Key, Partitioner, Rdd};
+
+impl<K: Key, V: Data> Rdd<(K, V)> {
+    /// Combines the values of each key with three functions, as Spark's
+    /// `combineByKey`: `create` turns a key's first value into a combiner,
+    /// `merge_value` adds a value to a combiner (map side), `merge_combiners` merges two
+    /// combiners (reduce side).
+    ///
+    /// ```
+    /// use dstream::Rdd;
+    /// // Average per key: (sum, count) combiners.
+    /// let scores = Rdd::from_vec(vec![("a", 1.0), ("b", 4.0), ("a", 3.0)], 2);
+    /// let mut avg = scores
+    ///     .combine_by_key(|v| (v, 1), |(s, n), v| (s + v, n + 1), |(s1, n1), (s2, n2)| (s1 + s2, n1 + n2))
+    ///     .map_values(|(sum, n)| sum / n as f64)
+    ///     .collect();
+    /// avg.sort_by(|a, b| a.0.cmp(b.0));
+    /// assert_eq!(avg, vec![("a", 2.0), ("b", 4.0)]);
+    /// ```
+    pub fn combine_by_key<C: Data>(
+        &self,
+        create: impl Fn(V) -> C + Send + Sync + 'static,
+        merge_value: impl Fn(C, V) -> C + Send + Sync + 'static,
+        merge_combiners: impl Fn(C, C) -> C + Send + Sync + 'static,
+    ) -> Rdd<(K, C)> {
+        self.combine_by_key_with_partitions(
+            create,
+            merge_value,
+            merge_combiners,
+            self.env().parallelism(),
+        )
+    }
+
+    /// [`combine_by_key`](Rdd::combine_by_key) into `partitions` partitions.
+    pub fn combine_by_key_with_partitions<C: Data>(
+        &self,
+        create: impl Fn(V) -> C + Send + Sync + 'static,
+        merge_value: impl Fn(C, V) -> C + Send + Sync + 'static,
+        merge_combiners: impl Fn(C, C) -> C + Send + Sync + 'static,
+        partitions: usize,
+    ) -> Rdd<(K, C)> {
+        self.shuffle_combine(
+            Aggregator {
+                create: Arc::new(create),
+                merge_value: Arc::new(merge_value),
+                merge_combiners: Arc::new(merge_combiners),
+            },
+            partitions,
+        )
+    }
+
+    pub(crate) fn shuffle_combine<C: Data>(
+        &self,
+        aggregator: Aggregator<V, C>,
+        partitions: usize,
+    ) -> Rdd<(K, C)> {
+        self.derive(Shuffled::new(
+            self.clone(),
+            Partitioning::hash(partitions),
+            aggregator,
+        ))
+    }
+
+    /// Merges the values of each key with `f`, combining map-side first.
+    ///
+    /// ```
+    /// use dstream::Rdd;
+    /// let mut counts = Rdd::from_vec(vec![("a", 1), ("b", 1), ("a", 1)], 2)
+    ///     .reduce_by_key(|x, y| x + y)
+    ///     .collect();
+    /// counts.sort();
+    /// assert_eq!(counts, vec![("a", 2), ("b", 1)]);
+    /// ```
+    pub fn reduce_by_key(&self, f: impl Fn(V, V) -> V + Send + Sync + 'static) -> Rdd<(K, V)> {
+        self.reduce_by_key_with_partitions(f, self.env().parallelism())
+    }
+
+    /// [`reduce_by_key`](Rdd::reduce_by_key) into `partitions` partitions.
+    pub fn reduce_by_key_with_partitions(
+        &self,
+        f: impl Fn(V, V) -> V + Send + Sync + 'static,
+        partitions: usize,
+    ) -> Rdd<(K, V)> {
+        self.shuffle_combine(reducing(f), partitions)
+    }
+
+    /// Merges the values of each key with `f`, starting from `zero` in each partition.
+    ///
+    /// ```
+    /// use dstream::Rdd;
+    /// let mut max = Rdd::from_vec(vec![("a", 3), ("a", 7), ("b", -1)], 2)
+    ///     .fold_by_key(0, |x: i32, y| x.max(y))
+    ///     .collect();
+    /// max.sort();
+    /// assert_eq!(max, vec![("a", 7), ("b", 0)]);
+    /// ```
+    pub fn fold_by_key(
+        &self,
+        zero: V,
+        f: impl Fn(V, V) -> V + Send + Sync + 'static,
+    ) -> Rdd<(K, V)> {
+        self.fold_by_key_with_partitions(zero, f, self.env().parallelism())
+    }
+
+    /// [`fold_by_key`](Rdd::fold_by_key) into `partitions` partitions.
+    pub fn fold_by_key_with_partitions(
+        &self,
+        zero: V,
+        f: impl Fn(V, V) -> V + Send + Sync + 'static,
+        partitions: usize,
+    ) -> Rdd<(K, V)> {
+        let f = Arc::new(f);
+        let first = f.clone();
+        self.shuffle_combine(
+            Aggregator {
+                create: Arc::new(move |v| first(zero.clone(), v)),
+                merge_value: f.clone(),
+                merge_combiners: f,
+            },
+            partitions,
+        )
+    }
+
+    /// Collects the values of each key into a `Vec`.
+    ///
+    /// ```
+    /// use dstream::Rdd;
+    /// let mut groups = Rdd::from_vec(vec![("a", 1), ("b", 2), ("a", 3)], 1).group_by_key().collect();
+    /// groups.sort();
+    /// assert_eq!(groups, vec![("a", vec![1, 3]), ("b", vec![2])]);
+    /// ```
+    pub fn group_by_key(&self) -> Rdd<(K, Vec<V>)> {
+        self.group_by_key_with_partitions(self.env().parallelism())
+    }
+
+    /// [`group_by_key`](Rdd::group_by_key) into `partitions` partitions.
+    pub fn group_by_key_with_partitions(&self, partitions: usize) -> Rdd<(K, Vec<V>)> {
+        self.shuffle_combine(Aggregator::grouping(), partitions)
+    }
+
+    /// Moves every pair to the partition `partitioner` assigns its key, without
+    /// combining.
+    ///
+    /// ```
+    /// use dstream::{HashPartitioner, Partitioner, Rdd};
+    /// let p = HashPartitioner::new(3);
+    /// let parts = Rdd::from_vec((0..30).map(|i| (i % 5, i)).collect(), 2)
+    ///     .partition_by(p)
+    ///     .glom()
+    ///     .collect();
+    /// for (index, part) in parts.iter().enumerate() {
+    ///     assert!(part.iter().all(|(k, _)| p.partition(k) == index));
+    /// }
+    /// assert_eq!(parts.iter().map(Vec::len).sum::<usize>(), 30);
+    /// ```
+    pub fn partition_by(&self, partitioner: impl Partitioner<K>) -> Rdd<(K, V)> {
+        let partitioning = Partitioning::Custom(Arc::new(partitioner));
+        let outputs = partitioning.num_partitions();
+        let parent = self.clone();
+        self.derive(Staged::new(outputs, move || {
+            scatter(&parent, outputs, |_, _, (key, _)| {
+                partitioning.partition_of_key(key)
+            })
+        }))
+    }
+}
+
+/// The aggregator of `reduce_by_key`: `f` merges values and combiners alike.
+pub(crate) fn reducing<V: 'static>(
+    f: impl Fn(V, V) -> V + Send + Sync + 'static,
+) -> Aggregator<V, V> {
+    let f = Arc::new(f);
+    Aggregator {
+        create: Arc::new(|v| v),
+        merge_value: f.clone(),
+        merge_combiners: f,
+    }
+}
+
+impl<T: Key> Rdd<T> {
+    /// How often each distinct element occurs.
+    ///
+    /// ```
+    /// use dstream::Rdd;
+    /// let mut counts = Rdd::from_vec(vec!['a', 'b', 'a'], 2).count_by_value().collect();
+    /// counts.sort();
+    /// assert_eq!(counts, vec![('a', 2), ('b', 1)]);
+    /// ```
+    pub fn count_by_value(&self) -> Rdd<(T, u64)> {
+        self.count_by_value_with_partitions(self.env().parallelism())
+    }
+
+    /// [`count_by_value`](Rdd::count_by_value) into `partitions` partitions.
+    pub fn count_by_value_with_partitions(&self, partitions: usize) -> Rdd<(T, u64)> {
+        self.map(|x| (x, 1u64))
+            .reduce_by_key_with_partitions(|a, b| a + b, partitions)
+    }
+
+    /// Each distinct element once.
+    ///
+    /// ```
+    /// use dstream::Rdd;
+    /// let mut distinct = Rdd::from_vec(vec![3, 1, 3, 2, 1], 2).distinct().collect();
+    /// distinct.sort();
+    /// assert_eq!(distinct, vec![1, 2, 3]);
+    /// ```
+    pub fn distinct(&self) -> Rdd<T> {
+        self.distinct_with_partitions(self.env().parallelism())
+    }
+
+    /// [`distinct`](Rdd::distinct) into `partitions` partitions.
+    pub fn distinct_with_partitions(&self, partitions: usize) -> Rdd<T> {
+        self.map(|x| (x, ()))
+            .reduce_by_key_with_partitions(|a, _| a, partitions)
+            .keys()
+    }
+}
+
+impl<T: Data> Rdd<T> {
+    /// Spreads the elements evenly over `partitions` partitions (round robin).
+    ///
+    /// ```
+    /// use dstream::Rdd;
+    /// let rdd = Rdd::from_vec((0..10).collect::<Vec<i32>>(), 1).repartition(3);
+    /// let sizes: Vec<usize> = rdd.glom().collect().iter().map(Vec::len).collect();
+    /// assert_eq!(sizes, vec![4, 3, 3]);
+    /// ```
+    pub fn repartition(&self, partitions: usize) -> Rdd<T> {
+        let partitions = partitions.max(1);
+        let parent = self.clone();
+        self.derive(Staged::new(partitions, move || {
+            scatter(&parent, partitions, |input, position, _| input + position)
+        }))
+    }
+}

@@ -1,0 +1,393 @@
+//! The scheduler: a job generator and a job executor, each on its own thread.
+//!
+//! The **generator** waits on the clock for each batch time `t`, cuts every input's
+//! data for `t`, asks every output operation for its job at `t` (computing the stream
+//! graph, which only builds lazy `Rdd`s) and queues the batch. The **executor** takes
+//! batches in order and runs their jobs one after the other on the context's thread
+//! pool. A batch that takes longer than the interval delays the next ones (scheduling
+//! delay); no batch is ever dropped, except by a non-graceful stop.
+//!
+//! A panic in a user function fails its batch: the error, naming the batch time, is
+//! recorded in [`Progress`] and the context stops.
+
+mod clock;
+mod listener;
+
+use std::any::Any;
+use std::collections::VecDeque;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::{JoinHandle, ThreadId};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub(crate) use listener::ListenerBus;
+pub use listener::{BatchInfo, StreamingListener};
+
+use crate::dstream::{GraphNode, OutputOperation};
+use crate::error::{Error, Result};
+use crate::rdd::ExecEnv;
+use crate::source::InputHandle;
+use crate::time::Time;
+
+/// How often a waiting generator looks at its stop signal.
+const STOP_POLL: Duration = Duration::from_millis(20);
+
+/// How many completed batches' figures are kept for [`Progress::wait_batch`].
+const KEPT_BATCH_INFOS: usize = 1024;
+
+/// The text of a panic's payload.
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_string()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "(a panic without a message)".to_string()
+    }
+}
+
+/// Runs `f`, turning a panic into its message.
+pub(crate) fn catch_panic<R>(f: impl FnOnce() -> R) -> std::result::Result<R, String> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|payload| panic_message(&*payload))
+}
+
+/// The stream graph as it was when the context started.
+pub(crate) struct JobGraph {
+    pub(crate) inputs: Vec<Arc<dyn InputHandle>>,
+    pub(crate) outputs: Vec<Arc<dyn OutputOperation>>,
+    /// Every stream the outputs read, inputs included.
+    pub(crate) nodes: Vec<Arc<dyn GraphNode>>,
+}
+
+/// The work of one output operation for one batch.
+pub(crate) type Job = Box<dyn FnOnce() -> std::result::Result<(), String> + Send>;
+
+struct Batch {
+    info: BatchInfo,
+    /// The jobs, or why the graph could not be computed for this batch.
+    jobs: std::result::Result<Vec<(usize, Job)>, String>,
+}
+
+/// What has completed so far, and whether and why the context terminated.
+#[derive(Default)]
+pub(crate) struct Progress {
+    state: Mutex<ProgressState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct ProgressState {
+    last_completed: Option<Time>,
+    recent: VecDeque<BatchInfo>,
+    failure: Option<Error>,
+    terminated: bool,
+}
+
+impl Progress {
+    fn state(&self) -> MutexGuard<'_, ProgressState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn completed(&self, info: BatchInfo) {
+        let mut state = self.state();
+        state.last_completed = Some(info.batch_time);
+        if state.recent.len() == KEPT_BATCH_INFOS {
+            state.recent.pop_front();
+        }
+        state.recent.push_back(info);
+        self.changed.notify_all();
+    }
+
+    /// Records the error that stops the context; the first one wins.
+    fn fail(&self, error: Error) {
+        let mut state = self.state();
+        state.failure.get_or_insert(error);
+        self.changed.notify_all();
+    }
+
+    pub(crate) fn terminate(&self) {
+        self.state().terminated = true;
+        self.changed.notify_all();
+    }
+
+    pub(crate) fn failure(&self) -> Option<Error> {
+        self.state().failure.clone()
+    }
+
+    /// Waits until the context terminated; `false` if `timeout` passed first.
+    pub(crate) fn wait_terminated(&self, timeout: Option<Duration>) -> bool {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut state = self.state();
+        while !state.terminated {
+            state = match deadline {
+                None => self
+                    .changed
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner),
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return false;
+                    }
+                    self.changed
+                        .wait_timeout(state, left)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+            };
+        }
+        true
+    }
+
+    /// Waits until the batch at `time` has completed and returns its figures.
+    pub(crate) fn wait_batch(&self, time: Time, timeout: Duration) -> Result<BatchInfo> {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.state();
+        loop {
+            if state.last_completed.is_some_and(|done| done >= time) {
+                return state
+                    .recent
+                    .iter()
+                    .find(|info| info.batch_time == time)
+                    .cloned()
+                    .ok_or_else(|| Error::Timeout {
+                        what: format!("batch {time}: it is not a batch time of this context"),
+                        after: timeout,
+                    });
+            }
+            if let Some(failure) = &state.failure {
+                return Err(failure.clone());
+            }
+            if state.terminated {
+                return Err(Error::AlreadyStopped);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Error::Timeout {
+                    what: format!("batch {time} to complete"),
+                    after: timeout,
+                });
+            }
+            state = self
+                .changed
+                .wait_timeout(state, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+}
+
+/// Asks the scheduler threads to stop.
+#[derive(Default)]
+struct StopSignal {
+    requested: AtomicBool,
+    graceful: AtomicBool,
+}
+
+/// What the scheduler threads share.
+pub(crate) struct SchedulerParts {
+    pub(crate) graph: Arc<JobGraph>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) env: Arc<ExecEnv>,
+    pub(crate) listeners: Arc<ListenerBus>,
+    pub(crate) progress: Arc<Progress>,
+    pub(crate) batch_interval: Duration,
+    pub(crate) first_batch: Time,
+    /// Called (on the executor thread) after a batch failed, to stop the context.
+    pub(crate) on_failure: Box<dyn Fn() + Send + Sync>,
+}
+
+/// The running generator and executor threads.
+pub(crate) struct Scheduler {
+    stop: Arc<StopSignal>,
+    generator: JoinHandle<()>,
+    executor: JoinHandle<()>,
+    thread_ids: [ThreadId; 2],
+}
+
+impl Scheduler {
+    pub(crate) fn start(parts: SchedulerParts) -> Result<Scheduler> {
+        let parts = Arc::new(parts);
+        let stop = Arc::new(StopSignal::default());
+        let (batches, queue) = crossbeam_channel::unbounded::<Batch>();
+        let spawn_error = |e: std::io::Error| Error::Runtime {
+            what: "scheduler thread",
+            reason: e.to_string(),
+        };
+        let executor = {
+            let (parts, stop) = (parts.clone(), stop.clone());
+            std::thread::Builder::new()
+                .name("dstream-executor".into())
+                .spawn(move || run_executor(&parts, &stop, &queue))
+                .map_err(spawn_error)?
+        };
+        let generator = {
+            let (parts, stop) = (parts.clone(), stop.clone());
+            std::thread::Builder::new()
+                .name("dstream-generator".into())
+                .spawn(move || run_generator(&parts, &stop, batches))
+                .map_err(spawn_error)?
+        };
+        let thread_ids = [generator.thread().id(), executor.thread().id()];
+        Ok(Scheduler {
+            stop,
+            generator,
+            executor,
+            thread_ids,
+        })
+    }
+
+    /// The generator's and the executor's thread ids.
+    pub(crate) fn thread_ids(&self) -> [ThreadId; 2] {
+        self.thread_ids
+    }
+
+    /// Stops both threads and waits for them. Gracefully: a last batch takes what the
+    /// inputs still hold, and every queued batch runs. Otherwise the batch running now
+    /// finishes and queued batches are dropped.
+    pub(crate) fn stop(self, graceful: bool) {
+        self.stop.graceful.store(graceful, Ordering::SeqCst);
+        self.stop.requested.store(true, Ordering::SeqCst);
+        let _ = self.generator.join();
+        let _ = self.executor.join();
+    }
+}
+
+fn run_generator(parts: &SchedulerParts, stop: &StopSignal, batches: Sender<Batch>) {
+    let mut next = parts.first_batch;
+    loop {
+        if stop.requested.load(Ordering::SeqCst) {
+            let drain = stop.graceful.load(Ordering::SeqCst)
+                && parts.graph.inputs.iter().any(|input| input.has_pending());
+            if drain {
+                let _ = batches.send(generate_batch(parts, next));
+            }
+            return;
+        }
+        let now = parts.clock.wait_until(next, STOP_POLL);
+        if now >= next {
+            if batches.send(generate_batch(parts, next)).is_err() {
+                return; // the executor ended after a failure
+            }
+            next = next + parts.batch_interval;
+        }
+    }
+}
+
+/// Cuts the inputs for `time` and asks every output operation for its job.
+fn generate_batch(parts: &SchedulerParts, time: Time) -> Batch {
+    let num_records = parts.graph.inputs.iter().map(|i| i.generate(time)).sum();
+    let jobs = catch_panic(|| {
+        parts
+            .graph
+            .outputs
+            .iter()
+            .enumerate()
+            .filter_map(|(index, output)| output.job(time).map(|job| (index, job)))
+            .collect::<Vec<_>>()
+    })
+    .map_err(|panic| format!("computing the streams panicked: {panic}"));
+    let info = BatchInfo {
+        batch_time: time,
+        num_records,
+        submission_time: parts.clock.now(),
+        processing_start_time: None,
+        processing_end_time: None,
+        output_operations: jobs.as_ref().map_or(0, Vec::len),
+        failure: None,
+    };
+    parts.listeners.post(|l| l.on_batch_submitted(&info));
+    Batch { info, jobs }
+}
+
+fn run_executor(parts: &SchedulerParts, stop: &StopSignal, queue: &Receiver<Batch>) {
+    for batch in queue {
+        if stop.requested.load(Ordering::SeqCst) && !stop.graceful.load(Ordering::SeqCst) {
+            return;
+        }
+        let info = run_batch(parts, batch);
+        let time = info.batch_time;
+        let failure = info.failure.clone();
+        parts.listeners.post(|l| l.on_batch_completed(&info));
+        for node in &parts.graph.nodes {
+            node.forget_before(time);
+        }
+        parts.progress.completed(info);
+        if let Some(message) = failure {
+            parts.progress.fail(Error::BatchFailed { time, message });
+            (parts.on_failure)();
+            return;
+        }
+    }
+}
+
+/// Runs a batch's jobs in order; the first failure ends the batch.
+fn run_batch(parts: &SchedulerParts, batch: Batch) -> BatchInfo {
+    let mut info = batch.info;
+    info.processing_start_time = Some(parts.clock.now());
+    parts.listeners.post(|l| l.on_batch_started(&info));
+    match batch.jobs {
+        Err(message) => info.failure = Some(message),
+        Ok(jobs) => {
+            for (index, job) in jobs {
+                let outcome = catch_panic(|| parts.env.run(job));
+                let failure = match outcome {
+                    Ok(Ok(())) => None,
+                    Ok(Err(message)) => Some(message),
+                    Err(panic) => Some(format!("a user function panicked: {panic}")),
+                };
+                if let Some(message) = failure {
+                    let output = &parts.graph.outputs[index];
+                    info.failure = Some(format!(
+                        "output operation {} ({}): {message}",
+                        index + 1,
+                        output.describe()
+                    ));
+                    break;
+                }
+            }
+        }
+    }
+    info.processing_end_time = Some(parts.clock.now());
+    info
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn panic_messages_are_recovered() {
+        let err = catch_panic(|| panic!("boom {}", 42)).unwrap_err();
+        assert_eq!(err, "boom 42");
+        let err = catch_panic(|| std::panic::panic_any(7u8)).unwrap_err();
+        assert_eq!(err, "(a panic without a message)");
+    }
+
+    #[test]
+    fn waiting_for_a_batch_reports_failure() {
+        let progress = Progress::default();
+        progress.fail(Error::BatchFailed {
+            time: Time::from_millis(1000),
+            message: "x".into(),
+        });
+        let err = progress
+            .wait_batch(Time::from_millis(2000), Duration::from_secs(5))
+            .unwrap_err();
+        assert!(matches!(err, Error::BatchFailed { .. }));
+    }
+
+    #[test]
+    fn waiting_for_a_batch_times_out() {
+        let progress = Progress::default();
+        let err = progress
+            .wait_batch(Time::from_millis(1000), Duration::from_millis(1))
+            .unwrap_err();
+        assert!(matches!(err, Error::Timeout { .. }));
+        assert!(!progress.wait_terminated(Some(Duration::from_millis(1))));
+    }
+}

@@ -1,0 +1,147 @@
+//! `text_file_stream`: the lines of new files appearing in a directory.
+//!
+//! At start the directory's current files are noted and ignored. At every batch time
+//! the directory is listed; each file not seen before is read once, whole, in
+//! modification-time order (then by name), in parallel. Names starting with `.` or
+//! `_` are skipped, so a writer can create `.name.tmp` and rename it into place: the
+//! rename is atomic, and a reader never sees half a file. A file that cannot be read is
+//! reported in the log and skipped.
+
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
+
+use rayon::prelude::*;
+
+use super::lines::split_all_lines;
+use super::{InputSource, SourceContext};
+use crate::error::{Error, Result};
+use crate::rdd::{ExecEnv, Rdd};
+use crate::time::Time;
+
+pub(crate) struct FileInput {
+    dir: PathBuf,
+    /// Names present at the last listing (or at start), so never read again while
+    /// they stay. A name that disappears and comes back is a new file.
+    seen: Mutex<HashSet<OsString>>,
+}
+
+impl FileInput {
+    pub(crate) fn new(dir: &Path) -> Self {
+        FileInput {
+            dir: dir.to_path_buf(),
+            seen: Mutex::new(HashSet::new()),
+        }
+    }
+
+    fn seen(&self) -> std::sync::MutexGuard<'_, HashSet<OsString>> {
+        self.seen.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The names of the candidate files in the directory now.
+    fn list(&self) -> Result<Vec<OsString>> {
+        let entries = std::fs::read_dir(&self.dir)
+            .map_err(|e| Error::io("cannot list directory", &self.dir, e))?;
+        Ok(entries
+            .filter_map(|entry| entry.ok())
+            .map(|entry| entry.file_name())
+            .filter(|name| {
+                let text = name.to_string_lossy();
+                !(text.starts_with('.') || text.starts_with('_'))
+            })
+            .collect())
+    }
+
+    /// New files since the last listing, oldest first, and notes the listing.
+    fn take_new_files(&self) -> Vec<PathBuf> {
+        let names = match self.list() {
+            Ok(names) => names,
+            Err(e) => {
+                log::warn!("text_file_stream: {e}; no new files this batch");
+                return Vec::new();
+            }
+        };
+        let mut seen = self.seen();
+        let mut new: Vec<(SystemTime, OsString)> = Vec::new();
+        for name in &names {
+            if seen.contains(name) {
+                continue;
+            }
+            let path = self.dir.join(name);
+            match std::fs::metadata(&path) {
+                Ok(meta) if meta.is_dir() => {}
+                Ok(meta) => new.push((
+                    meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                    name.clone(),
+                )),
+                // Unreadable entries (a broken link, a file removed meanwhile) are read
+                // below anyway, so that the reason is reported once.
+                Err(_) => new.push((SystemTime::UNIX_EPOCH, name.clone())),
+            }
+        }
+        *seen = names.into_iter().collect();
+        new.sort();
+        new.into_iter()
+            .map(|(_, name)| self.dir.join(name))
+            .collect()
+    }
+}
+
+impl InputSource<String> for FileInput {
+    fn start(&self, _ctx: &SourceContext) -> Result<()> {
+        let names = self.list()?;
+        *self.seen() = names.into_iter().collect();
+        Ok(())
+    }
+
+    fn cut(&self, _time: Time, env: &Arc<ExecEnv>) -> (Rdd<String>, u64) {
+        let files = self.take_new_files();
+        let partitions: Vec<Vec<String>> = env.run(|| {
+            files
+                .par_iter()
+                .filter_map(|path| read_lines(path))
+                .collect()
+        });
+        let records = partitions.iter().map(|p| p.len() as u64).sum();
+        let rdd = if partitions.is_empty() {
+            Rdd::empty_in(env.clone())
+        } else {
+            Rdd::from_partitions(partitions, env.clone())
+        };
+        (rdd, records)
+    }
+
+    fn has_pending(&self) -> bool {
+        let seen = self.seen();
+        self.list()
+            .map(|names| names.iter().any(|name| !seen.contains(name)))
+            .unwrap_or(false)
+    }
+
+    fn stop(&self) {}
+}
+
+/// The lines of the file at `path`, or `None` (reported) if it cannot be read.
+fn read_lines(path: &Path) -> Option<Vec<String>> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            log::warn!(
+                "text_file_stream: skipping {}: cannot read it: {e}",
+                path.display()
+            );
+            return None;
+        }
+    };
+    let mut invalid = 0;
+    let lines = split_all_lines(&bytes, &mut invalid);
+    if invalid > 0 {
+        log::warn!(
+            "text_file_stream: {invalid} line(s) of {} were not valid UTF-8 and were decoded with U+FFFD replacement characters",
+            path.display()
+        );
+    }
+    Some(lines)
+}

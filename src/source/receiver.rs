@@ -1,0 +1,211 @@
+//! User-defined sources: implement [`Receiver`] and pass it to
+//! [`StreamingContext::receiver_stream`](crate::StreamingContext::receiver_stream).
+//!
+//! A receiver runs on a thread of its own. When it returns an error or panics, the
+//! error is logged and the receiver is run again after the restart delay, as Spark
+//! restarts receivers; the application keeps running.
+
+use std::error::Error as StdError;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::buffer::BlockBuffer;
+use super::{InputSource, SourceContext};
+use crate::error::{Error, Result};
+use crate::rdd::{Data, ExecEnv, Rdd};
+use crate::scheduler::panic_message;
+use crate::time::Time;
+
+/// How long `stop` waits for a receiver thread to notice the stop.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// A source of records that runs on its own thread.
+///
+/// `receive` should store records through the sink until
+/// [`ReceiverSink::is_stopped`] says to stop, then return `Ok(())`. Returning `Ok(())`
+/// earlier ends the receiver for good (the source is exhausted); returning an error
+/// restarts it after a delay.
+///
+/// ```
+/// use dstream::{Receiver, ReceiverSink};
+///
+/// /// Counts up from zero until stopped.
+/// struct Counter(u64);
+///
+/// impl Receiver for Counter {
+///     type Item = u64;
+///
+///     fn receive(&mut self, sink: &ReceiverSink<u64>) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+///         while !sink.is_stopped() && self.0 < 1_000 {
+///             sink.store(self.0);
+///             self.0 += 1;
+///         }
+///         Ok(())
+///     }
+/// }
+/// ```
+pub trait Receiver: Send + 'static {
+    /// The records this receiver produces.
+    type Item: Data;
+
+    /// Receives records into `sink` until stopped.
+    fn receive(
+        &mut self,
+        sink: &ReceiverSink<Self::Item>,
+    ) -> std::result::Result<(), Box<dyn StdError + Send + Sync>>;
+}
+
+/// Where a [`Receiver`] stores its records.
+pub struct ReceiverSink<T> {
+    buffer: Arc<BlockBuffer<T>>,
+    control: Arc<Control>,
+}
+
+/// Stop flag and wake-up shared by a receiver thread and the context.
+#[derive(Default)]
+struct Control {
+    stopped: AtomicBool,
+    lock: Mutex<()>,
+    wake: Condvar,
+}
+
+impl Control {
+    fn stop(&self) {
+        let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        self.stopped.store(true, Ordering::SeqCst);
+        self.wake.notify_all();
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::SeqCst)
+    }
+
+    /// Sleeps for `delay` unless stopped first; returns whether it was stopped.
+    fn sleep(&self, delay: Duration) -> bool {
+        let guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let _ = self
+            .wake
+            .wait_timeout_while(guard, delay, |_| !self.is_stopped())
+            .unwrap_or_else(PoisonError::into_inner);
+        self.is_stopped()
+    }
+}
+
+impl<T: Data> ReceiverSink<T> {
+    /// Stores one record for the next batch. Returns `false`, dropping the record,
+    /// once the context is stopping.
+    pub fn store(&self, item: T) -> bool {
+        self.buffer.push(item)
+    }
+
+    /// Stores many records at once (cheaper than one by one). Returns `false`,
+    /// dropping them, once the context is stopping.
+    pub fn store_all(&self, items: impl IntoIterator<Item = T>) -> bool {
+        self.buffer.push_block(items.into_iter().collect())
+    }
+
+    /// Whether the context asked the receiver to stop.
+    pub fn is_stopped(&self) -> bool {
+        self.control.is_stopped()
+    }
+}
+
+/// The input source of `receiver_stream`.
+pub(crate) struct ReceiverInput<R: Receiver> {
+    receiver: Mutex<Option<R>>,
+    buffer: Arc<BlockBuffer<R::Item>>,
+    control: Arc<Control>,
+    thread: Mutex<Option<(JoinHandle<()>, crossbeam_channel::Receiver<()>)>>,
+}
+
+impl<R: Receiver> ReceiverInput<R> {
+    pub(crate) fn new(receiver: R) -> Self {
+        ReceiverInput {
+            receiver: Mutex::new(Some(receiver)),
+            buffer: Arc::new(BlockBuffer::new()),
+            control: Arc::new(Control::default()),
+            thread: Mutex::new(None),
+        }
+    }
+}
+
+impl<R: Receiver> InputSource<R::Item> for ReceiverInput<R> {
+    fn start(&self, ctx: &SourceContext) -> Result<()> {
+        let Some(mut receiver) = self
+            .receiver
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        else {
+            return Err(Error::AlreadyStarted);
+        };
+        let sink = ReceiverSink {
+            buffer: self.buffer.clone(),
+            control: self.control.clone(),
+        };
+        let delay = ctx.restart_delay;
+        let (finish, finished) = crossbeam_channel::bounded::<()>(0);
+        let thread = std::thread::Builder::new()
+            .name("dstream-receiver".into())
+            .spawn(move || {
+                run_receiver(&mut receiver, &sink, delay);
+                drop(finish);
+            })
+            .map_err(|e| Error::Runtime {
+                what: "receiver thread",
+                reason: e.to_string(),
+            })?;
+        *self.thread.lock().unwrap_or_else(PoisonError::into_inner) = Some((thread, finished));
+        Ok(())
+    }
+
+    fn cut(&self, _time: Time, env: &Arc<ExecEnv>) -> (Rdd<R::Item>, u64) {
+        self.buffer.cut(env)
+    }
+
+    fn has_pending(&self) -> bool {
+        self.buffer.has_pending()
+    }
+
+    fn stop(&self) {
+        self.control.stop();
+        let thread = self
+            .thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some((thread, finished)) = thread {
+            match finished.recv_timeout(STOP_GRACE) {
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => log::warn!(
+                    "receiver_stream: the receiver did not return within {STOP_GRACE:?} of being stopped; leaving its thread behind"
+                ),
+                _ => {
+                    let _ = thread.join();
+                }
+            }
+        }
+        self.buffer.close();
+    }
+}
+
+/// Runs `receiver` until it finishes or is stopped, restarting it after errors.
+fn run_receiver<R: Receiver>(receiver: &mut R, sink: &ReceiverSink<R::Item>, delay: Duration) {
+    while !sink.is_stopped() {
+        match catch_unwind(AssertUnwindSafe(|| receiver.receive(sink))) {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => {
+                log::warn!("receiver_stream: the receiver failed: {e}; restarting in {delay:?}")
+            }
+            Err(panic) => log::error!(
+                "receiver_stream: the receiver panicked: {}; restarting in {delay:?}",
+                panic_message(&*panic)
+            ),
+        }
+        if sink.control.sleep(delay) {
+            return;
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! `socket_text_stream`: lines of text read from a TCP server, such as `nc -lk 9999`.
+//!
+//! The receiver is a task on the context's tokio runtime. It connects, reads, splits
+//! lines and stores one block per read. When it cannot connect, or the server closes
+//! the connection, it logs that and tries again after the restart delay, as Spark's
+//! receiver does; the application keeps running.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use super::buffer::BlockBuffer;
+use super::lines::{decode_line, split_complete_lines};
+use super::{InputSource, SourceContext};
+use crate::error::Result;
+use crate::rdd::{ExecEnv, Rdd};
+use crate::time::Time;
+
+/// Bytes asked for per read: one read becomes one block of lines.
+const READ_SIZE: usize = 256 * 1024;
+
+/// How long `stop` waits for the receiver task to finish.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+pub(crate) struct SocketInput {
+    host: String,
+    port: u16,
+    buffer: Arc<BlockBuffer<String>>,
+    running: Mutex<Option<Running>>,
+}
+
+struct Running {
+    stop: watch::Sender<bool>,
+    /// Closed when the receiver task ends. Waiting on a channel rather than on the
+    /// task keeps `stop` callable from any thread, async ones included.
+    finished: crossbeam_channel::Receiver<()>,
+}
+
+impl SocketInput {
+    pub(crate) fn new(host: &str, port: u16) -> Self {
+        SocketInput {
+            host: host.to_string(),
+            port,
+            buffer: Arc::new(BlockBuffer::new()),
+            running: Mutex::new(None),
+        }
+    }
+}
+
+impl InputSource<String> for SocketInput {
+    fn start(&self, ctx: &SourceContext) -> Result<()> {
+        let (stop, stopped) = watch::channel(false);
+        let receiver = SocketReceiver {
+            address: format!("{}:{}", self.host, self.port),
+            host: self.host.clone(),
+            port: self.port,
+            buffer: self.buffer.clone(),
+            restart_delay: ctx.restart_delay,
+            invalid_lines: 0,
+        };
+        let (finish, finished) = crossbeam_channel::bounded::<()>(0);
+        ctx.tokio.spawn(async move {
+            receiver.run(stopped).await;
+            drop(finish);
+        });
+        *self.running.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some(Running { stop, finished });
+        Ok(())
+    }
+
+    fn cut(&self, _time: Time, env: &Arc<ExecEnv>) -> (Rdd<String>, u64) {
+        self.buffer.cut(env)
+    }
+
+    fn has_pending(&self) -> bool {
+        self.buffer.has_pending()
+    }
+
+    fn stop(&self) {
+        let running = self
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(running) = running {
+            let _ = running.stop.send(true);
+            if let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
+                running.finished.recv_timeout(STOP_GRACE)
+            {
+                log::warn!("socket_text_stream: the receiver did not stop within {STOP_GRACE:?}");
+            }
+        }
+        self.buffer.close();
+    }
+}
+
+/// How a connection ended.
+enum Ended {
+    Stopped,
+    ClosedByServer,
+}
+
+struct SocketReceiver {
+    address: String,
+    host: String,
+    port: u16,
+    buffer: Arc<BlockBuffer<String>>,
+    restart_delay: Duration,
+    invalid_lines: u64,
+}
+
+impl SocketReceiver {
+    async fn run(mut self, mut stopped: watch::Receiver<bool>) {
+        loop {
+            if *stopped.borrow() {
+                return;
+            }
+            let connected = tokio::select! {
+                connected = TcpStream::connect((self.host.as_str(), self.port)) => connected,
+                _ = stopped.changed() => return,
+            };
+            match connected {
+                Ok(stream) => {
+                    log::info!("socket_text_stream: connected to {}", self.address);
+                    match self.receive(stream, &mut stopped).await {
+                        Ok(Ended::Stopped) => return,
+                        Ok(Ended::ClosedByServer) => log::warn!(
+                            "socket_text_stream: {} closed the connection; reconnecting in {:?}",
+                            self.address,
+                            self.restart_delay
+                        ),
+                        Err(e) => log::warn!(
+                            "socket_text_stream: error reading from {}: {e}; reconnecting in {:?}",
+                            self.address,
+                            self.restart_delay
+                        ),
+                    }
+                }
+                Err(e) => log::warn!(
+                    "socket_text_stream: cannot connect to {}: {e}; retrying in {:?}",
+                    self.address,
+                    self.restart_delay
+                ),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.restart_delay) => {}
+                _ = stopped.changed() => return,
+            }
+        }
+    }
+
+    /// Reads lines until the server closes the connection or the context stops.
+    async fn receive(
+        &mut self,
+        mut stream: TcpStream,
+        stopped: &mut watch::Receiver<bool>,
+    ) -> std::io::Result<Ended> {
+        let mut pending: Vec<u8> = Vec::with_capacity(READ_SIZE);
+        loop {
+            let scan_from = pending.len();
+            pending.reserve(READ_SIZE);
+            let read = tokio::select! {
+                read = stream.read_buf(&mut pending) => read?,
+                _ = stopped.changed() => return Ok(Ended::Stopped),
+            };
+            let before = self.invalid_lines;
+            let mut lines = Vec::new();
+            if read == 0 {
+                if !pending.is_empty() {
+                    lines.push(decode_line(&pending, &mut self.invalid_lines));
+                }
+                self.store(lines, before);
+                return Ok(Ended::ClosedByServer);
+            }
+            let used =
+                split_complete_lines(&pending, scan_from, &mut lines, &mut self.invalid_lines);
+            pending.drain(..used);
+            if !self.store(lines, before) {
+                return Ok(Ended::Stopped);
+            }
+        }
+    }
+
+    /// Stores a block of lines and warns about lines that were not UTF-8.
+    fn store(&self, lines: Vec<String>, invalid_before: u64) -> bool {
+        let new_invalid = self.invalid_lines - invalid_before;
+        if new_invalid > 0 {
+            log::warn!(
+                "socket_text_stream: {new_invalid} line(s) from {} were not valid UTF-8 and were decoded with U+FFFD replacement characters ({} so far)",
+                self.address,
+                self.invalid_lines
+            );
+        }
+        self.buffer.push_block(lines)
+    }
+}
