@@ -3,7 +3,6 @@
 //! scheduler, and reports how the stream ended.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::thread::ThreadId;
 use std::time::Duration;
@@ -17,7 +16,7 @@ use crate::scheduler::{
 };
 use crate::source::{
     FileInput, InputHandle, InputSource, InputStream, NoCompute, QueueInput, RateInput, RddQueue,
-    Receiver, ReceiverInput, SocketInput, SourceContext,
+    ReceivedCounter, Receiver, ReceiverInput, SocketInput, SourceContext,
 };
 use crate::time::Time;
 
@@ -158,7 +157,7 @@ impl StreamingContextBuilder {
                 restart_delay: self.restart_delay,
                 listeners: Arc::new(ListenerBus::default()),
                 progress: Arc::new(Progress::default()),
-                records_received: Arc::new(AtomicU64::new(0)),
+                received: Arc::new(ReceivedCounter::default()),
                 scheduler_threads: OnceLock::new(),
                 inner: Mutex::new(Inner {
                     lifecycle: Lifecycle::Initialized,
@@ -245,10 +244,28 @@ impl StreamingContext {
         self.shared.parallelism()
     }
 
-    /// Records delivered into batches so far by all input streams (queue streams are
-    /// not counted).
+    /// Records accepted so far by the input streams: by receivers (socket, user
+    /// receivers) as they arrive, by file and rate streams as batches are cut. Queue
+    /// streams are not counted.
     pub fn records_received(&self) -> u64 {
-        self.shared.records_received.load(Ordering::Relaxed)
+        self.shared.received.get()
+    }
+
+    /// Waits until the inputs have accepted at least `at_least` records (see
+    /// [`records_received`](Self::records_received)) and returns the count. With a
+    /// [`ManualClock`](crate::ManualClock), this is how a test knows that data sent to
+    /// a socket has arrived before it advances the clock.
+    pub fn await_records_received(&self, at_least: u64, timeout: Duration) -> Result<u64> {
+        self.shared
+            .received
+            .wait_for(at_least, timeout)
+            .ok_or_else(|| Error::Timeout {
+                what: format!(
+                    "{at_least} records to be received (have {})",
+                    self.shared.received.get()
+                ),
+                after: timeout,
+            })
     }
 
     /// An `Rdd` of `data` on this context's pool, in as many partitions as there are
@@ -272,7 +289,8 @@ impl StreamingContext {
     /// stream keeps running. Lines end at `\n` (a `\r` before it is dropped); a line
     /// that is not valid UTF-8 is decoded lossily and counted in a warning.
     pub fn socket_text_stream(&self, host: &str, port: u16) -> DStream<String> {
-        self.input("socket_text_stream", SocketInput::new(host, port))
+        let received = self.shared.received.clone();
+        self.input("socket_text_stream", SocketInput::new(host, port, received))
     }
 
     /// The lines of each new file that appears in `directory` after start, each file
@@ -280,7 +298,11 @@ impl StreamingContext {
     /// ignored: write a file under such a name and rename it into place, so that it is
     /// never read half-written. Unreadable files are logged and skipped.
     pub fn text_file_stream(&self, directory: impl AsRef<Path>) -> DStream<String> {
-        self.input("text_file_stream", FileInput::new(directory.as_ref()))
+        let received = self.shared.received.clone();
+        self.input(
+            "text_file_stream",
+            FileInput::new(directory.as_ref(), received),
+        )
     }
 
     /// Batches from a queue of `Rdd`s: one per batch (`one_at_a_time`) or all queued
@@ -311,12 +333,14 @@ impl StreamingContext {
     /// value `i` is stamped `i / rows_per_second` seconds after the interval before the
     /// first batch. Each batch holds the rows stamped in its interval.
     pub fn rate_stream(&self, rows_per_second: u64) -> DStream<(Time, u64)> {
-        self.input("rate_stream", RateInput::new(rows_per_second))
+        let received = self.shared.received.clone();
+        self.input("rate_stream", RateInput::new(rows_per_second, received))
     }
 
     /// Records from a user-defined [`Receiver`], run on a thread of its own.
     pub fn receiver_stream<R: Receiver>(&self, receiver: R) -> DStream<R::Item> {
-        self.input("receiver_stream", ReceiverInput::new(receiver))
+        let received = self.shared.received.clone();
+        self.input("receiver_stream", ReceiverInput::new(receiver, received))
     }
 
     /// The union of many streams of this context, batch by batch.
@@ -356,12 +380,7 @@ impl StreamingContext {
             Vec::new(),
             NoCompute,
         );
-        let input = InputStream::new(
-            stream.node().clone(),
-            source,
-            self.shared.env.clone(),
-            self.shared.records_received.clone(),
-        );
+        let input = InputStream::new(stream.node().clone(), source, self.shared.env.clone());
         self.shared.inner().inputs.push(Arc::new(input));
         stream
     }
@@ -431,7 +450,7 @@ pub(crate) struct ContextShared {
     restart_delay: Duration,
     listeners: Arc<ListenerBus>,
     progress: Arc<Progress>,
-    records_received: Arc<AtomicU64>,
+    received: Arc<ReceivedCounter>,
     /// The generator's and executor's thread ids, once started.
     scheduler_threads: OnceLock<Vec<ThreadId>>,
     inner: Mutex<Inner>,

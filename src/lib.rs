@@ -56,6 +56,7 @@
 //! [`scheduler`] runs batches on a clock and reports to listeners.
 
 pub mod context;
+pub mod demo;
 pub mod dstream;
 pub mod error;
 pub mod rdd;

@@ -71,6 +71,11 @@ impl ManualClock {
         }
     }
 
+    /// The time the clock stands at.
+    pub fn now(&self) -> Time {
+        *self.shared.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Moves the clock forward by `by`.
     pub fn advance(&self, by: Duration) {
         let (time, moved) = &*self.shared;
@@ -97,7 +102,7 @@ impl Default for ManualClock {
 
 impl Clock for ManualClock {
     fn now(&self) -> Time {
-        *self.shared.0.lock().unwrap_or_else(PoisonError::into_inner)
+        ManualClock::now(self)
     }
 
     fn wait_until(&self, target: Time, max_wait: Duration) -> Time {

@@ -112,6 +112,30 @@ pub trait StreamingListener: Send + Sync + 'static {
     fn on_streaming_stopped(&self) {}
 }
 
+/// A shared listener: register `Arc::clone(&listener)` and keep the other handle to
+/// read what it gathered.
+impl<L: StreamingListener + ?Sized> StreamingListener for Arc<L> {
+    fn on_streaming_started(&self, first_batch_time: Time) {
+        (**self).on_streaming_started(first_batch_time);
+    }
+
+    fn on_batch_submitted(&self, batch: &BatchInfo) {
+        (**self).on_batch_submitted(batch);
+    }
+
+    fn on_batch_started(&self, batch: &BatchInfo) {
+        (**self).on_batch_started(batch);
+    }
+
+    fn on_batch_completed(&self, batch: &BatchInfo) {
+        (**self).on_batch_completed(batch);
+    }
+
+    fn on_streaming_stopped(&self) {
+        (**self).on_streaming_stopped();
+    }
+}
+
 /// Delivers events to the registered listeners.
 #[derive(Default)]
 pub(crate) struct ListenerBus {

@@ -6,11 +6,13 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
+use super::ReceivedCounter;
 use crate::rdd::{Data, ExecEnv, Rdd};
 
 /// Received blocks waiting for the next batch.
 pub(crate) struct BlockBuffer<T> {
     state: Mutex<Pending<T>>,
+    received: Arc<ReceivedCounter>,
 }
 
 struct Pending<T> {
@@ -22,12 +24,13 @@ struct Pending<T> {
 const RECORDS_PER_BLOCK: usize = 1024;
 
 impl<T: Data> BlockBuffer<T> {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(received: Arc<ReceivedCounter>) -> Self {
         BlockBuffer {
             state: Mutex::new(Pending {
                 blocks: Vec::new(),
                 closed: false,
             }),
+            received,
         }
     }
 
@@ -40,28 +43,35 @@ impl<T: Data> BlockBuffer<T> {
         if block.is_empty() {
             return !self.pending().closed;
         }
-        let mut pending = self.pending();
-        if pending.closed {
-            return false;
+        let records = block.len() as u64;
+        {
+            let mut pending = self.pending();
+            if pending.closed {
+                return false;
+            }
+            pending.blocks.push(block);
         }
-        pending.blocks.push(block);
+        self.received.add(records);
         true
     }
 
     /// Stores one record; `false` once the buffer is closed.
     pub(crate) fn push(&self, item: T) -> bool {
-        let mut pending = self.pending();
-        if pending.closed {
-            return false;
-        }
-        match pending.blocks.last_mut() {
-            Some(block) if block.len() < RECORDS_PER_BLOCK => block.push(item),
-            _ => {
-                let mut block = Vec::with_capacity(16);
-                block.push(item);
-                pending.blocks.push(block);
+        {
+            let mut pending = self.pending();
+            if pending.closed {
+                return false;
+            }
+            match pending.blocks.last_mut() {
+                Some(block) if block.len() < RECORDS_PER_BLOCK => block.push(item),
+                _ => {
+                    let mut block = Vec::with_capacity(16);
+                    block.push(item);
+                    pending.blocks.push(block);
+                }
             }
         }
+        self.received.add(1);
         true
     }
 
@@ -115,7 +125,7 @@ mod tests {
 
     #[test]
     fn single_records_are_gathered_into_blocks() {
-        let buffer = BlockBuffer::new();
+        let buffer = BlockBuffer::new(Arc::default());
         for i in 0..2500 {
             assert!(buffer.push(i));
         }
@@ -130,7 +140,7 @@ mod tests {
 
     #[test]
     fn a_closed_buffer_refuses_records_but_keeps_what_it_has() {
-        let buffer = BlockBuffer::new();
+        let buffer = BlockBuffer::new(Arc::default());
         assert!(buffer.push_block(vec![1, 2]));
         buffer.close();
         assert!(!buffer.push(3));

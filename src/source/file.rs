@@ -16,7 +16,7 @@ use std::time::SystemTime;
 use rayon::prelude::*;
 
 use super::lines::split_all_lines;
-use super::{InputSource, SourceContext};
+use super::{InputSource, ReceivedCounter, SourceContext};
 use crate::error::{Error, Result};
 use crate::rdd::{ExecEnv, Rdd};
 use crate::time::Time;
@@ -26,13 +26,15 @@ pub(crate) struct FileInput {
     /// Names present at the last listing (or at start), so never read again while
     /// they stay. A name that disappears and comes back is a new file.
     seen: Mutex<HashSet<OsString>>,
+    received: Arc<ReceivedCounter>,
 }
 
 impl FileInput {
-    pub(crate) fn new(dir: &Path) -> Self {
+    pub(crate) fn new(dir: &Path, received: Arc<ReceivedCounter>) -> Self {
         FileInput {
             dir: dir.to_path_buf(),
             seen: Mutex::new(HashSet::new()),
+            received,
         }
     }
 
@@ -105,6 +107,7 @@ impl InputSource<String> for FileInput {
                 .collect()
         });
         let records = partitions.iter().map(|p| p.len() as u64).sum();
+        self.received.add(records);
         let rdd = if partitions.is_empty() {
             Rdd::empty_in(env.clone())
         } else {

@@ -14,9 +14,8 @@ mod rate;
 mod receiver;
 mod socket;
 
-use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use crate::dstream::{GraphNode, StreamNode};
 use crate::error::Result;
@@ -68,12 +67,51 @@ pub(crate) trait InputHandle: Send + Sync + 'static {
     fn stop(&self);
 }
 
+/// Records accepted by a context's inputs so far: by receivers as they arrive, by
+/// file and rate streams when a batch is cut. Queue streams are not counted.
+#[derive(Default)]
+pub(crate) struct ReceivedCounter {
+    count: Mutex<u64>,
+    grew: Condvar,
+}
+
+impl ReceivedCounter {
+    pub(crate) fn add(&self, records: u64) {
+        if records > 0 {
+            *self.count.lock().unwrap_or_else(PoisonError::into_inner) += records;
+            self.grew.notify_all();
+        }
+    }
+
+    pub(crate) fn get(&self) -> u64 {
+        *self.count.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits until at least `at_least` records were accepted; the count, or `None`
+    /// if `timeout` passed first.
+    pub(crate) fn wait_for(&self, at_least: u64, timeout: Duration) -> Option<u64> {
+        let deadline = Instant::now() + timeout;
+        let mut count = self.count.lock().unwrap_or_else(PoisonError::into_inner);
+        while *count < at_least {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            count = self
+                .grew
+                .wait_timeout(count, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        Some(*count)
+    }
+}
+
 /// An input stream's node joined to its source.
 pub(crate) struct InputStream<T> {
     node: Arc<StreamNode<T>>,
     source: Box<dyn InputSource<T>>,
     env: Arc<ExecEnv>,
-    received: Arc<AtomicU64>,
 }
 
 impl<T: Data> InputStream<T> {
@@ -81,13 +119,11 @@ impl<T: Data> InputStream<T> {
         node: Arc<StreamNode<T>>,
         source: impl InputSource<T>,
         env: Arc<ExecEnv>,
-        received: Arc<AtomicU64>,
     ) -> Self {
         InputStream {
             node,
             source: Box::new(source),
             env,
-            received,
         }
     }
 }
@@ -103,8 +139,6 @@ impl<T: Data> InputHandle for InputStream<T> {
 
     fn generate(&self, time: Time) -> u64 {
         let (rdd, records) = self.source.cut(time, &self.env);
-        self.received
-            .fetch_add(records, std::sync::atomic::Ordering::Relaxed);
         self.node.put(time, rdd);
         records
     }

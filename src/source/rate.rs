@@ -8,7 +8,7 @@
 
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
-use super::{InputSource, SourceContext};
+use super::{InputSource, ReceivedCounter, SourceContext};
 use crate::error::Result;
 use crate::rdd::{ExecEnv, PartitionIter, Rdd, RddNode};
 use crate::scheduler::Clock;
@@ -19,15 +19,17 @@ pub(crate) struct RateInput {
     origin: OnceLock<Time>,
     clock: OnceLock<Arc<dyn Clock>>,
     next_row: Mutex<u64>,
+    received: Arc<ReceivedCounter>,
 }
 
 impl RateInput {
-    pub(crate) fn new(rows_per_second: u64) -> Self {
+    pub(crate) fn new(rows_per_second: u64, received: Arc<ReceivedCounter>) -> Self {
         RateInput {
             rows_per_second,
             origin: OnceLock::new(),
             clock: OnceLock::new(),
             next_row: Mutex::new(0),
+            received,
         }
     }
 
@@ -63,6 +65,7 @@ impl InputSource<(Time, u64)> for RateInput {
             rows_per_second: self.rows_per_second,
             partitions: env.parallelism().max(1),
         };
+        self.received.add(end - start);
         (Rdd::from_node(rows, env.clone()), end - start)
     }
 

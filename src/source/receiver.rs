@@ -13,7 +13,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::buffer::BlockBuffer;
-use super::{InputSource, SourceContext};
+use super::{InputSource, ReceivedCounter, SourceContext};
 use crate::error::{Error, Result};
 use crate::rdd::{Data, ExecEnv, Rdd};
 use crate::scheduler::panic_message;
@@ -122,10 +122,10 @@ pub(crate) struct ReceiverInput<R: Receiver> {
 }
 
 impl<R: Receiver> ReceiverInput<R> {
-    pub(crate) fn new(receiver: R) -> Self {
+    pub(crate) fn new(receiver: R, received: Arc<ReceivedCounter>) -> Self {
         ReceiverInput {
             receiver: Mutex::new(Some(receiver)),
-            buffer: Arc::new(BlockBuffer::new()),
+            buffer: Arc::new(BlockBuffer::new(received)),
             control: Arc::new(Control::default()),
             thread: Mutex::new(None),
         }

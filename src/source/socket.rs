@@ -14,7 +14,7 @@ use tokio::sync::watch;
 
 use super::buffer::BlockBuffer;
 use super::lines::{decode_line, split_complete_lines};
-use super::{InputSource, SourceContext};
+use super::{InputSource, ReceivedCounter, SourceContext};
 use crate::error::Result;
 use crate::rdd::{ExecEnv, Rdd};
 use crate::time::Time;
@@ -40,11 +40,11 @@ struct Running {
 }
 
 impl SocketInput {
-    pub(crate) fn new(host: &str, port: u16) -> Self {
+    pub(crate) fn new(host: &str, port: u16, received: Arc<ReceivedCounter>) -> Self {
         SocketInput {
             host: host.to_string(),
             port,
-            buffer: Arc::new(BlockBuffer::new()),
+            buffer: Arc::new(BlockBuffer::new(received)),
             running: Mutex::new(None),
         }
     }

@@ -1,0 +1,93 @@
+//! Counts the words of each new text file that appears in a directory.
+//!
+//! ```text
+//! cargo run --release --example file_word_count -- /path/to/dir
+//! ```
+//!
+//! then move files into the directory (`mv`, or write `.name.tmp` and rename it: a
+//! file must appear whole). With no directory, a temporary one is made and a demo
+//! writer drops a file into it every second.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+use dstream::StreamingContext;
+
+#[derive(Parser)]
+#[command(about = "Counts the words of new files in a directory, batch by batch")]
+struct Args {
+    /// The directory to watch. Without it, a demo directory is made and fed.
+    directory: Option<PathBuf>,
+    /// Batch interval in seconds.
+    #[arg(long, default_value_t = 2.0)]
+    batch_secs: f64,
+    /// Stop after about this many seconds (default: run until Ctrl-C).
+    #[arg(long)]
+    seconds: Option<u64>,
+}
+
+fn main() -> anyhow::Result<()> {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("dstream=info"))
+        .init();
+    let args = Args::parse();
+
+    // Files already in the directory at start are not read, so the demo writer
+    // starts after the context does.
+    let demo_dir = match args.directory {
+        Some(_) => None,
+        None => Some(tempfile::tempdir()?),
+    };
+    let directory = match (&args.directory, &demo_dir) {
+        (Some(directory), _) => directory.clone(),
+        (None, demo) => demo
+            .as_ref()
+            .map(|d| d.path().to_path_buf())
+            .unwrap_or_default(),
+    };
+
+    let ssc = StreamingContext::new("local[*]", Duration::from_secs_f64(args.batch_secs))?;
+    let lines = ssc.text_file_stream(&directory);
+    let word_counts = lines
+        .flat_map(|line| line.split(' ').map(String::from).collect::<Vec<_>>())
+        .map(|word| (word, 1))
+        .reduce_by_key(|x, y| x + y);
+    word_counts.pprint()?;
+
+    let stopper = ssc.clone();
+    ctrlc::set_handler(move || {
+        let _ = stopper.stop(true);
+    })?;
+    ssc.start()?;
+    if demo_dir.is_some() {
+        println!(
+            "No directory given: a demo writer drops a file into {} every second\n",
+            directory.display()
+        );
+        let target = directory.clone();
+        std::thread::spawn(move || write_demo_files(&target));
+    }
+    match args.seconds {
+        Some(seconds) => {
+            if !ssc.await_termination_or_timeout(Duration::from_secs(seconds))? {
+                ssc.stop(true)?;
+            }
+        }
+        None => ssc.await_termination()?,
+    }
+    Ok(())
+}
+
+/// Writes a small file every second, atomically: under a hidden name, then renamed.
+fn write_demo_files(directory: &Path) {
+    for n in 1.. {
+        let hidden = directory.join(format!(".file-{n}.tmp"));
+        let text = format!("the quick brown fox\njumps over the lazy dog\nfile {n}\n");
+        let written = std::fs::write(&hidden, text)
+            .and_then(|()| std::fs::rename(&hidden, directory.join(format!("file-{n}.txt"))));
+        if written.is_err() {
+            return; // the directory is gone: the example is over
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}

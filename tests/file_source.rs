@@ -1,0 +1,130 @@
+//! `text_file_stream` on a real temporary directory.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use common::{Harness, collect, lines, sorted_batches};
+use dstream::Error;
+
+/// Writes `text` to `dir/name` the way writers should: under a hidden name, then
+/// renamed into place.
+fn drop_file(dir: &Path, name: &str, text: &str) {
+    let hidden = dir.join(format!(".{name}.tmp"));
+    fs::write(&hidden, text).unwrap();
+    fs::rename(&hidden, dir.join(name)).unwrap();
+}
+
+fn set_modified(path: &Path, seconds_after_epoch: u64) {
+    let file = fs::File::options().write(true).open(path).unwrap();
+    file.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(seconds_after_epoch))
+        .unwrap();
+}
+
+#[test]
+fn new_files_are_read_once_and_files_present_at_start_are_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    drop_file(dir.path(), "old.txt", "already here\n");
+    let h = Harness::seconds();
+    let out = collect(&h.ssc.text_file_stream(dir.path()));
+    h.ssc.start().unwrap();
+
+    drop_file(dir.path(), "a.txt", "alpha one\nalpha two\n");
+    drop_file(dir.path(), "b.txt", "beta");
+    let first = h.run_batch();
+    drop_file(dir.path(), "c.txt", "gamma\r\n");
+    h.run_batch();
+    h.run_batch(); // nothing new: nothing read again
+    h.ssc.stop(false).unwrap();
+
+    assert_eq!(
+        sorted_batches(&out),
+        vec![
+            lines(&["alpha one", "alpha two", "beta"]),
+            lines(&["gamma"]),
+            vec![]
+        ]
+    );
+    assert_eq!(first.num_records, 3);
+}
+
+#[test]
+fn files_are_read_in_modification_time_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::seconds();
+    let out = collect(&h.ssc.text_file_stream(dir.path()));
+    h.ssc.start().unwrap();
+    for (name, modified) in [("z.txt", 100), ("a.txt", 300), ("m.txt", 200)] {
+        drop_file(dir.path(), name, name);
+        set_modified(&dir.path().join(name), modified);
+    }
+    h.run_batch();
+    h.ssc.stop(false).unwrap();
+
+    let batch = out.lock().unwrap()[0].1.clone();
+    assert_eq!(batch, lines(&["z.txt", "m.txt", "a.txt"]));
+}
+
+#[test]
+fn hidden_files_directories_and_unreadable_files_are_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::seconds();
+    let out = collect(&h.ssc.text_file_stream(dir.path()));
+    h.ssc.start().unwrap();
+    fs::write(dir.path().join(".in-progress"), "not yet").unwrap();
+    fs::write(dir.path().join("_SUCCESS"), "marker").unwrap();
+    fs::create_dir(dir.path().join("subdir")).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("missing"), dir.path().join("broken.txt")).unwrap();
+    drop_file(dir.path(), "good.txt", "kept\n");
+    fs::write(dir.path().join("latin1.txt"), b"na\xefve\n").unwrap();
+    h.run_batch();
+    h.ssc.stop(false).unwrap();
+
+    assert_eq!(sorted_batches(&out), vec![lines(&["kept", "na\u{fffd}ve"])]);
+}
+
+#[test]
+fn a_file_removed_and_written_again_is_a_new_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::seconds();
+    let out = collect(&h.ssc.text_file_stream(dir.path()));
+    h.ssc.start().unwrap();
+    drop_file(dir.path(), "log.txt", "v1\n");
+    h.run_batch();
+    fs::remove_file(dir.path().join("log.txt")).unwrap();
+    h.run_batch();
+    drop_file(dir.path(), "log.txt", "v2\n");
+    h.run_batch();
+    h.ssc.stop(false).unwrap();
+
+    assert_eq!(
+        sorted_batches(&out),
+        vec![lines(&["v1"]), vec![], lines(&["v2"])]
+    );
+}
+
+#[test]
+fn a_missing_directory_is_a_clear_error_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope");
+    let h = Harness::seconds();
+    collect(&h.ssc.text_file_stream(&missing));
+    let err = h.ssc.start().unwrap_err();
+    assert!(matches!(err, Error::Io { .. }), "{err}");
+    let message = err.to_string();
+    assert!(message.contains("cannot list directory"), "{message}");
+    assert!(message.contains("nope"), "{message}");
+}
+
+#[test]
+fn a_graceful_stop_reads_files_that_arrived_since_the_last_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::seconds();
+    let out = collect(&h.ssc.text_file_stream(dir.path()));
+    h.ssc.start().unwrap();
+    drop_file(dir.path(), "late.txt", "just in time\n");
+    h.ssc.stop(true).unwrap();
+    assert_eq!(sorted_batches(&out), vec![lines(&["just in time"])]);
+}

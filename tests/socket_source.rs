@@ -1,0 +1,193 @@
+//! `socket_text_stream` against a real TCP server on loopback, as `nc -lk` would be.
+//!
+//! The test plays the server. It waits until the receiver has accepted the lines it
+//! sent (`await_records_received`), then advances the manual clock, so each batch's
+//! content is exact however fast the machine is.
+
+mod common;
+
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::sync::mpsc;
+
+use common::{Harness, PATIENCE, collect, lines, sorted_batches};
+
+/// Accepts one connection on `listener`, failing the test if none comes in time.
+fn accept(listener: &TcpListener) -> TcpStream {
+    let listener = listener.try_clone().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(listener.accept().map(|(stream, _)| stream));
+    });
+    rx.recv_timeout(PATIENCE)
+        .expect("the receiver connects")
+        .unwrap()
+}
+
+fn listen() -> (TcpListener, u16) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    (listener, port)
+}
+
+#[test]
+fn lines_are_split_on_newlines_in_each_batch() {
+    let (listener, port) = listen();
+    let h = Harness::seconds();
+    let out = collect(&h.ssc.socket_text_stream("127.0.0.1", port));
+    h.ssc.start().unwrap();
+    let mut server = accept(&listener);
+
+    server.write_all(b"first line\r\nsecond ").unwrap();
+    server.write_all(b"line\n").unwrap();
+    h.ssc.await_records_received(2, PATIENCE).unwrap();
+    h.run_batch();
+    server.write_all(b"third line\nfourth").unwrap();
+    h.ssc.await_records_received(3, PATIENCE).unwrap();
+    h.run_batch();
+    server.write_all(b" line\n").unwrap();
+    h.ssc.await_records_received(4, PATIENCE).unwrap();
+    let info = h.run_batch();
+    h.ssc.stop(false).unwrap();
+
+    let batches: Vec<Vec<String>> = out.lock().unwrap().iter().map(|(_, b)| b.clone()).collect();
+    assert_eq!(
+        batches,
+        vec![
+            lines(&["first line", "second line"]),
+            lines(&["third line"]),
+            lines(&["fourth line"]),
+        ]
+    );
+    assert_eq!(info.num_records, 1);
+}
+
+#[test]
+fn a_line_that_is_not_utf8_is_decoded_lossily_and_the_stream_goes_on() {
+    let (listener, port) = listen();
+    let h = Harness::seconds();
+    let out = collect(&h.ssc.socket_text_stream("127.0.0.1", port));
+    h.ssc.start().unwrap();
+    let mut server = accept(&listener);
+    server.write_all(b"caf\xe9 au lait\nplain\n").unwrap();
+    h.ssc.await_records_received(2, PATIENCE).unwrap();
+    h.run_batch();
+    h.ssc.stop(false).unwrap();
+
+    assert_eq!(
+        sorted_batches(&out),
+        vec![lines(&["caf\u{fffd} au lait", "plain"])]
+    );
+}
+
+#[test]
+fn the_receiver_reconnects_when_the_server_closes_and_comes_back() {
+    let (listener, port) = listen();
+    let h = Harness::seconds();
+    let words = h
+        .ssc
+        .socket_text_stream("127.0.0.1", port)
+        .flat_map(|line| line.split(' ').map(String::from).collect::<Vec<_>>())
+        .map(|w| (w, 1))
+        .reduce_by_key(|a, b| a + b);
+    let out = collect(&words);
+    h.ssc.start().unwrap();
+
+    let mut first = accept(&listener);
+    first
+        .write_all(b"a b\nb\nlast line without newline")
+        .unwrap();
+    drop(first); // the server closes: the unfinished last line still counts
+    h.ssc.await_records_received(3, PATIENCE).unwrap();
+    h.run_batch();
+
+    // The server is gone altogether for a while: batches go on, empty.
+    drop(listener);
+    h.run_batch();
+
+    // It comes back on the same port; the receiver finds it again.
+    let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let mut second = accept(&listener);
+    second.write_all(b"b c\n").unwrap();
+    h.ssc.await_records_received(4, PATIENCE).unwrap();
+    h.run_batch();
+    h.ssc.stop(false).unwrap();
+
+    let expected: Vec<Vec<(String, i32)>> = vec![
+        common::counts(&[
+            ("a", 1),
+            ("b", 2),
+            ("last", 1),
+            ("line", 1),
+            ("newline", 1),
+            ("without", 1),
+        ]),
+        vec![],
+        common::counts(&[("b", 1), ("c", 1)]),
+    ];
+    assert_eq!(sorted_batches(&out), expected);
+}
+
+#[test]
+fn a_server_that_is_not_up_yet_is_retried_while_the_stream_runs() {
+    let port = listen().1; // a port with nobody listening once the listener is dropped
+    let h = Harness::seconds();
+    let out = collect(&h.ssc.socket_text_stream("127.0.0.1", port));
+    h.ssc.start().unwrap();
+    h.run_batches(2);
+
+    let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let mut server = accept(&listener);
+    server.write_all(b"finally\n").unwrap();
+    h.ssc.await_records_received(1, PATIENCE).unwrap();
+    h.run_batch();
+    h.ssc.stop(false).unwrap();
+
+    assert_eq!(
+        sorted_batches(&out),
+        vec![vec![], vec![], lines(&["finally"])]
+    );
+}
+
+#[test]
+fn an_unknown_host_does_not_stop_the_stream() {
+    let h = Harness::seconds();
+    let out = collect(&h.ssc.socket_text_stream("no-such-host.invalid", 9999));
+    h.ssc.start().unwrap();
+    h.run_batches(2);
+    h.ssc.stop(false).unwrap();
+    assert_eq!(sorted_batches(&out), vec![Vec::<String>::new(), vec![]]);
+}
+
+#[test]
+fn many_lines_arrive_intact_across_reads() {
+    let (listener, port) = listen();
+    let h = Harness::seconds();
+    let counts = collect(&h.ssc.socket_text_stream("127.0.0.1", port).count_by_value());
+    h.ssc.start().unwrap();
+    let mut server = accept(&listener);
+    let text: String = (0..200_000).map(|i| format!("word{}\n", i % 100)).collect();
+    for chunk in text.as_bytes().chunks(7_777) {
+        server.write_all(chunk).unwrap();
+    }
+    h.ssc.await_records_received(200_000, PATIENCE).unwrap();
+    h.run_batch();
+    h.ssc.stop(false).unwrap();
+
+    let batch = &sorted_batches(&counts)[0];
+    assert_eq!(batch.len(), 100);
+    assert!(batch.iter().all(|(_, n)| *n == 2_000), "{:?}", &batch[..3]);
+}
+
+#[test]
+fn a_graceful_stop_processes_lines_already_received() {
+    let (listener, port) = listen();
+    let h = Harness::seconds();
+    let out = collect(&h.ssc.socket_text_stream("127.0.0.1", port));
+    h.ssc.start().unwrap();
+    let mut server = accept(&listener);
+    server.write_all(b"one\ntwo\nthree\n").unwrap();
+    h.ssc.await_records_received(3, PATIENCE).unwrap();
+    h.ssc.stop(true).unwrap();
+    assert_eq!(sorted_batches(&out), vec![lines(&["one", "three", "two"])]);
+}
