@@ -7,12 +7,15 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::thread::ThreadId;
 use std::time::Duration;
 
+use crate::checkpoint::recovery::match_streams;
+use crate::checkpoint::{Checkpoint, CheckpointDir, PendingBatch};
+use crate::dstream::store::StatefulStream;
 use crate::dstream::{DStream, GraphNode, OutputOperation, Timeline};
 use crate::error::{Error, Result};
 use crate::rdd::{Data, ExecEnv, Rdd};
 use crate::scheduler::{
-    BatchInfo, Clock, JobGraph, ListenerBus, Progress, Scheduler, SchedulerParts,
-    StreamingListener, SystemClock,
+    BatchInfo, BatchLog, CheckpointPlan, Clock, JobGraph, ListenerBus, Progress, Scheduler,
+    SchedulerParts, StreamingListener, SystemClock, identity,
 };
 use crate::source::{
     FileInput, InputHandle, InputSource, InputStream, NoCompute, QueueInput, RateInput, RddQueue,
@@ -22,6 +25,9 @@ use crate::time::Time;
 
 /// How long a failed receiver waits before trying again, as Spark's default.
 const DEFAULT_RESTART_DELAY: Duration = Duration::from_secs(2);
+
+/// Checkpoints are written at least this far apart by default, as in Spark.
+const MIN_DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
 
 /// How many threads do the work: Spark's `local[N]` master settings are accepted.
 ///
@@ -164,6 +170,10 @@ impl StreamingContextBuilder {
                     next_stream_id: 0,
                     inputs: Vec::new(),
                     outputs: Vec::new(),
+                    stateful: Vec::new(),
+                    eager: Vec::new(),
+                    checkpoint_dir: None,
+                    recovery: None,
                     running: None,
                 }),
             }),
@@ -385,6 +395,76 @@ impl StreamingContext {
         stream
     }
 
+    /// Saves checkpoints in `directory`: the state of stateful streams and the
+    /// positions of the inputs, every checkpoint interval. Stateful streams and
+    /// incremental windows need it. The directory is created if needed; `start`
+    /// fails if it cannot be written.
+    ///
+    /// ```
+    /// use dstream::StreamingContext;
+    /// use std::time::Duration;
+    /// let ssc = StreamingContext::new("local[2]", Duration::from_secs(10)).unwrap();
+    /// ssc.checkpoint("checkpoint").unwrap();
+    /// ```
+    pub fn checkpoint(&self, directory: impl AsRef<Path>) -> Result<()> {
+        let mut inner = self.shared.inner();
+        if inner.lifecycle != Lifecycle::Initialized {
+            return Err(Error::AddedAfterStart {
+                operation: "checkpoint",
+            });
+        }
+        inner.checkpoint_dir = Some(CheckpointDir::new(directory.as_ref()));
+        Ok(())
+    }
+
+    /// Builds the program with `create` and, if `directory` holds a checkpoint,
+    /// recovers it: the state of every stateful stream and the position of every
+    /// replayable input are restored, and batches that were generated but not
+    /// finished run again from their recorded input (the same files, the same rows),
+    /// so nothing is lost and nothing counted twice.
+    ///
+    /// Rust closures cannot be saved, so `create` always runs; its inputs and stateful
+    /// streams are matched with the checkpoint's by name (see [`DStream::name`]) or
+    /// else by the order they were defined in. A mismatch is an error naming the first
+    /// stream that differs. Operations without state may change freely between runs.
+    /// A [`ManualClock`](crate::ManualClock) is moved to the last batch the checkpoint
+    /// knows of.
+    ///
+    /// ```no_run
+    /// use dstream::StreamingContext;
+    /// use std::time::Duration;
+    ///
+    /// fn main() -> dstream::Result<()> {
+    ///     let ssc = StreamingContext::get_or_create("checkpoint", || {
+    ///         let ssc = StreamingContext::new("local[*]", Duration::from_secs(10))?;
+    ///         let counts = ssc
+    ///             .text_file_stream("incoming")
+    ///             .flat_map(|line| line.split(' ').map(String::from).collect::<Vec<_>>())
+    ///             .map(|word| (word, 1))
+    ///             .update_state_by_key(|new: &[i32], total: Option<i32>| {
+    ///                 Some(new.iter().sum::<i32>() + total.unwrap_or(0))
+    ///             });
+    ///         counts.pprint()?;
+    ///         Ok(ssc)
+    ///     })?;
+    ///     ssc.start()?;
+    ///     ssc.await_termination()
+    /// }
+    /// ```
+    pub fn get_or_create(
+        directory: impl AsRef<Path>,
+        create: impl FnOnce() -> Result<StreamingContext>,
+    ) -> Result<StreamingContext> {
+        let directory = directory.as_ref();
+        let saved = CheckpointDir::new(directory).load_latest()?;
+        let ssc = create()?;
+        ssc.checkpoint(directory)?;
+        if let Some(saved) = saved {
+            ssc.shared.recover(directory, saved)?;
+        }
+        Ok(ssc)
+    }
+
     /// Registers a listener for batch events.
     pub fn add_listener(&self, listener: impl StreamingListener) {
         self.shared.listeners.add(Arc::new(listener));
@@ -461,7 +541,18 @@ struct Inner {
     next_stream_id: usize,
     inputs: Vec<Arc<dyn InputHandle>>,
     outputs: Vec<Arc<dyn OutputOperation>>,
+    stateful: Vec<Arc<dyn StatefulStream>>,
+    eager: Vec<Arc<dyn GraphNode>>,
+    checkpoint_dir: Option<CheckpointDir>,
+    recovery: Option<Recovery>,
     running: Option<Running>,
+}
+
+/// Where a recovered context resumes.
+struct Recovery {
+    zero: Time,
+    generated: Time,
+    pending: Vec<PendingBatch>,
 }
 
 /// What exists only while the context runs.
@@ -478,6 +569,107 @@ impl ContextShared {
 
     pub(crate) fn timeline(&self) -> &Arc<Timeline> {
         &self.timeline
+    }
+
+    pub(crate) fn env(&self) -> &Arc<ExecEnv> {
+        &self.env
+    }
+
+    pub(crate) fn register_stateful(&self, state: Arc<dyn StatefulStream>) {
+        self.inner().stateful.push(state);
+    }
+
+    /// Has the stream computed every batch, for a window that reads it later.
+    pub(crate) fn register_eager(&self, node: Arc<dyn GraphNode>) {
+        let mut inner = self.inner();
+        let id = node.meta().id;
+        if !inner.eager.iter().any(|n| n.meta().id == id) {
+            inner.eager.push(node);
+        }
+    }
+
+    /// Sets the checkpoint interval of the stateful stream `id`; `false` if the stream
+    /// has no state.
+    pub(crate) fn set_checkpoint_interval(&self, id: usize, interval: Duration) -> bool {
+        let inner = self.inner();
+        let state = inner
+            .stateful
+            .iter()
+            .find(|s| s.stream().is_some_and(|n| n.meta().id == id));
+        match state {
+            Some(state) => {
+                state.set_checkpoint_interval(interval);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Restores a checkpoint into the streams `create` built (see
+    /// [`StreamingContext::get_or_create`]).
+    fn recover(&self, directory: &Path, saved: Checkpoint) -> Result<()> {
+        let mismatch = |difference: String| Error::CheckpointMismatch {
+            dir: directory.to_path_buf(),
+            difference,
+        };
+        let batch_ms = crate::time::duration_millis(self.timeline.batch_interval());
+        if saved.batch_interval_ms != batch_ms {
+            return Err(mismatch(format!(
+                "it was written with a batch interval of {} ms, and this program uses {batch_ms} ms",
+                saved.batch_interval_ms
+            )));
+        }
+        let mut inner = self.inner();
+        let current_inputs: Vec<_> = inner.inputs.iter().map(|i| identity(&*i.node())).collect();
+        let saved_inputs: Vec<_> = saved.inputs.iter().map(|(id, _)| id.clone()).collect();
+        let inputs = match_streams(directory, "input stream", &saved_inputs, &current_inputs)?;
+        let current_states: Vec<_> = inner
+            .stateful
+            .iter()
+            .filter_map(|s| s.stream())
+            .map(|n| identity(&*n))
+            .collect();
+        let saved_states: Vec<_> = saved.states.iter().map(|(id, _)| id.clone()).collect();
+        let states = match_streams(directory, "stateful stream", &saved_states, &current_states)?;
+
+        for ((_, bytes), &index) in saved.states.iter().zip(&states) {
+            inner.stateful[index].restore(bytes, saved.completed)?;
+        }
+        for ((_, position), &index) in saved.inputs.iter().zip(&inputs) {
+            if let Some(position) = position {
+                inner.inputs[index].restore(position)?;
+            }
+        }
+        let pending = saved
+            .pending
+            .into_iter()
+            .map(|batch| {
+                let mut reordered = vec![None; inner.inputs.len()];
+                for (replay, &index) in batch.inputs.into_iter().zip(&inputs) {
+                    reordered[index] = replay;
+                }
+                PendingBatch {
+                    time: batch.time,
+                    inputs: reordered,
+                }
+            })
+            .collect();
+        log::info!(
+            "recovered the checkpoint of batch {} from {} ({} unfinished batch(es) will run again)",
+            saved.completed,
+            directory.display(),
+            saved
+                .generated
+                .saturating_since(saved.completed)
+                .as_millis()
+                / u128::from(batch_ms.max(1) as u64)
+        );
+        inner.recovery = Some(Recovery {
+            zero: saved.zero,
+            generated: saved.generated,
+            pending,
+        });
+        Ok(())
     }
 
     pub(crate) fn parallelism(&self) -> usize {
@@ -528,14 +720,47 @@ impl ContextShared {
         if inner.outputs.is_empty() {
             return Err(Error::NoOutputOperations);
         }
+        let checkpoint_dir = inner.checkpoint_dir.clone();
+        match (&checkpoint_dir, inner.stateful.first()) {
+            (None, Some(state)) => {
+                return Err(Error::CheckpointRequired {
+                    operation: state
+                        .stream()
+                        .map_or_else(|| state.operation().to_string(), |s| s.meta().describe()),
+                });
+            }
+            (Some(dir), _) => dir.ensure_writable()?,
+            (None, None) => {}
+        }
         let graph = Arc::new(JobGraph {
             inputs: inner.inputs.clone(),
             nodes: reachable_streams(&inner.outputs, &inner.inputs),
             outputs: inner.outputs.clone(),
+            eager: inner.eager.clone(),
+            stateful: inner.stateful.clone(),
         });
         let batch_interval = self.timeline.batch_interval();
-        let first_batch = self.clock.now().next_multiple(batch_interval);
-        self.timeline.start_at(first_batch);
+        let (zero, first_batch, replay) = match inner.recovery.take() {
+            Some(recovery) => {
+                self.clock.resume_at(recovery.generated);
+                (
+                    recovery.zero,
+                    recovery.generated + batch_interval,
+                    recovery.pending,
+                )
+            }
+            None => {
+                let first = self.clock.now().next_multiple(batch_interval);
+                (first - batch_interval, first, Vec::new())
+            }
+        };
+        self.timeline.start_at(zero + batch_interval);
+        let first_run = replay.first().map_or(first_batch, |batch| batch.time);
+        let checkpoint = checkpoint_dir.map(|dir| CheckpointPlan {
+            dir,
+            interval: checkpoint_interval(&graph.stateful, batch_interval),
+            zero,
+        });
 
         // Whatever happens next, this context is used up.
         inner.lifecycle = Lifecycle::Stopped;
@@ -552,7 +777,7 @@ impl ContextShared {
             tokio: tokio.handle().clone(),
             restart_delay: self.restart_delay,
             clock: self.clock.clone(),
-            origin: first_batch - batch_interval,
+            origin: zero,
         };
         for (started, input) in graph.inputs.iter().enumerate() {
             if let Err(e) = input.start(&sources) {
@@ -570,7 +795,10 @@ impl ContextShared {
             listeners: self.listeners.clone(),
             progress: self.progress.clone(),
             batch_interval,
+            replay,
             first_batch,
+            checkpoint,
+            log: BatchLog::default(),
             on_failure: Box::new(move || {
                 if let Some(shared) = weak.upgrade() {
                     ContextShared::stop(&shared, false);
@@ -594,7 +822,7 @@ impl ContextShared {
         });
         inner.lifecycle = Lifecycle::Active;
         drop(inner);
-        self.listeners.post(|l| l.on_streaming_started(first_batch));
+        self.listeners.post(|l| l.on_streaming_started(first_run));
         Ok(())
     }
 
@@ -657,6 +885,22 @@ impl ContextShared {
         self.progress.terminate();
         self.listeners.post(|l| l.on_streaming_stopped());
     }
+}
+
+/// How often to checkpoint: the shortest interval set on a stateful stream, else the
+/// smallest multiple of the batch interval that is at least 10 seconds.
+fn checkpoint_interval(stateful: &[Arc<dyn StatefulStream>], batch: Duration) -> Duration {
+    let default = {
+        let batches = MIN_DEFAULT_CHECKPOINT_INTERVAL
+            .as_millis()
+            .div_ceil(batch.as_millis().max(1));
+        batch * u32::try_from(batches).unwrap_or(u32::MAX)
+    };
+    stateful
+        .iter()
+        .filter_map(|s| s.checkpoint_interval())
+        .min()
+        .unwrap_or(default)
 }
 
 /// Every stream that an output reads, directly or through parents, and the inputs.

@@ -55,6 +55,7 @@
 //! [`dstream`] (the stream graph), which builds [`rdd`]s (parallel datasets); the
 //! [`scheduler`] runs batches on a clock and reports to listeners.
 
+pub(crate) mod checkpoint;
 pub mod context;
 pub mod demo;
 pub mod dstream;
@@ -65,7 +66,7 @@ pub mod source;
 pub mod time;
 
 pub use context::{Parallelism, StreamingContext, StreamingContextBuilder};
-pub use dstream::{DStream, OutputResult};
+pub use dstream::{DStream, MapWithStateStream, OutputResult, State, StateData, StateSpec};
 pub use error::{Error, Result};
 pub use rdd::{Data, HashPartitioner, Key, PartitionIter, Partitioner, Rdd};
 pub use scheduler::{BatchInfo, Clock, ManualClock, StreamingListener, SystemClock};
@@ -75,6 +76,7 @@ pub use time::Time;
 /// The names most programs need: `use dstream::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        BatchInfo, DStream, ManualClock, Rdd, RddQueue, StreamingContext, StreamingListener, Time,
+        BatchInfo, DStream, ManualClock, Rdd, RddQueue, State, StateSpec, StreamingContext,
+        StreamingListener, Time,
     };
 }

@@ -106,7 +106,7 @@ fn streams_of_different_contexts_do_not_mix() {
         err.to_string().contains("different streaming contexts"),
         "{err}"
     );
-    assert!(a.ssc.union(&[sb.clone()]).is_err());
+    assert!(a.ssc.union(std::slice::from_ref(&sb)).is_err());
     assert!(a.ssc.union::<u8>(&[]).is_err());
     let pairs_a = sa.map(|x| (x, ()));
     let pairs_b = sb.map(|x| (x, ()));

@@ -11,7 +11,10 @@
 
 mod output;
 mod pair;
+pub(crate) mod state;
+pub(crate) mod store;
 mod transform;
+mod window;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -24,8 +27,9 @@ use crate::error::{Error, Result};
 use crate::rdd::{Data, Rdd};
 use crate::time::{Time, duration_millis};
 
-pub(crate) use output::OutputOperation;
 pub use output::OutputResult;
+pub(crate) use output::{OutputOperation, sync_directory};
+pub use state::{MapWithStateStream, State, StateData, StateSpec};
 
 /// The batch grid shared by every stream of a context.
 pub(crate) struct Timeline {
@@ -94,6 +98,9 @@ pub(crate) trait GraphNode: Send + Sync + 'static {
 
     /// Forgets the `Rdd`s that no operation needs once batch `time` has completed.
     fn forget_before(&self, time: Time);
+
+    /// Computes (lazily: builds) and remembers the stream's `Rdd` for `time`.
+    fn generate(&self, time: Time);
 }
 
 /// How a stream makes its `Rdd` for a batch time from its parents' `Rdd`s.
@@ -144,6 +151,14 @@ impl<T: Data> StreamNode<T> {
         self.generated().insert(time, rdd);
     }
 
+    /// The `Rdd`s remembered now, oldest first.
+    pub(crate) fn remembered(&self) -> Vec<(Time, Rdd<T>)> {
+        self.generated()
+            .iter()
+            .map(|(time, rdd)| (*time, rdd.clone()))
+            .collect()
+    }
+
     /// Keeps `Rdd`s for `length` after their batch completes, for a window over this
     /// stream.
     pub(crate) fn require_lookback(&self, length: Duration) {
@@ -163,6 +178,10 @@ impl<T: Data> GraphNode for StreamNode<T> {
         let mut generated = self.generated();
         let kept = generated.split_off(&Time::from_millis(keep_after.as_millis() + 1));
         *generated = kept;
+    }
+
+    fn generate(&self, time: Time) {
+        let _ = self.get_or_compute(time);
     }
 }
 

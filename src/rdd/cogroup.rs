@@ -4,40 +4,47 @@
 //! map-side), then each output partition merges its two groups, in parallel. The joins
 //! turn each key's two groups into pairs.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use hashbrown::HashTable;
 use hashbrown::hash_table::Entry;
 use rayon::prelude::*;
 
-use super::materialized::{ClonedPartition, SharedPartitions};
+use super::materialized::{ClonedPartition, OnceFrom, SharedPartitions, empty_partitions};
 use super::shuffle::{self, Aggregator, Partitioning, Slot, Table};
 use super::{Data, Key, PartitionIter, Rdd, RddNode};
 
 /// For each key: its values on the left and its values on the right.
 type Groups<V, W> = (Vec<V>, Vec<W>);
 
+/// The two `Rdd`s being grouped together.
+type Sides<K, V, W> = (Rdd<(K, V)>, Rdd<(K, W)>);
+
+/// For each key: the key and its two groups.
+type Grouped<K, V, W> = SharedPartitions<(K, Groups<V, W>)>;
+
 struct CoGrouped<K, V, W> {
-    left: Rdd<(K, V)>,
-    right: Rdd<(K, W)>,
     partitioning: Partitioning<K>,
-    output: OnceLock<SharedPartitions<(K, Groups<V, W>)>>,
+    output: OnceFrom<Sides<K, V, W>, Grouped<K, V, W>>,
 }
 
 impl<K: Key, V: Data, W: Data> CoGrouped<K, V, W> {
-    fn output(&self) -> &SharedPartitions<(K, Groups<V, W>)> {
-        self.output.get_or_init(|| {
-            let (left, right) = rayon::join(
-                || shuffle::combine(&self.left, &self.partitioning, &Aggregator::grouping()),
-                || shuffle::combine(&self.right, &self.partitioning, &Aggregator::grouping()),
-            );
-            let merged = left
-                .into_par_iter()
-                .zip(right)
-                .map(|(left, right)| merge_groups(left, right))
-                .collect();
-            Arc::new(merged)
-        })
+    fn output(&self) -> &Grouped<K, V, W> {
+        self.output.get(
+            |(left, right)| {
+                let (left, right) = rayon::join(
+                    || shuffle::combine(&left, &self.partitioning, &Aggregator::grouping()),
+                    || shuffle::combine(&right, &self.partitioning, &Aggregator::grouping()),
+                );
+                let merged = left
+                    .into_par_iter()
+                    .zip(right)
+                    .map(|(left, right)| merge_groups(left, right))
+                    .collect();
+                Arc::new(merged)
+            },
+            || empty_partitions(self.partitioning.num_partitions()),
+        )
     }
 }
 
@@ -122,10 +129,8 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         partitions: usize,
     ) -> Rdd<(K, (Vec<V>, Vec<W>))> {
         self.derive(CoGrouped {
-            left: self.clone(),
-            right: other.clone(),
             partitioning: Partitioning::hash(partitions),
-            output: OnceLock::new(),
+            output: OnceFrom::new((self.clone(), other.clone())),
         })
     }
 

@@ -1,7 +1,7 @@
 //! Partitions held in memory: parallelized data, received blocks, caches and the
 //! outputs of shuffles. Reading one hands out clones, so the data can be read again.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use super::{Data, PartitionIter, Rdd, RddNode};
 
@@ -33,57 +33,93 @@ impl<T: Data> RddNode<T> for Materialized<T> {
     }
 }
 
+/// A value computed once from an input that is released afterwards.
+///
+/// Nodes that materialise their partitions (caches, shuffles, sorts) hold their
+/// parents only until they have computed: a remembered `Rdd` then keeps its own data
+/// alive, not its whole lineage.
+pub(crate) struct OnceFrom<I, O> {
+    input: Mutex<Option<I>>,
+    output: OnceLock<O>,
+}
+
+impl<I, O> OnceFrom<I, O> {
+    pub(crate) fn new(input: I) -> Self {
+        OnceFrom {
+            input: Mutex::new(Some(input)),
+            output: OnceLock::new(),
+        }
+    }
+
+    /// The output, computed by `make` from the input on first call. If an earlier
+    /// `make` panicked (failing its batch), `fallback` stands in.
+    pub(crate) fn get(&self, make: impl FnOnce(I) -> O, fallback: impl FnOnce() -> O) -> &O {
+        self.output.get_or_init(|| {
+            let input = self
+                .input
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            match input {
+                Some(input) => make(input),
+                None => fallback(),
+            }
+        })
+    }
+}
+
 /// An `Rdd` that materialises its parent on first use (see [`Rdd::cache`]).
 pub(crate) struct Cached<T> {
-    parent: Rdd<T>,
-    partitions: OnceLock<SharedPartitions<T>>,
+    partitions: usize,
+    data: OnceFrom<Rdd<T>, SharedPartitions<T>>,
 }
 
 impl<T: Data> Cached<T> {
     pub(crate) fn new(parent: Rdd<T>) -> Self {
         Cached {
-            parent,
-            partitions: OnceLock::new(),
+            partitions: parent.num_partitions(),
+            data: OnceFrom::new(parent),
         }
+    }
+
+    fn data(&self) -> &SharedPartitions<T> {
+        self.data.get(
+            |parent| Arc::new(parent.compute_all()),
+            || empty_partitions(self.partitions),
+        )
     }
 }
 
 impl<T: Data> RddNode<T> for Cached<T> {
     fn num_partitions(&self) -> usize {
-        self.parent.num_partitions()
+        self.partitions
     }
 
     fn prepare(&self) {
-        self.partitions
-            .get_or_init(|| Arc::new(self.parent.compute_all()));
+        self.data();
     }
 
     fn compute(&self, partition: usize) -> PartitionIter<T> {
-        match self.partitions.get() {
-            Some(partitions) => Box::new(ClonedPartition::new(partitions.clone(), partition)),
-            // Not prepared: stream from the parent rather than fail.
-            None => self.parent.compute(partition),
-        }
+        Box::new(ClonedPartition::new(self.data().clone(), partition))
     }
 }
 
 /// Partitions computed by a function the first time they are needed: the results of
 /// actions that a stream hands on as a one-element `Rdd` (`count`, `reduce`).
 pub(crate) struct Deferred<T> {
-    make: Box<dyn Fn() -> Vec<T> + Send + Sync>,
-    partition: OnceLock<SharedPartitions<T>>,
+    data: OnceFrom<Box<dyn FnOnce() -> Vec<T> + Send>, SharedPartitions<T>>,
 }
 
 impl<T: Data> Deferred<T> {
-    pub(crate) fn new(make: impl Fn() -> Vec<T> + Send + Sync + 'static) -> Self {
+    pub(crate) fn new(make: impl FnOnce() -> Vec<T> + Send + 'static) -> Self {
         Deferred {
-            make: Box::new(make),
-            partition: OnceLock::new(),
+            data: OnceFrom::new(Box::new(make)),
         }
     }
 
-    fn partitions(&self) -> &SharedPartitions<T> {
-        self.partition.get_or_init(|| Arc::new(vec![(self.make)()]))
+    fn data(&self) -> &SharedPartitions<T> {
+        self.data
+            .get(|make| Arc::new(vec![make()]), || empty_partitions(1))
     }
 }
 
@@ -93,12 +129,17 @@ impl<T: Data> RddNode<T> for Deferred<T> {
     }
 
     fn prepare(&self) {
-        self.partitions();
+        self.data();
     }
 
     fn compute(&self, partition: usize) -> PartitionIter<T> {
-        Box::new(ClonedPartition::new(self.partitions().clone(), partition))
+        Box::new(ClonedPartition::new(self.data().clone(), partition))
     }
+}
+
+/// `partitions` empty partitions.
+pub(crate) fn empty_partitions<T>(partitions: usize) -> SharedPartitions<T> {
+    Arc::new((0..partitions.max(1)).map(|_| Vec::new()).collect())
 }
 
 /// Iterates one partition of shared in-memory data, cloning each element.

@@ -16,10 +16,10 @@
 
 mod actions;
 mod cogroup;
-mod materialized;
+pub(crate) mod materialized;
 mod narrow;
 mod pair;
-mod partitioner;
+pub(crate) mod partitioner;
 pub(crate) mod shuffle;
 mod sort;
 
@@ -151,6 +151,13 @@ impl<T: Data> Rdd<T> {
     pub(crate) fn from_node(node: impl RddNode<T>, env: Arc<ExecEnv>) -> Rdd<T> {
         Rdd {
             node: Arc::new(node),
+            env,
+        }
+    }
+
+    pub(crate) fn from_boxed_node(node: Box<dyn RddNode<T>>, env: Arc<ExecEnv>) -> Rdd<T> {
+        Rdd {
+            node: Arc::from(node),
             env,
         }
     }

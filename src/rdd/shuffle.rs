@@ -10,7 +10,7 @@
 //! stateful streams, call [`combine`] and work on the merged tables directly.
 
 use std::hash::Hash;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use hashbrown::HashTable;
 use hashbrown::hash_table::Entry;
@@ -18,7 +18,7 @@ use rayon::prelude::*;
 
 use super::partitioner::hash_key;
 use super::{Data, HashPartitioner, Key, PartitionIter, Partitioner, Rdd, RddNode};
-use crate::rdd::materialized::{ClonedPartition, SharedPartitions};
+use crate::rdd::materialized::{ClonedPartition, OnceFrom, SharedPartitions, empty_partitions};
 
 /// How a shuffle combines the values of one key: Spark's `createCombiner`,
 /// `mergeValue` and `mergeCombiners`.
@@ -228,12 +228,13 @@ pub(crate) fn into_pairs<K, C>(table: Table<K, C>) -> Vec<(K, C)> {
         .collect()
 }
 
+/// What a combining shuffle reads: the parent and how to combine its values.
+type ShuffleInput<K, V, C> = (Rdd<(K, V)>, Aggregator<V, C>);
+
 /// An `Rdd` of `(key, combined value)`: the output of a combining shuffle.
 pub(crate) struct Shuffled<K, V, C> {
-    parent: Rdd<(K, V)>,
     partitioning: Partitioning<K>,
-    aggregator: Aggregator<V, C>,
-    output: OnceLock<SharedPartitions<(K, C)>>,
+    output: OnceFrom<ShuffleInput<K, V, C>, SharedPartitions<(K, C)>>,
 }
 
 impl<K: Key, V: Data, C: Data> Shuffled<K, V, C> {
@@ -243,18 +244,19 @@ impl<K: Key, V: Data, C: Data> Shuffled<K, V, C> {
         aggregator: Aggregator<V, C>,
     ) -> Self {
         Shuffled {
-            parent,
             partitioning,
-            aggregator,
-            output: OnceLock::new(),
+            output: OnceFrom::new((parent, aggregator)),
         }
     }
 
     fn output(&self) -> &SharedPartitions<(K, C)> {
-        self.output.get_or_init(|| {
-            let tables = combine(&self.parent, &self.partitioning, &self.aggregator);
-            Arc::new(tables.into_par_iter().map(into_pairs).collect())
-        })
+        self.output.get(
+            |(parent, aggregator)| {
+                let tables = combine(&parent, &self.partitioning, &aggregator);
+                Arc::new(tables.into_par_iter().map(into_pairs).collect())
+            },
+            || empty_partitions(self.partitioning.num_partitions()),
+        )
     }
 }
 
@@ -309,24 +311,26 @@ pub(crate) fn scatter<T: Data>(
 /// parent first: `repartition`, `partition_by` and `sort_by_key`.
 pub(crate) struct Staged<T> {
     partitions: usize,
-    run: Box<dyn Fn() -> Vec<Vec<T>> + Send + Sync>,
-    output: OnceLock<SharedPartitions<T>>,
+    output: OnceFrom<StageFn<T>, SharedPartitions<T>>,
 }
+
+/// The stage of a [`Staged`] `Rdd`.
+type StageFn<T> = Box<dyn FnOnce() -> Vec<Vec<T>> + Send>;
 
 impl<T: Data> Staged<T> {
     pub(crate) fn new(
         partitions: usize,
-        run: impl Fn() -> Vec<Vec<T>> + Send + Sync + 'static,
+        run: impl FnOnce() -> Vec<Vec<T>> + Send + 'static,
     ) -> Self {
         Staged {
             partitions,
-            run: Box::new(run),
-            output: OnceLock::new(),
+            output: OnceFrom::new(Box::new(run)),
         }
     }
 
     fn output(&self) -> &SharedPartitions<T> {
-        self.output.get_or_init(|| Arc::new((self.run)()))
+        self.output
+            .get(|run| Arc::new(run()), || empty_partitions(self.partitions))
     }
 }
 

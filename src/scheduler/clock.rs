@@ -26,6 +26,12 @@ pub trait Clock: Send + Sync + 'static {
     /// Blocks until the time is at least `target` or `max_wait` has passed, whichever
     /// comes first, and returns the time then.
     fn wait_until(&self, target: Time, max_wait: Duration) -> Time;
+
+    /// Told, when a context recovers a checkpoint, the last batch time the checkpoint
+    /// knows of. The system clock has moved on anyway; a manual clock moves there.
+    fn resume_at(&self, time: Time) {
+        let _ = time;
+    }
 }
 
 /// The wall clock.
@@ -103,6 +109,10 @@ impl Default for ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> Time {
         ManualClock::now(self)
+    }
+
+    fn resume_at(&self, time: Time) {
+        self.set_time(time);
     }
 
     fn wait_until(&self, target: Time, max_wait: Duration) -> Time {

@@ -14,7 +14,7 @@ mod clock;
 mod listener;
 
 use std::any::Any;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -27,11 +27,13 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub(crate) use listener::ListenerBus;
 pub use listener::{BatchInfo, StreamingListener};
 
+use crate::checkpoint::{Checkpoint, CheckpointDir, PendingBatch, StreamIdentity};
+use crate::dstream::store::StatefulStream;
 use crate::dstream::{GraphNode, OutputOperation};
 use crate::error::{Error, Result};
 use crate::rdd::ExecEnv;
 use crate::source::InputHandle;
-use crate::time::Time;
+use crate::time::{Time, duration_millis};
 
 /// How often a waiting generator looks at its stop signal.
 const STOP_POLL: Duration = Duration::from_millis(20);
@@ -61,15 +63,74 @@ pub(crate) struct JobGraph {
     pub(crate) outputs: Vec<Arc<dyn OutputOperation>>,
     /// Every stream the outputs read, inputs included.
     pub(crate) nodes: Vec<Arc<dyn GraphNode>>,
+    /// Streams computed at every batch time even if no output asks: the parents of
+    /// windows, whose `Rdd`s windows read later.
+    pub(crate) eager: Vec<Arc<dyn GraphNode>>,
+    /// Streams with state, advanced every batch.
+    pub(crate) stateful: Vec<Arc<dyn StatefulStream>>,
 }
 
-/// The work of one output operation for one batch.
+/// The work of one output operation (or state update) for one batch.
 pub(crate) type Job = Box<dyn FnOnce() -> std::result::Result<(), String> + Send>;
+
+/// What a job does, for messages.
+#[derive(Clone, Copy)]
+enum JobOrigin {
+    Output(usize),
+    State(usize),
+}
 
 struct Batch {
     info: BatchInfo,
     /// The jobs, or why the graph could not be computed for this batch.
-    jobs: std::result::Result<Vec<(usize, Job)>, String>,
+    jobs: std::result::Result<Vec<(JobOrigin, Job)>, String>,
+}
+
+/// Batches generated but not completed, with what each input gave them, and the
+/// inputs' positions after the last cut: what a checkpoint records about inputs.
+#[derive(Default)]
+pub(crate) struct BatchLog {
+    state: Mutex<LogState>,
+}
+
+#[derive(Default)]
+struct LogState {
+    unfinished: BTreeMap<Time, Vec<Option<Vec<u8>>>>,
+    positions: Vec<Option<Vec<u8>>>,
+    generated: Option<Time>,
+}
+
+impl BatchLog {
+    fn state(&self) -> MutexGuard<'_, LogState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn generated(
+        &self,
+        time: Time,
+        replays: Vec<Option<Vec<u8>>>,
+        positions: Vec<Option<Vec<u8>>>,
+    ) {
+        let mut state = self.state();
+        state.unfinished.insert(time, replays);
+        state.positions = positions;
+        state.generated = Some(time);
+    }
+
+    fn completed(&self, time: Time) {
+        let mut state = self.state();
+        let later = state
+            .unfinished
+            .split_off(&Time::from_millis(time.as_millis() + 1));
+        state.unfinished = later;
+    }
+}
+
+/// Where and how often checkpoints are written.
+pub(crate) struct CheckpointPlan {
+    pub(crate) dir: CheckpointDir,
+    pub(crate) interval: Duration,
+    pub(crate) zero: Time,
 }
 
 /// What has completed so far, and whether and why the context terminated.
@@ -196,13 +257,19 @@ pub(crate) struct SchedulerParts {
     pub(crate) listeners: Arc<ListenerBus>,
     pub(crate) progress: Arc<Progress>,
     pub(crate) batch_interval: Duration,
+    /// Unfinished batches of a recovered checkpoint, run again first.
+    pub(crate) replay: Vec<PendingBatch>,
+    /// The first batch to generate from the clock.
     pub(crate) first_batch: Time,
+    pub(crate) checkpoint: Option<CheckpointPlan>,
+    pub(crate) log: BatchLog,
     /// Called (on the executor thread) after a batch failed, to stop the context.
     pub(crate) on_failure: Box<dyn Fn() + Send + Sync>,
 }
 
 /// The running generator and executor threads.
 pub(crate) struct Scheduler {
+    parts: Arc<SchedulerParts>,
     stop: Arc<StopSignal>,
     generator: JoinHandle<()>,
     executor: JoinHandle<()>,
@@ -234,6 +301,7 @@ impl Scheduler {
         };
         let thread_ids = [generator.thread().id(), executor.thread().id()];
         Ok(Scheduler {
+            parts,
             stop,
             generator,
             executor,
@@ -249,28 +317,54 @@ impl Scheduler {
     /// Stops both threads and waits for them. Gracefully: a last batch takes what the
     /// inputs still hold, and every queued batch runs. Otherwise the batch running now
     /// finishes and queued batches are dropped.
+    ///
+    /// A graceful stop also writes a last checkpoint, so that a restart has nothing to
+    /// run again.
     pub(crate) fn stop(self, graceful: bool) {
         self.stop.graceful.store(graceful, Ordering::SeqCst);
         self.stop.requested.store(true, Ordering::SeqCst);
         let _ = self.generator.join();
         let _ = self.executor.join();
+        let completed = self.parts.progress.state().last_completed;
+        let healthy = self.parts.progress.failure().is_none();
+        if let (true, true, Some(_), Some(time)) =
+            (graceful, healthy, &self.parts.checkpoint, completed)
+            && let Err(e) = write_checkpoint(&self.parts, time)
+        {
+            log::error!("the last checkpoint could not be written: {e}");
+        }
     }
 }
 
 fn run_generator(parts: &SchedulerParts, stop: &StopSignal, batches: Sender<Batch>) {
+    for pending in &parts.replay {
+        if stop.requested.load(Ordering::SeqCst) && !stop.graceful.load(Ordering::SeqCst) {
+            return;
+        }
+        let inputs = BatchInputs::Replay(&pending.inputs);
+        if batches
+            .send(generate_batch(parts, pending.time, inputs))
+            .is_err()
+        {
+            return;
+        }
+    }
     let mut next = parts.first_batch;
     loop {
         if stop.requested.load(Ordering::SeqCst) {
             let drain = stop.graceful.load(Ordering::SeqCst)
                 && parts.graph.inputs.iter().any(|input| input.has_pending());
             if drain {
-                let _ = batches.send(generate_batch(parts, next));
+                let _ = batches.send(generate_batch(parts, next, BatchInputs::Cut));
             }
             return;
         }
         let now = parts.clock.wait_until(next, STOP_POLL);
         if now >= next {
-            if batches.send(generate_batch(parts, next)).is_err() {
+            if batches
+                .send(generate_batch(parts, next, BatchInputs::Cut))
+                .is_err()
+            {
                 return; // the executor ended after a failure
             }
             next = next + parts.batch_interval;
@@ -278,17 +372,58 @@ fn run_generator(parts: &SchedulerParts, stop: &StopSignal, batches: Sender<Batc
     }
 }
 
-/// Cuts the inputs for `time` and asks every output operation for its job.
-fn generate_batch(parts: &SchedulerParts, time: Time) -> Batch {
-    let num_records = parts.graph.inputs.iter().map(|i| i.generate(time)).sum();
+/// Where a batch's input comes from.
+enum BatchInputs<'a> {
+    /// Cut from the inputs now.
+    Cut,
+    /// Given again, after a restart, from what each input recorded.
+    Replay(&'a [Option<Vec<u8>>]),
+}
+
+/// Gives the inputs their data for `time`, and asks every output operation for its
+/// job and every stateful stream for its update.
+fn generate_batch(parts: &SchedulerParts, time: Time, inputs: BatchInputs<'_>) -> Batch {
+    let graph = &parts.graph;
+    let mut num_records = 0;
+    let mut replays = Vec::with_capacity(graph.inputs.len());
+    for (index, input) in graph.inputs.iter().enumerate() {
+        match inputs {
+            BatchInputs::Cut => {
+                let (records, replay) = input.generate(time);
+                num_records += records;
+                replays.push(replay);
+            }
+            BatchInputs::Replay(recorded) => {
+                let replay = recorded.get(index).cloned().flatten();
+                num_records += input.regenerate(time, replay.as_deref());
+                replays.push(replay);
+            }
+        }
+    }
+    let positions = graph.inputs.iter().map(|input| input.position()).collect();
+    parts.log.generated(time, replays, positions);
+
     let jobs = catch_panic(|| {
-        parts
-            .graph
+        for node in &graph.eager {
+            node.generate(time);
+        }
+        let outputs = graph
             .outputs
             .iter()
             .enumerate()
-            .filter_map(|(index, output)| output.job(time).map(|job| (index, job)))
-            .collect::<Vec<_>>()
+            .filter_map(|(index, output)| {
+                output.job(time).map(|job| (JobOrigin::Output(index), job))
+            });
+        let states = graph
+            .stateful
+            .iter()
+            .enumerate()
+            .filter_map(|(index, state)| {
+                state
+                    .maintenance(time)
+                    .map(|job| (JobOrigin::State(index), job))
+            });
+        outputs.chain(states).collect::<Vec<_>>()
     })
     .map_err(|panic| format!("computing the streams panicked: {panic}"));
     let info = BatchInfo {
@@ -297,7 +432,11 @@ fn generate_batch(parts: &SchedulerParts, time: Time) -> Batch {
         submission_time: parts.clock.now(),
         processing_start_time: None,
         processing_end_time: None,
-        output_operations: jobs.as_ref().map_or(0, Vec::len),
+        output_operations: jobs.as_ref().map_or(0, |jobs| {
+            jobs.iter()
+                .filter(|(origin, _)| matches!(origin, JobOrigin::Output(_)))
+                .count()
+        }),
         failure: None,
     };
     parts.listeners.post(|l| l.on_batch_submitted(&info));
@@ -316,12 +455,91 @@ fn run_executor(parts: &SchedulerParts, stop: &StopSignal, queue: &Receiver<Batc
         for node in &parts.graph.nodes {
             node.forget_before(time);
         }
+        for state in &parts.graph.stateful {
+            state.forget_before(time);
+        }
+        parts.log.completed(time);
+        let failure = match failure {
+            Some(message) => Some(Error::BatchFailed { time, message }),
+            None => checkpoint_if_due(parts, time).err(),
+        };
         parts.progress.completed(info);
-        if let Some(message) = failure {
-            parts.progress.fail(Error::BatchFailed { time, message });
+        if let Some(error) = failure {
+            parts.progress.fail(error);
             (parts.on_failure)();
             return;
         }
+    }
+}
+
+/// Writes a checkpoint after batch `time` if one is due then.
+fn checkpoint_if_due(parts: &SchedulerParts, time: Time) -> Result<()> {
+    match &parts.checkpoint {
+        Some(plan) if time.is_multiple_of(plan.interval, plan.zero) => {
+            write_checkpoint(parts, time)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Writes a checkpoint of the state after batch `completed` (the executor has not
+/// started the next batch) and of the inputs as the generator left them.
+fn write_checkpoint(parts: &SchedulerParts, completed: Time) -> Result<()> {
+    let Some(plan) = &parts.checkpoint else {
+        return Ok(());
+    };
+    let graph = &parts.graph;
+    let mut states = Vec::with_capacity(graph.stateful.len());
+    for state in &graph.stateful {
+        if let Some(stream) = state.stream() {
+            states.push((identity(&*stream), state.encode()?));
+        }
+    }
+    let (generated, positions, pending) = {
+        let log = parts.log.state();
+        let pending = log
+            .unfinished
+            .iter()
+            .filter(|(time, _)| **time > completed)
+            .map(|(time, inputs)| PendingBatch {
+                time: *time,
+                inputs: inputs.clone(),
+            })
+            .collect();
+        (
+            log.generated.unwrap_or(completed),
+            log.positions.clone(),
+            pending,
+        )
+    };
+    let inputs = graph
+        .inputs
+        .iter()
+        .zip(positions.into_iter().chain(std::iter::repeat(None)))
+        .map(|(input, position)| (identity(&*input.node()), position))
+        .collect();
+    plan.dir.write(&Checkpoint {
+        batch_interval_ms: duration_millis(parts.batch_interval),
+        zero: plan.zero,
+        completed,
+        generated: generated.max(completed),
+        inputs,
+        states,
+        pending,
+    })
+}
+
+/// How a checkpoint names a stream.
+pub(crate) fn identity(node: &dyn GraphNode) -> StreamIdentity {
+    let meta = node.meta();
+    StreamIdentity {
+        id: meta.id,
+        kind: meta.kind.to_string(),
+        name: meta
+            .name
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone(),
     }
 }
 
@@ -333,7 +551,7 @@ fn run_batch(parts: &SchedulerParts, batch: Batch) -> BatchInfo {
     match batch.jobs {
         Err(message) => info.failure = Some(message),
         Ok(jobs) => {
-            for (index, job) in jobs {
+            for (origin, job) in jobs {
                 let outcome = catch_panic(|| parts.env.run(job));
                 let failure = match outcome {
                     Ok(Ok(())) => None,
@@ -341,12 +559,7 @@ fn run_batch(parts: &SchedulerParts, batch: Batch) -> BatchInfo {
                     Err(panic) => Some(format!("a user function panicked: {panic}")),
                 };
                 if let Some(message) = failure {
-                    let output = &parts.graph.outputs[index];
-                    info.failure = Some(format!(
-                        "output operation {} ({}): {message}",
-                        index + 1,
-                        output.describe()
-                    ));
+                    info.failure = Some(format!("{}: {message}", describe(parts, origin)));
                     break;
                 }
             }
@@ -354,6 +567,24 @@ fn run_batch(parts: &SchedulerParts, batch: Batch) -> BatchInfo {
     }
     info.processing_end_time = Some(parts.clock.now());
     info
+}
+
+/// Names the source of a job in messages.
+fn describe(parts: &SchedulerParts, origin: JobOrigin) -> String {
+    match origin {
+        JobOrigin::Output(index) => format!(
+            "output operation {} ({})",
+            index + 1,
+            parts.graph.outputs[index].describe()
+        ),
+        JobOrigin::State(index) => {
+            let state = &parts.graph.stateful[index];
+            match state.stream() {
+                Some(stream) => format!("the state update of {}", stream.meta().describe()),
+                None => format!("the state update of {}", state.operation()),
+            }
+        }
+    }
 }
 
 #[cfg(test)]

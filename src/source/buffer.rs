@@ -6,7 +6,7 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use super::ReceivedCounter;
+use super::{Cut, ReceivedCounter};
 use crate::rdd::{Data, ExecEnv, Rdd};
 
 /// Received blocks waiting for the next batch.
@@ -84,12 +84,16 @@ impl<T: Data> BlockBuffer<T> {
         !self.pending().blocks.is_empty()
     }
 
-    /// Takes everything stored so far as an `Rdd`, and the number of records.
-    pub(crate) fn cut(&self, env: &Arc<ExecEnv>) -> (Rdd<T>, u64) {
+    /// Takes everything stored so far. Received data cannot be replayed.
+    pub(crate) fn cut(&self, env: &Arc<ExecEnv>) -> Cut<T> {
         let blocks = std::mem::take(&mut self.pending().blocks);
         let records = blocks.iter().map(|b| b.len() as u64).sum();
         let partitions = spread_blocks(blocks, env.parallelism());
-        (Rdd::from_partitions(partitions, env.clone()), records)
+        Cut {
+            rdd: Rdd::from_partitions(partitions, env.clone()),
+            records,
+            replay: None,
+        }
     }
 }
 
@@ -130,9 +134,9 @@ mod tests {
             assert!(buffer.push(i));
         }
         assert_eq!(buffer.pending().blocks.len(), 3);
-        let (rdd, records) = buffer.cut(&ExecEnv::global());
-        assert_eq!(records, 2500);
-        let mut all = rdd.collect();
+        let cut = buffer.cut(&ExecEnv::global());
+        assert_eq!(cut.records, 2500);
+        let mut all = cut.rdd.collect();
         all.sort();
         assert_eq!(all, (0..2500).collect::<Vec<_>>());
         assert!(!buffer.has_pending());
@@ -145,7 +149,7 @@ mod tests {
         buffer.close();
         assert!(!buffer.push(3));
         assert!(!buffer.push_block(vec![4]));
-        assert_eq!(buffer.cut(&ExecEnv::global()).0.collect(), vec![1, 2]);
+        assert_eq!(buffer.cut(&ExecEnv::global()).rdd.collect(), vec![1, 2]);
     }
 
     #[test]

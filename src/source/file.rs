@@ -10,13 +10,14 @@
 use std::collections::HashSet;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 use rayon::prelude::*;
 
 use super::lines::split_all_lines;
-use super::{InputSource, ReceivedCounter, SourceContext};
+use super::{Cut, InputSource, ReceivedCounter, SourceContext};
 use crate::error::{Error, Result};
 use crate::rdd::{ExecEnv, Rdd};
 use crate::time::Time;
@@ -26,6 +27,8 @@ pub(crate) struct FileInput {
     /// Names present at the last listing (or at start), so never read again while
     /// they stay. A name that disappears and comes back is a new file.
     seen: Mutex<HashSet<OsString>>,
+    /// Whether `seen` came from a checkpoint, so `start` must not list afresh.
+    restored: AtomicBool,
     received: Arc<ReceivedCounter>,
 }
 
@@ -34,6 +37,7 @@ impl FileInput {
         FileInput {
             dir: dir.to_path_buf(),
             seen: Mutex::new(HashSet::new()),
+            restored: AtomicBool::new(false),
             received,
         }
     }
@@ -89,17 +93,9 @@ impl FileInput {
             .map(|(_, name)| self.dir.join(name))
             .collect()
     }
-}
 
-impl InputSource<String> for FileInput {
-    fn start(&self, _ctx: &SourceContext) -> Result<()> {
-        let names = self.list()?;
-        *self.seen() = names.into_iter().collect();
-        Ok(())
-    }
-
-    fn cut(&self, _time: Time, env: &Arc<ExecEnv>) -> (Rdd<String>, u64) {
-        let files = self.take_new_files();
+    /// Reads `files` in parallel, one partition each.
+    fn read(&self, files: &[PathBuf], env: &Arc<ExecEnv>) -> (Rdd<String>, u64) {
         let partitions: Vec<Vec<String>> = env.run(|| {
             files
                 .par_iter()
@@ -115,6 +111,58 @@ impl InputSource<String> for FileInput {
         };
         (rdd, records)
     }
+}
+
+impl InputSource<String> for FileInput {
+    fn start(&self, _ctx: &SourceContext) -> Result<()> {
+        let names = self.list()?;
+        if !self.restored.load(Ordering::SeqCst) {
+            *self.seen() = names.into_iter().collect();
+        }
+        Ok(())
+    }
+
+    /// Reads the new files; the replay record is their names, in order.
+    fn cut(&self, _time: Time, env: &Arc<ExecEnv>) -> Cut<String> {
+        let files = self.take_new_files();
+        let names: Vec<Vec<u8>> = files
+            .iter()
+            .filter_map(|path| path.file_name())
+            .map(name_bytes)
+            .collect();
+        let (rdd, records) = self.read(&files, env);
+        Cut {
+            rdd,
+            records,
+            replay: crate::checkpoint::encode(&names).ok(),
+        }
+    }
+
+    fn position(&self) -> Option<Vec<u8>> {
+        let names: Vec<Vec<u8>> = self.seen().iter().map(|n| name_bytes(n)).collect();
+        crate::checkpoint::encode(&names).ok()
+    }
+
+    fn restore(&self, position: &[u8]) -> Result<()> {
+        let names: Vec<Vec<u8>> =
+            crate::checkpoint::decode(position).map_err(|reason| Error::Codec {
+                action: "decode",
+                stream: format!("text_file_stream {}", self.dir.display()),
+                reason,
+            })?;
+        *self.seen() = names.into_iter().map(name_from_bytes).collect();
+        self.restored.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn replay(&self, replay: &[u8], env: &Arc<ExecEnv>) -> Option<(Rdd<String>, u64)> {
+        let names: Vec<Vec<u8>> = crate::checkpoint::decode(replay).ok()?;
+        let files: Vec<PathBuf> = names
+            .into_iter()
+            .map(|name| self.dir.join(name_from_bytes(name)))
+            .collect();
+        Some(self.read(&files, env))
+    }
 
     fn has_pending(&self) -> bool {
         let seen = self.seen();
@@ -124,6 +172,23 @@ impl InputSource<String> for FileInput {
     }
 
     fn stop(&self) {}
+}
+
+/// A file name as bytes, exactly (names need not be UTF-8).
+fn name_bytes(name: &std::ffi::OsStr) -> Vec<u8> {
+    name.as_encoded_bytes().to_vec()
+}
+
+/// A file name from [`name_bytes`].
+#[cfg(unix)]
+fn name_from_bytes(bytes: Vec<u8>) -> OsString {
+    std::os::unix::ffi::OsStringExt::from_vec(bytes)
+}
+
+/// A file name from [`name_bytes`].
+#[cfg(not(unix))]
+fn name_from_bytes(bytes: Vec<u8>) -> OsString {
+    OsString::from(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// The lines of the file at `path`, or `None` (reported) if it cannot be read.

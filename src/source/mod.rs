@@ -42,29 +42,56 @@ pub(crate) struct SourceContext {
     pub(crate) origin: Time,
 }
 
+/// A batch's data from one input.
+pub(crate) struct Cut<T> {
+    pub(crate) rdd: Rdd<T>,
+    pub(crate) records: u64,
+    /// How to give the same data again after a crash, for replayable sources.
+    pub(crate) replay: Option<Vec<u8>>,
+}
+
 /// One kind of input, producing elements of type `T`.
 pub(crate) trait InputSource<T>: Send + Sync + 'static {
     /// Starts receiving (connects, spawns receivers, snapshots directories).
     fn start(&self, ctx: &SourceContext) -> Result<()>;
 
-    /// The data of the batch at `time` and how many records it holds.
-    fn cut(&self, time: Time, env: &Arc<ExecEnv>) -> (Rdd<T>, u64);
+    /// The data of the batch at `time`.
+    fn cut(&self, time: Time, env: &Arc<ExecEnv>) -> Cut<T>;
 
     /// Whether data is waiting that a final batch should process on graceful stop.
     fn has_pending(&self) -> bool;
 
     /// Stops receiving. Data received before stays available to `cut`.
     fn stop(&self);
+
+    /// Where a replayable source stands after its last cut, for a checkpoint.
+    fn position(&self) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// Continues from a checkpointed position (called before `start`).
+    fn restore(&self, _position: &[u8]) -> Result<()> {
+        Ok(())
+    }
+
+    /// The data a cut recorded as `replay`, again: `None` if it cannot be given again.
+    fn replay(&self, _replay: &[u8], _env: &Arc<ExecEnv>) -> Option<(Rdd<T>, u64)> {
+        None
+    }
 }
 
 /// An input stream as the scheduler sees it.
 pub(crate) trait InputHandle: Send + Sync + 'static {
     fn node(&self) -> Arc<dyn GraphNode>;
     fn start(&self, ctx: &SourceContext) -> Result<()>;
-    /// Cuts the batch at `time` into the stream; returns the number of records.
-    fn generate(&self, time: Time) -> u64;
+    /// Cuts the batch at `time` into the stream: its record count and replay record.
+    fn generate(&self, time: Time) -> (u64, Option<Vec<u8>>);
+    /// Gives the batch at `time` what `replay` recorded, or nothing if that is lost.
+    fn regenerate(&self, time: Time, replay: Option<&[u8]>) -> u64;
     fn has_pending(&self) -> bool;
     fn stop(&self);
+    fn position(&self) -> Option<Vec<u8>>;
+    fn restore(&self, position: &[u8]) -> Result<()>;
 }
 
 /// Records accepted by a context's inputs so far: by receivers as they arrive, by
@@ -137,8 +164,21 @@ impl<T: Data> InputHandle for InputStream<T> {
         self.source.start(ctx)
     }
 
-    fn generate(&self, time: Time) -> u64 {
-        let (rdd, records) = self.source.cut(time, &self.env);
+    fn generate(&self, time: Time) -> (u64, Option<Vec<u8>>) {
+        let cut = self.source.cut(time, &self.env);
+        self.node.put(time, cut.rdd);
+        (cut.records, cut.replay)
+    }
+
+    fn regenerate(&self, time: Time, replay: Option<&[u8]>) -> u64 {
+        let replayed = replay.and_then(|replay| self.source.replay(replay, &self.env));
+        let (rdd, records) = replayed.unwrap_or_else(|| {
+            log::warn!(
+                "{} cannot give the unfinished batch {time} its data again after the restart; the batch runs without it",
+                self.node.meta().describe()
+            );
+            (Rdd::empty_in(self.env.clone()), 0)
+        });
         self.node.put(time, rdd);
         records
     }
@@ -149,6 +189,14 @@ impl<T: Data> InputHandle for InputStream<T> {
 
     fn stop(&self) {
         self.source.stop();
+    }
+
+    fn position(&self) -> Option<Vec<u8>> {
+        self.source.position()
+    }
+
+    fn restore(&self, position: &[u8]) -> Result<()> {
+        self.source.restore(position)
     }
 }
 

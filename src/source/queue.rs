@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use super::{InputSource, SourceContext};
+use super::{Cut, InputSource, SourceContext};
 use crate::error::Result;
 use crate::rdd::{Data, ExecEnv, Rdd};
 use crate::time::Time;
@@ -87,7 +87,7 @@ impl<T: Data> InputSource<T> for QueueInput<T> {
 
     /// Takes the next `Rdd` (or all of them, unioned), else the default. Records are
     /// not counted: that would compute the `Rdd`s twice.
-    fn cut(&self, _time: Time, env: &Arc<ExecEnv>) -> (Rdd<T>, u64) {
+    fn cut(&self, _time: Time, env: &Arc<ExecEnv>) -> Cut<T> {
         let taken: Vec<Rdd<T>> = {
             let mut rdds = self.queue.rdds();
             if self.one_at_a_time {
@@ -104,7 +104,11 @@ impl<T: Data> InputSource<T> for QueueInput<T> {
                 .clone()
                 .unwrap_or_else(|| Rdd::empty_in(env.clone())),
         };
-        (rdd, 0)
+        Cut {
+            rdd,
+            records: 0,
+            replay: None,
+        }
     }
 
     fn has_pending(&self) -> bool {

@@ -8,8 +8,8 @@
 
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
-use super::{InputSource, ReceivedCounter, SourceContext};
-use crate::error::Result;
+use super::{Cut, InputSource, ReceivedCounter, SourceContext};
+use crate::error::{Error, Result};
 use crate::rdd::{ExecEnv, PartitionIter, Rdd, RddNode};
 use crate::scheduler::Clock;
 use crate::time::Time;
@@ -33,6 +33,20 @@ impl RateInput {
         }
     }
 
+    /// The rows `start..end` as an `Rdd`, generated when computed.
+    fn rows(&self, start: u64, end: u64, env: &Arc<ExecEnv>) -> Rdd<(Time, u64)> {
+        Rdd::from_node(
+            RateRows {
+                start,
+                end: end.max(start),
+                origin: self.origin.get().copied().unwrap_or_default(),
+                rows_per_second: self.rows_per_second,
+                partitions: env.parallelism().max(1),
+            },
+            env.clone(),
+        )
+    }
+
     /// How many rows have timestamps at or before `time`.
     fn rows_until(&self, time: Time) -> u64 {
         let Some(origin) = self.origin.get() else {
@@ -50,7 +64,8 @@ impl InputSource<(Time, u64)> for RateInput {
         Ok(())
     }
 
-    fn cut(&self, time: Time, env: &Arc<ExecEnv>) -> (Rdd<(Time, u64)>, u64) {
+    /// The rows of the interval; the replay record is their range.
+    fn cut(&self, time: Time, env: &Arc<ExecEnv>) -> Cut<(Time, u64)> {
         let end = self.rows_until(time);
         let start = {
             let mut next = self.next_row.lock().unwrap_or_else(PoisonError::into_inner);
@@ -58,15 +73,32 @@ impl InputSource<(Time, u64)> for RateInput {
             *next = end;
             start
         };
-        let rows = RateRows {
-            start,
-            end,
-            origin: self.origin.get().copied().unwrap_or_default(),
-            rows_per_second: self.rows_per_second,
-            partitions: env.parallelism().max(1),
-        };
         self.received.add(end - start);
-        (Rdd::from_node(rows, env.clone()), end - start)
+        Cut {
+            rdd: self.rows(start, end, env),
+            records: end - start,
+            replay: crate::checkpoint::encode(&(start, end)).ok(),
+        }
+    }
+
+    fn position(&self) -> Option<Vec<u8>> {
+        let next = *self.next_row.lock().unwrap_or_else(PoisonError::into_inner);
+        crate::checkpoint::encode(&next).ok()
+    }
+
+    fn restore(&self, position: &[u8]) -> Result<()> {
+        let next: u64 = crate::checkpoint::decode(position).map_err(|reason| Error::Codec {
+            action: "decode",
+            stream: "rate_stream".into(),
+            reason,
+        })?;
+        *self.next_row.lock().unwrap_or_else(PoisonError::into_inner) = next;
+        Ok(())
+    }
+
+    fn replay(&self, replay: &[u8], env: &Arc<ExecEnv>) -> Option<(Rdd<(Time, u64)>, u64)> {
+        let (start, end): (u64, u64) = crate::checkpoint::decode(replay).ok()?;
+        Some((self.rows(start, end, env), end.saturating_sub(start)))
     }
 
     fn has_pending(&self) -> bool {

@@ -13,9 +13,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::buffer::BlockBuffer;
-use super::{InputSource, ReceivedCounter, SourceContext};
+use super::{Cut, InputSource, ReceivedCounter, SourceContext};
 use crate::error::{Error, Result};
-use crate::rdd::{Data, ExecEnv, Rdd};
+use crate::rdd::{Data, ExecEnv};
 use crate::scheduler::panic_message;
 use crate::time::Time;
 
@@ -162,7 +162,7 @@ impl<R: Receiver> InputSource<R::Item> for ReceiverInput<R> {
         Ok(())
     }
 
-    fn cut(&self, _time: Time, env: &Arc<ExecEnv>) -> (Rdd<R::Item>, u64) {
+    fn cut(&self, _time: Time, env: &Arc<ExecEnv>) -> Cut<R::Item> {
         self.buffer.cut(env)
     }
 

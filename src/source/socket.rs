@@ -14,9 +14,9 @@ use tokio::sync::watch;
 
 use super::buffer::BlockBuffer;
 use super::lines::{decode_line, split_complete_lines};
-use super::{InputSource, ReceivedCounter, SourceContext};
+use super::{Cut, InputSource, ReceivedCounter, SourceContext};
 use crate::error::Result;
-use crate::rdd::{ExecEnv, Rdd};
+use crate::rdd::ExecEnv;
 use crate::time::Time;
 
 /// Bytes asked for per read: one read becomes one block of lines.
@@ -71,7 +71,7 @@ impl InputSource<String> for SocketInput {
         Ok(())
     }
 
-    fn cut(&self, _time: Time, env: &Arc<ExecEnv>) -> (Rdd<String>, u64) {
+    fn cut(&self, _time: Time, env: &Arc<ExecEnv>) -> Cut<String> {
         self.buffer.cut(env)
     }
 

@@ -1,0 +1,618 @@
+//! State that lives across batches: `update_state_by_key` and `map_with_state`.
+//!
+//! Both shuffle each batch's pairs by key into the partitions of their
+//! [`StateStore`](super::store::StateStore) and update the state there, in place.
+//! `update_state_by_key` calls its function for every key each batch, as Spark does;
+//! `map_with_state` only for the keys that have new data (and for keys timing out), so
+//! a batch that touches few keys costs little however large the state is.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Deref;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::store::{
+    StateCore, StateEntry, StateStore, StateTable, StepView, Stepper, Work, emitted_view,
+    snapshot_view,
+};
+use super::{DStream, GraphNode, StreamNode};
+use crate::error::{Error, Result};
+use crate::rdd::shuffle::{self, Aggregator, Partitioning, Table};
+use crate::rdd::{Data, Key, Rdd};
+use crate::time::{Time, is_positive_multiple};
+
+/// What state must be: [`Data`] that a checkpoint can save and load.
+pub trait StateData: Data + Serialize + DeserializeOwned {}
+impl<T: Data + Serialize + DeserializeOwned> StateData for T {}
+
+type UpdateFn<V, S> = dyn Fn(&[V], Option<S>) -> Option<S> + Send + Sync;
+
+/// The stepper of `update_state_by_key`.
+struct UpdateByKey<K, V, S> {
+    parent: Arc<StreamNode<(K, V)>>,
+    store: Arc<StateStore<K, S>>,
+    update: Arc<UpdateFn<V, S>>,
+    initial: Mutex<Option<Rdd<(K, S)>>>,
+}
+
+impl<K: Key, V: Data, S: Data> Stepper<K, S, ()> for UpdateByKey<K, V, S> {
+    fn operation(&self) -> &'static str {
+        "update_state_by_key"
+    }
+
+    fn work(&self, time: Time) -> Option<Work<K, S, ()>> {
+        let batch = self.parent.get_or_compute(time)?;
+        let initial = self
+            .initial
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let update = self.update.clone();
+        let partitioning = Partitioning::Hash(self.store.partitioner());
+        Some(Box::new(move |store, time| {
+            if let Some(initial) = initial {
+                load_initial(store, &initial, time);
+            }
+            let groups = shuffle::combine(&batch, &partitioning, &Aggregator::grouping());
+            store.apply(time, groups, |table, new| {
+                update_every_key(table, new, &*update, time);
+                Vec::new()
+            })
+        }))
+    }
+}
+
+/// Puts an initial state in an empty store (one that no checkpoint restored).
+fn load_initial<K: Key, S: Data>(store: &StateStore<K, S>, initial: &Rdd<(K, S)>, time: Time) {
+    if store.current().1.is_none() {
+        let entries = initial
+            .collect()
+            .into_iter()
+            .map(|(k, s)| (k, s, time))
+            .collect();
+        store.load(entries, time - Duration::from_millis(1));
+    }
+}
+
+/// Calls `update` for every key that has state or new values, as Spark's
+/// `updateStateByKey`; `None` removes the key.
+fn update_every_key<K: Key, V, S>(
+    table: &mut StateTable<K, S>,
+    mut new: Table<K, Vec<V>>,
+    update: &UpdateFn<V, S>,
+    time: Time,
+) {
+    table.retain(|entry| {
+        let values = new
+            .find_entry(entry.hash, |slot| slot.key == entry.key)
+            .ok()
+            .and_then(|found| found.remove().0.value)
+            .unwrap_or_default();
+        match update(&values, entry.state.take()) {
+            Some(state) => {
+                entry.state = Some(state);
+                if !values.is_empty() {
+                    entry.updated = time;
+                }
+                true
+            }
+            None => false,
+        }
+    });
+    for slot in new {
+        let values = slot.value.unwrap_or_default();
+        if let Some(state) = update(&values, None) {
+            table.insert_unique(
+                slot.hash,
+                StateEntry {
+                    hash: slot.hash,
+                    key: slot.key,
+                    state: Some(state),
+                    updated: time,
+                },
+                |e| e.hash,
+            );
+        }
+    }
+}
+
+impl<K, V> DStream<(K, V)>
+where
+    K: Key + Serialize + DeserializeOwned,
+    V: Data,
+{
+    /// Keeps a state per key across batches, as Spark's `updateStateByKey`: each
+    /// batch, `update(new_values, previous_state)` is called for every key that has new
+    /// values or a state, and its result is the key's new state (`None` removes the
+    /// key). The stream's batches are the whole state after each batch.
+    ///
+    /// Needs a checkpoint directory ([`StreamingContext::checkpoint`]); the state is
+    /// saved there and recovered by
+    /// [`StreamingContext::get_or_create`](crate::StreamingContext::get_or_create).
+    ///
+    /// [`StreamingContext::checkpoint`]: crate::StreamingContext::checkpoint
+    ///
+    /// ```
+    /// use dstream::{RddQueue, StreamingContext};
+    /// use std::time::Duration;
+    /// # fn main() -> dstream::Result<()> {
+    /// let ssc = StreamingContext::new("local[2]", Duration::from_secs(10))?;
+    /// ssc.checkpoint(std::env::temp_dir().join("dstream-doc-update-state"))?;
+    /// let pairs = ssc.queue_stream(&RddQueue::<(String, i32)>::new(), true, None);
+    /// // The seed's updateFunc: add the new values to the previous running count.
+    /// let running_counts = pairs.update_state_by_key(|new_values: &[i32], running: Option<i32>| {
+    ///     Some(new_values.iter().sum::<i32>() + running.unwrap_or(0))
+    /// });
+    /// running_counts.pprint()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn update_state_by_key<S: StateData>(
+        &self,
+        update: impl Fn(&[V], Option<S>) -> Option<S> + Send + Sync + 'static,
+    ) -> DStream<(K, S)> {
+        let partitions = self.context().parallelism();
+        self.update_state(update, partitions, None)
+    }
+
+    /// [`update_state_by_key`](DStream::update_state_by_key) with the state in
+    /// `partitions` partitions.
+    pub fn update_state_by_key_with_partitions<S: StateData>(
+        &self,
+        update: impl Fn(&[V], Option<S>) -> Option<S> + Send + Sync + 'static,
+        partitions: usize,
+    ) -> DStream<(K, S)> {
+        self.update_state(update, partitions, None)
+    }
+
+    /// [`update_state_by_key`](DStream::update_state_by_key) starting from the
+    /// state in `initial` (used when no checkpoint is recovered).
+    pub fn update_state_by_key_with_initial<S: StateData>(
+        &self,
+        update: impl Fn(&[V], Option<S>) -> Option<S> + Send + Sync + 'static,
+        partitions: usize,
+        initial: Rdd<(K, S)>,
+    ) -> DStream<(K, S)> {
+        self.update_state(update, partitions, Some(initial))
+    }
+
+    fn update_state<S: StateData>(
+        &self,
+        update: impl Fn(&[V], Option<S>) -> Option<S> + Send + Sync + 'static,
+        partitions: usize,
+        initial: Option<Rdd<(K, S)>>,
+    ) -> DStream<(K, S)> {
+        let store = Arc::new(StateStore::new(partitions));
+        let core = Arc::new(StateCore::new(
+            store.clone(),
+            self.slide_duration(),
+            UpdateByKey {
+                parent: self.node().clone(),
+                store,
+                update: Arc::new(update),
+                initial: Mutex::new(initial),
+            },
+        ));
+        let stream = self.derive(
+            "update_state_by_key",
+            StepView {
+                core: core.clone(),
+                view: snapshot_view,
+                env: self.context().env().clone(),
+            },
+        );
+        core.set_stream(stream.node().clone());
+        self.context().register_stateful(core);
+        stream
+    }
+}
+
+/// A key's state as `map_with_state`'s function sees it.
+///
+/// ```
+/// use dstream::State;
+/// let mut state = State::<i32>::default();
+/// assert!(!state.exists());
+/// state.update(3);
+/// assert_eq!(state.get(), Some(&3));
+/// state.remove();
+/// assert_eq!(state.get(), None);
+/// ```
+pub struct State<S> {
+    value: Option<S>,
+    timing_out: bool,
+}
+
+impl<S> Default for State<S> {
+    fn default() -> Self {
+        State {
+            value: None,
+            timing_out: false,
+        }
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for State<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("State")
+            .field("value", &self.value)
+            .field("timing_out", &self.timing_out)
+            .finish()
+    }
+}
+
+impl<S> State<S> {
+    /// Whether the key has a state.
+    pub fn exists(&self) -> bool {
+        self.value.is_some()
+    }
+
+    /// The key's state, if any.
+    pub fn get(&self) -> Option<&S> {
+        self.value.as_ref()
+    }
+
+    /// Sets the key's state. Ignored while the key is timing out: it is removed anyway.
+    pub fn update(&mut self, state: S) {
+        if !self.timing_out {
+            self.value = Some(state);
+        }
+    }
+
+    /// Removes the key's state.
+    pub fn remove(&mut self) {
+        self.value = None;
+    }
+
+    /// Whether the function is called because the key was idle longer than the
+    /// timeout; the key is removed after this call.
+    pub fn is_timing_out(&self) -> bool {
+        self.timing_out
+    }
+}
+
+type MappingFn<K, V, S, M> = dyn Fn(&K, Option<V>, &mut State<S>) -> M + Send + Sync;
+
+/// What [`map_with_state`](DStream::map_with_state) does: the function, and optionally
+/// the number of partitions, an idle timeout and an initial state.
+///
+/// ```
+/// use dstream::{State, StateSpec};
+/// use std::time::Duration;
+///
+/// // Running count per word; words unseen for a minute are dropped.
+/// let spec = StateSpec::function(|word: &String, one: Option<u64>, count: &mut State<u64>| {
+///     let total = count.get().copied().unwrap_or(0) + one.unwrap_or(0);
+///     count.update(total);
+///     (word.clone(), total)
+/// })
+/// .timeout(Duration::from_secs(60));
+/// # let _ = spec;
+/// ```
+pub struct StateSpec<K, V, S, M> {
+    function: Arc<MappingFn<K, V, S, M>>,
+    partitions: Option<usize>,
+    timeout: Option<Duration>,
+    initial: Option<Rdd<(K, S)>>,
+}
+
+impl<K: Key, V: Data, S: Data, M: Data> StateSpec<K, V, S, M> {
+    /// A spec calling `function(key, value, state)` for every new record of a key,
+    /// and once with `None` when the key times out. Its results form the stream.
+    pub fn function(
+        function: impl Fn(&K, Option<V>, &mut State<S>) -> M + Send + Sync + 'static,
+    ) -> Self {
+        StateSpec {
+            function: Arc::new(function),
+            partitions: None,
+            timeout: None,
+            initial: None,
+        }
+    }
+
+    /// Keeps the state in `partitions` partitions (default: the parallelism).
+    pub fn num_partitions(mut self, partitions: usize) -> Self {
+        self.partitions = Some(partitions);
+        self
+    }
+
+    /// Removes keys that received no data for `idle` (the function is called for them
+    /// once more, with [`State::is_timing_out`]). Rounded up to whole batches.
+    pub fn timeout(mut self, idle: Duration) -> Self {
+        self.timeout = Some(idle);
+        self
+    }
+
+    /// Starts from the state in `initial` (used when no checkpoint is recovered).
+    pub fn initial_state(mut self, initial: Rdd<(K, S)>) -> Self {
+        self.initial = Some(initial);
+        self
+    }
+}
+
+/// Per partition: keys by the batch that last gave them data, to find idle keys
+/// without scanning the whole state.
+type IdleIndex<K> = BTreeMap<Time, Vec<(u64, K)>>;
+
+/// The stepper of `map_with_state`.
+struct MapWithState<K, V, S, M> {
+    parent: Arc<StreamNode<(K, V)>>,
+    store: Arc<StateStore<K, S>>,
+    function: Arc<MappingFn<K, V, S, M>>,
+    timeout: Option<Duration>,
+    idle: Arc<Vec<Mutex<IdleIndex<K>>>>,
+    initial: Mutex<Option<Rdd<(K, S)>>>,
+}
+
+impl<K: Key, V: Data, S: Data, M: Data> Stepper<K, S, M> for MapWithState<K, V, S, M> {
+    fn operation(&self) -> &'static str {
+        "map_with_state"
+    }
+
+    fn work(&self, time: Time) -> Option<Work<K, S, M>> {
+        let batch = self.parent.get_or_compute(time)?;
+        let initial = self
+            .initial
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let (function, timeout, idle) = (self.function.clone(), self.timeout, self.idle.clone());
+        let partitioning = Partitioning::Hash(self.store.partitioner());
+        Some(Box::new(move |store, time| {
+            if let Some(initial) = initial {
+                load_initial(store, &initial, time);
+                rebuild_idle_index(store, &idle);
+            }
+            let groups = shuffle::combine(&batch, &partitioning, &Aggregator::grouping());
+            let inputs: Vec<_> = groups.into_iter().enumerate().collect();
+            store.apply(time, inputs, |table, (partition, new)| {
+                let mut idle = idle[partition]
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                let mut emitted =
+                    map_new_records(table, new, &*function, time, timeout.map(|_| &mut *idle));
+                if let Some(timeout) = timeout {
+                    time_out_idle_keys(table, &mut idle, &*function, time - timeout, &mut emitted);
+                }
+                emitted
+            })
+        }))
+    }
+
+    fn restore_extra(&self, _bytes: &[u8]) -> Result<()> {
+        rebuild_idle_index(&self.store, &self.idle);
+        Ok(())
+    }
+}
+
+/// Calls the function for each new record, key by key, and notes touched keys in
+/// the idle index (when there is a timeout).
+fn map_new_records<K: Key, V, S, M>(
+    table: &mut StateTable<K, S>,
+    new: Table<K, Vec<V>>,
+    function: &MappingFn<K, V, S, M>,
+    time: Time,
+    mut idle: Option<&mut IdleIndex<K>>,
+) -> Vec<M> {
+    let mut emitted = Vec::new();
+    for slot in new {
+        let previous = match table.find_entry(slot.hash, |e| e.key == slot.key) {
+            Ok(found) => found.remove().0.state,
+            Err(_) => None,
+        };
+        let mut state = State {
+            value: previous,
+            timing_out: false,
+        };
+        for value in slot.value.unwrap_or_default() {
+            emitted.push(function(&slot.key, Some(value), &mut state));
+        }
+        if let Some(value) = state.value {
+            if let Some(idle) = idle.as_deref_mut() {
+                idle.entry(time)
+                    .or_default()
+                    .push((slot.hash, slot.key.clone()));
+            }
+            table.insert_unique(
+                slot.hash,
+                StateEntry {
+                    hash: slot.hash,
+                    key: slot.key,
+                    state: Some(value),
+                    updated: time,
+                },
+                |e| e.hash,
+            );
+        }
+    }
+    emitted
+}
+
+/// Calls the function for keys that got no data since before `idle_since` (idle for
+/// longer than the timeout, as Spark counts), and removes them.
+fn time_out_idle_keys<K: Key, V, S, M>(
+    table: &mut StateTable<K, S>,
+    idle: &mut IdleIndex<K>,
+    function: &MappingFn<K, V, S, M>,
+    idle_since: Time,
+    emitted: &mut Vec<M>,
+) {
+    let expired: Vec<Time> = idle.range(..idle_since).map(|(t, _)| *t).collect();
+    for touched in expired {
+        for (hash, key) in idle.remove(&touched).unwrap_or_default() {
+            if let Ok(found) = table.find_entry(hash, |e| e.key == key && e.updated == touched) {
+                let (entry, _) = found.remove();
+                let mut state = State {
+                    value: entry.state,
+                    timing_out: true,
+                };
+                emitted.push(function(&entry.key, None, &mut state));
+            }
+        }
+    }
+}
+
+/// Rebuilds the idle index from the store's entries (after loading a state).
+fn rebuild_idle_index<K: Key, S: Data>(store: &StateStore<K, S>, idle: &[Mutex<IdleIndex<K>>]) {
+    let (snapshot, _) = store.current();
+    for (table, index) in snapshot.iter().zip(idle) {
+        let mut index = index.lock().unwrap_or_else(PoisonError::into_inner);
+        index.clear();
+        for entry in table.iter() {
+            index
+                .entry(entry.updated)
+                .or_default()
+                .push((entry.hash, entry.key.clone()));
+        }
+    }
+}
+
+/// The result of [`map_with_state`](DStream::map_with_state): a stream of what the
+/// function returned (this dereferences to it), and the state's snapshots.
+pub struct MapWithStateStream<K, S, M> {
+    mapped: DStream<M>,
+    snapshots: DStream<(K, S)>,
+}
+
+impl<K, S, M> Deref for MapWithStateStream<K, S, M> {
+    type Target = DStream<M>;
+
+    fn deref(&self) -> &DStream<M> {
+        &self.mapped
+    }
+}
+
+impl<K: Data, S: Data, M: Data> MapWithStateStream<K, S, M> {
+    /// The whole state after each batch, as `(key, state)` pairs.
+    pub fn state_snapshots(&self) -> DStream<(K, S)> {
+        self.snapshots.clone()
+    }
+
+    /// The stream of what the function returned.
+    pub fn mapped(&self) -> DStream<M> {
+        self.mapped.clone()
+    }
+}
+
+impl<K, V> DStream<(K, V)>
+where
+    K: Key + Serialize + DeserializeOwned,
+    V: Data,
+{
+    /// Keeps a state per key and maps each record with it, as Spark's `mapWithState`:
+    /// the spec's function runs only for keys with new data (once per record) and for
+    /// keys that time out, so a batch costs what it touches, not the whole state.
+    /// Needs a checkpoint directory, like all state.
+    ///
+    /// ```
+    /// use dstream::{RddQueue, State, StateSpec, StreamingContext};
+    /// use std::time::Duration;
+    /// # fn main() -> dstream::Result<()> {
+    /// let ssc = StreamingContext::new("local[2]", Duration::from_secs(1))?;
+    /// ssc.checkpoint(std::env::temp_dir().join("dstream-doc-map-with-state"))?;
+    /// let pairs = ssc.queue_stream(&RddQueue::<(String, u64)>::new(), true, None);
+    /// let totals = pairs.map_with_state(StateSpec::function(
+    ///     |word: &String, n: Option<u64>, total: &mut State<u64>| {
+    ///         let sum = total.get().copied().unwrap_or(0) + n.unwrap_or(0);
+    ///         total.update(sum);
+    ///         (word.clone(), sum)
+    ///     },
+    /// ));
+    /// totals.pprint()?;
+    /// totals.state_snapshots().count().pprint()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn map_with_state<S: StateData, M: Data>(
+        &self,
+        spec: StateSpec<K, V, S, M>,
+    ) -> MapWithStateStream<K, S, M> {
+        let partitions = spec
+            .partitions
+            .unwrap_or_else(|| self.context().parallelism());
+        let store = Arc::new(StateStore::new(partitions));
+        let idle = Arc::new(
+            (0..store.num_partitions())
+                .map(|_| Mutex::new(BTreeMap::new()))
+                .collect(),
+        );
+        let core = Arc::new(StateCore::new(
+            store.clone(),
+            self.slide_duration(),
+            MapWithState {
+                parent: self.node().clone(),
+                store,
+                function: spec.function,
+                timeout: spec.timeout,
+                idle,
+                initial: Mutex::new(spec.initial),
+            },
+        ));
+        let mapped = self.derive(
+            "map_with_state",
+            StepView {
+                core: core.clone(),
+                view: emitted_view,
+                env: self.context().env().clone(),
+            },
+        );
+        let snapshots = mapped.derive(
+            "state_snapshots",
+            StepView {
+                core: core.clone(),
+                view: snapshot_view,
+                env: self.context().env().clone(),
+            },
+        );
+        core.set_stream(mapped.node().clone());
+        self.context().register_stateful(core);
+        MapWithStateStream { mapped, snapshots }
+    }
+}
+
+impl<T: Data> DStream<T> {
+    /// Sets how often this stateful stream's state is checkpointed: a multiple of its
+    /// slide (default: the smallest multiple of the batch interval that is at least
+    /// 10 seconds). Only stateful streams have state to checkpoint.
+    ///
+    /// ```
+    /// use dstream::{RddQueue, StreamingContext};
+    /// use std::time::Duration;
+    /// # fn main() -> dstream::Result<()> {
+    /// let ssc = StreamingContext::new("local[2]", Duration::from_secs(1))?;
+    /// let pairs = ssc.queue_stream(&RddQueue::<(char, i32)>::new(), true, None);
+    /// let totals = pairs
+    ///     .update_state_by_key(|v: &[i32], s: Option<i32>| Some(v.iter().sum::<i32>() + s.unwrap_or(0)))
+    ///     .checkpoint_interval(Duration::from_secs(5))?;
+    /// assert!(pairs.checkpoint_interval(Duration::from_secs(5)).is_err());
+    /// assert!(totals.checkpoint_interval(Duration::from_millis(1500)).is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn checkpoint_interval(self, interval: Duration) -> Result<Self> {
+        if !is_positive_multiple(interval, self.slide_duration()) {
+            return Err(Error::NotAMultiple {
+                operation: "checkpoint_interval",
+                what: "checkpoint interval",
+                duration: interval,
+                base_name: "stream's slide",
+                base: self.slide_duration(),
+            });
+        }
+        let id = self.node().meta().id;
+        if !self.context().set_checkpoint_interval(id, interval) {
+            return Err(Error::IncompatibleStreams {
+                operation: "checkpoint_interval",
+                reason: format!(
+                    "{} has no state to checkpoint; set the interval on the stream returned by update_state_by_key, map_with_state or an incremental window",
+                    self.node().meta().describe()
+                ),
+            });
+        }
+        Ok(self)
+    }
+}
