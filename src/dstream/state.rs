@@ -487,6 +487,15 @@ impl<K, S, M> Deref for MapWithStateStream<K, S, M> {
 }
 
 impl<K: Data, S: Data, M: Data> MapWithStateStream<K, S, M> {
+    /// Names the stream (see [`DStream::name`]); the name identifies its state in
+    /// checkpoints.
+    pub fn name(self, name: impl Into<String>) -> Self {
+        MapWithStateStream {
+            mapped: self.mapped.name(name),
+            snapshots: self.snapshots,
+        }
+    }
+
     /// The whole state after each batch, as `(key, state)` pairs.
     pub fn state_snapshots(&self) -> DStream<(K, S)> {
         self.snapshots.clone()
