@@ -575,7 +575,14 @@ impl ContextShared {
         &self.env
     }
 
-    pub(crate) fn register_stateful(&self, state: Arc<dyn StatefulStream>) {
+    /// Registers `state` as the state of `stream`, to be advanced every batch and
+    /// checkpointed.
+    pub(crate) fn register_stateful(
+        &self,
+        state: Arc<dyn StatefulStream>,
+        stream: Arc<dyn GraphNode>,
+    ) {
+        state.attach(stream);
         self.inner().stateful.push(state);
     }
 

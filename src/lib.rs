@@ -73,6 +73,11 @@ pub use scheduler::{BatchInfo, Clock, ManualClock, StreamingListener, SystemCloc
 pub use source::{RddQueue, Receiver, ReceiverSink};
 pub use time::Time;
 
+// The README's code blocks are compiled and run with the other documentation tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 /// The names most programs need: `use dstream::prelude::*;`.
 pub mod prelude {
     pub use crate::{

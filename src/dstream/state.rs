@@ -16,8 +16,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::store::{
-    StateCore, StateEntry, StateStore, StateTable, StepView, Stepper, Work, emitted_view,
-    snapshot_view,
+    StateCore, StateEntry, StateStore, StateTable, Stepper, Work, emitted_view, snapshot_view,
 };
 use super::{DStream, GraphNode, StreamNode};
 use crate::error::{Error, Result};
@@ -199,14 +198,10 @@ where
         ));
         let stream = self.derive(
             "update_state_by_key",
-            StepView {
-                core: core.clone(),
-                view: snapshot_view,
-                env: self.context().env().clone(),
-            },
+            core.view(snapshot_view, self.context().env()),
         );
-        core.set_stream(stream.node().clone());
-        self.context().register_stateful(core);
+        self.context()
+            .register_stateful(core, stream.node().clone());
         stream
     }
 }
@@ -561,24 +556,11 @@ where
                 initial: Mutex::new(spec.initial),
             },
         ));
-        let mapped = self.derive(
-            "map_with_state",
-            StepView {
-                core: core.clone(),
-                view: emitted_view,
-                env: self.context().env().clone(),
-            },
-        );
-        let snapshots = mapped.derive(
-            "state_snapshots",
-            StepView {
-                core: core.clone(),
-                view: snapshot_view,
-                env: self.context().env().clone(),
-            },
-        );
-        core.set_stream(mapped.node().clone());
-        self.context().register_stateful(core);
+        let env = self.context().env();
+        let mapped = self.derive("map_with_state", core.view(emitted_view, env));
+        let snapshots = mapped.derive("state_snapshots", core.view(snapshot_view, env));
+        self.context()
+            .register_stateful(core, mapped.node().clone());
         MapWithStateStream { mapped, snapshots }
     }
 }

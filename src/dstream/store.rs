@@ -316,9 +316,17 @@ impl<K: Key, S: Data, M: Data> StateCore<K, S, M> {
         self.steps.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Names the user-visible stream of this state.
-    pub(crate) fn set_stream(&self, stream: Arc<dyn GraphNode>) {
-        let _ = self.stream.set(stream);
+    /// How a stream shows this state's steps: through `view`, on `env`.
+    pub(crate) fn view<T>(
+        self: &Arc<Self>,
+        view: ViewFn<K, S, M, T>,
+        env: &Arc<crate::rdd::ExecEnv>,
+    ) -> StepView<K, S, M, T> {
+        StepView {
+            core: self.clone(),
+            view,
+            env: env.clone(),
+        }
     }
 
     /// The step of the batch at `time`, made on first request.
@@ -349,6 +357,9 @@ impl<K: Key, S: Data, M: Data> StateCore<K, S, M> {
 pub(crate) trait StatefulStream: Send + Sync + 'static {
     /// The user-visible stream this state belongs to.
     fn stream(&self) -> Option<Arc<dyn GraphNode>>;
+
+    /// Makes `stream` the one that names this state in checkpoints and messages.
+    fn attach(&self, stream: Arc<dyn GraphNode>);
 
     /// The operation, for messages.
     fn operation(&self) -> &'static str;
@@ -407,6 +418,10 @@ where
 {
     fn stream(&self) -> Option<Arc<dyn GraphNode>> {
         self.stream.get().cloned()
+    }
+
+    fn attach(&self, stream: Arc<dyn GraphNode>) {
+        let _ = self.stream.set(stream);
     }
 
     fn operation(&self) -> &'static str {
@@ -480,9 +495,9 @@ pub(crate) type ViewFn<K, S, M, T> = fn(Arc<StateStep<K, S, M>>) -> Box<dyn RddN
 
 /// A view of a stateful stream's steps as the `Rdd`s of a stream.
 pub(crate) struct StepView<K, S, M, T> {
-    pub(crate) core: Arc<StateCore<K, S, M>>,
-    pub(crate) view: ViewFn<K, S, M, T>,
-    pub(crate) env: Arc<crate::rdd::ExecEnv>,
+    core: Arc<StateCore<K, S, M>>,
+    view: ViewFn<K, S, M, T>,
+    env: Arc<crate::rdd::ExecEnv>,
 }
 
 impl<K: Key, S: Data, M: Data, T: Data> super::Compute<T> for StepView<K, S, M, T> {

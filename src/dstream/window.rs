@@ -20,9 +20,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::state::StateData;
-use super::store::{
-    StateCore, StateEntry, StateStore, StateTable, StepView, Stepper, Work, snapshot_view,
-};
+use super::store::{StateCore, StateEntry, StateStore, StateTable, Stepper, Work, snapshot_view};
 use super::{Compute, DStream, StreamNode};
 use crate::error::{Error, Result};
 use crate::rdd::partitioner::hash_key;
@@ -369,14 +367,10 @@ where
             operation,
             slide,
             vec![reduced.node().clone() as Arc<dyn super::GraphNode>],
-            StepView {
-                core: core.clone(),
-                view: snapshot_view,
-                env: self.context().env().clone(),
-            },
+            core.view(snapshot_view, self.context().env()),
         );
-        core.set_stream(stream.node().clone());
-        self.context().register_stateful(core);
+        self.context()
+            .register_stateful(core, stream.node().clone());
         Ok(stream)
     }
 }

@@ -1,0 +1,93 @@
+//! What the socket examples share: where lines come from (netcat or the built-in demo
+//! server), logging, and stopping cleanly on Ctrl-C or after a number of batches.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use clap::Args;
+use dstream::demo::DemoLineServer;
+use dstream::{BatchInfo, StreamingContext, StreamingListener};
+
+/// Where the lines come from.
+#[derive(Args)]
+pub struct LineSource {
+    /// Host of a line server such as `nc -lk 9999`. Without HOST and PORT, a built-in
+    /// demo server is started.
+    #[arg(requires = "port")]
+    pub host: Option<String>,
+    /// Port of the line server.
+    pub port: Option<u16>,
+    /// Lines per second sent by the demo server.
+    #[arg(long, default_value_t = 5.0)]
+    pub demo_rate: f64,
+}
+
+impl LineSource {
+    /// The host and port to read from, starting the demo server when none was given.
+    /// Keep the returned server alive while the stream runs.
+    pub fn open(&self) -> anyhow::Result<(String, u16, Option<DemoLineServer>)> {
+        if let (Some(host), Some(port)) = (&self.host, self.port) {
+            return Ok((host.clone(), port, None));
+        }
+        let server = DemoLineServer::start("127.0.0.1:0", self.demo_rate)?;
+        let port = server.local_addr().port();
+        println!("No HOST PORT given: reading from the built-in demo server on 127.0.0.1:{port}\n");
+        Ok(("127.0.0.1".to_string(), port, Some(server)))
+    }
+}
+
+/// How long batches are, and how long to run.
+#[derive(Args)]
+pub struct Schedule {
+    /// Batch interval in seconds.
+    #[arg(long, default_value_t = 2.0)]
+    pub batch_secs: f64,
+    /// Stop after this many batches (default: run until Ctrl-C).
+    #[arg(long)]
+    pub batches: Option<u64>,
+}
+
+impl Schedule {
+    pub fn batch_interval(&self) -> Duration {
+        Duration::from_secs_f64(self.batch_secs)
+    }
+}
+
+/// Shows dstream's own messages (connections, retries) unless RUST_LOG says otherwise.
+pub fn init_logging() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("dstream=info"))
+        .init();
+}
+
+/// Starts `ssc` and runs it until Ctrl-C, or until the schedule's number of batches
+/// have completed, then stops it gracefully (what was received is processed first).
+pub fn run(ssc: &StreamingContext, schedule: &Schedule) -> anyhow::Result<()> {
+    let stopper = ssc.clone();
+    ctrlc::set_handler(move || {
+        let _ = stopper.stop(true);
+    })?;
+    if let Some(batches) = schedule.batches {
+        ssc.add_listener(StopAfter {
+            ssc: ssc.clone(),
+            remaining: Arc::new(AtomicU64::new(batches)),
+        });
+    }
+    ssc.start()?;
+    ssc.await_termination()?;
+    Ok(())
+}
+
+/// Stops the context gracefully once a number of batches have completed.
+struct StopAfter {
+    ssc: StreamingContext,
+    remaining: Arc<AtomicU64>,
+}
+
+impl StreamingListener for StopAfter {
+    fn on_batch_completed(&self, _batch: &BatchInfo) {
+        if self.remaining.fetch_sub(1, Ordering::SeqCst) == 1 {
+            let _ = self.ssc.stop(true);
+        }
+    }
+}
