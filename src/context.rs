@@ -741,7 +741,7 @@ impl ContextShared {
         }
         let graph = Arc::new(JobGraph {
             inputs: inner.inputs.clone(),
-            nodes: reachable_streams(&inner.outputs, &inner.inputs),
+            nodes: reachable_streams(&inner.outputs, &inner.inputs, &inner.stateful, &inner.eager),
             outputs: inner.outputs.clone(),
             eager: inner.eager.clone(),
             stateful: inner.stateful.clone(),
@@ -910,15 +910,21 @@ fn checkpoint_interval(stateful: &[Arc<dyn StatefulStream>], batch: Duration) ->
         .unwrap_or(default)
 }
 
-/// Every stream that an output reads, directly or through parents, and the inputs.
+/// Every stream that is computed while the context runs, so that each forgets what
+/// it no longer needs: what outputs read, what stateful streams advance every batch,
+/// what windows read later, and their parents.
 fn reachable_streams(
     outputs: &[Arc<dyn OutputOperation>],
     inputs: &[Arc<dyn InputHandle>],
+    stateful: &[Arc<dyn StatefulStream>],
+    eager: &[Arc<dyn GraphNode>],
 ) -> Vec<Arc<dyn GraphNode>> {
     let mut seen = std::collections::BTreeSet::new();
     let mut nodes = Vec::new();
     let mut stack: Vec<Arc<dyn GraphNode>> = outputs.iter().map(|o| o.stream()).collect();
     stack.extend(inputs.iter().map(|i| i.node()));
+    stack.extend(stateful.iter().filter_map(|s| s.stream()));
+    stack.extend(eager.iter().cloned());
     while let Some(node) = stack.pop() {
         if seen.insert(node.meta().id) {
             stack.extend(node.meta().parents.iter().cloned());

@@ -56,7 +56,7 @@ impl Time {
 
     /// The time since `earlier`, or zero if `earlier` is later.
     pub fn saturating_since(self, earlier: Time) -> Duration {
-        Duration::from_millis(u64::try_from(self.0 - earlier.0).unwrap_or(0))
+        Duration::from_millis(u64::try_from(self.0.saturating_sub(earlier.0)).unwrap_or(0))
     }
 
     /// Formats the time as PySpark's `pprint` does: local time, `YYYY-MM-DD HH:MM:SS`,
@@ -99,14 +99,14 @@ impl fmt::Display for Time {
 impl Add<Duration> for Time {
     type Output = Time;
     fn add(self, rhs: Duration) -> Time {
-        Time(self.0 + duration_millis(rhs))
+        Time(self.0.saturating_add(duration_millis(rhs)))
     }
 }
 
 impl Sub<Duration> for Time {
     type Output = Time;
     fn sub(self, rhs: Duration) -> Time {
-        Time(self.0 - duration_millis(rhs))
+        Time(self.0.saturating_sub(duration_millis(rhs)))
     }
 }
 
@@ -155,6 +155,12 @@ mod tests {
         assert!(is_positive_multiple(Duration::from_secs(20), s));
         assert!(!is_positive_multiple(Duration::from_secs(15), s));
         assert!(!is_positive_multiple(Duration::ZERO, s));
+    }
+
+    #[test]
+    fn arithmetic_saturates_instead_of_overflowing() {
+        assert_eq!(Time(i64::MAX - 1) + Duration::MAX, Time(i64::MAX));
+        assert_eq!(Time(i64::MIN + 1) - Duration::MAX, Time(i64::MIN));
     }
 
     #[test]

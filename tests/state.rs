@@ -372,3 +372,35 @@ fn a_kept_snapshot_stays_as_it_was() {
     assert_eq!(kept[0].collect(), counts(&[("a", 1)]));
     assert_eq!(kept[1].collect(), counts(&[("a", 3)]));
 }
+
+/// An element that counts how many copies of it are alive.
+#[derive(Clone)]
+struct Tracked(#[allow(dead_code)] Arc<()>);
+
+#[test]
+fn a_state_that_no_output_reads_keeps_no_old_batches_alive() {
+    let (h, _dir) = stateful_harness();
+    let token = Arc::new(());
+    let queue = RddQueue::new();
+    let _state = h
+        .ssc
+        .queue_stream(&queue, true, None)
+        .map(|(key, _tracked): (u32, Tracked)| (key, 1))
+        .update_state_by_key(running_count);
+    collect(&h.ssc.queue_stream(&RddQueue::<u8>::new(), true, None));
+    h.ssc.start().unwrap();
+    let mut alive = Vec::new();
+    for _ in 0..10 {
+        queue.push(
+            h.ssc
+                .parallelize((0..50).map(|k| (k, Tracked(token.clone()))).collect()),
+        );
+        h.run_batch();
+        alive.push(Arc::strong_count(&token) - 1);
+    }
+    h.ssc.stop(false).unwrap();
+    assert!(
+        alive.iter().all(|n| *n <= 100),
+        "old batches are released: {alive:?}"
+    );
+}

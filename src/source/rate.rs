@@ -127,11 +127,11 @@ impl RddNode<(Time, u64)> for RateRows {
     fn prepare(&self) {}
 
     fn compute(&self, partition: usize) -> PartitionIter<(Time, u64)> {
-        let total = self.end - self.start;
-        let parts = self.partitions as u64;
-        let index = partition as u64;
-        let from = self.start + total * index / parts;
-        let to = self.start + total * (index + 1) / parts;
+        let total = u128::from(self.end - self.start);
+        let (parts, index) = (self.partitions as u128, partition as u128);
+        let offset = |i: u128| u64::try_from(total * i / parts).unwrap_or(u64::MAX);
+        let from = self.start.saturating_add(offset(index));
+        let to = self.start.saturating_add(offset(index + 1));
         let (origin, rate) = (
             self.origin.as_millis(),
             u128::from(self.rows_per_second.max(1)),
