@@ -1,8 +1,8 @@
 //! [`DStream`]: a stream of `Rdd`s, one per batch, and the graph of operations
 //! between streams.
 //!
-//! Every stream is a [`StreamNode`]: an identity ([`NodeMeta`]), the `Rdd`s it has
-//! generated for recent batch times, and a [`Compute`] that makes the `Rdd` for a new
+//! Every stream is a `StreamNode`: an identity (`NodeMeta`), the `Rdd`s it has
+//! generated for recent batch times, and a `Compute` that makes the `Rdd` for a new
 //! time from its parents' `Rdd`s. Computing a stream only builds `Rdd`s, which are lazy;
 //! the work happens when the batch's output operations run.
 //!

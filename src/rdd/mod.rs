@@ -1,13 +1,13 @@
 //! [`Rdd`]: an immutable, partitioned dataset computed in parallel on rayon.
 //!
 //! An `Rdd` is a number of partitions plus a way to compute each of them (an
-//! [`RddNode`]). Building an `Rdd` computes nothing. Narrow operations (`map`,
+//! `RddNode`). Building an `Rdd` computes nothing. Narrow operations (`map`,
 //! `filter`, `flat_map`, ...) wrap their parent and are fused into one pass per
 //! partition, as Spark pipelines them. Wide operations (`reduce_by_key`, `join`, ...)
 //! shuffle: every input partition combines map-side into one table per output
 //! partition, in parallel, then every output partition merges its tables, in parallel.
 //! Actions (`collect`, `count`, ...) first run the stages the result depends on
-//! ([`RddNode::prepare`]), then compute the partitions in parallel.
+//! (`RddNode::prepare`), then compute the partitions in parallel.
 //!
 //! The modules below each hold one concept: `narrow` (fused per-partition operations),
 //! `materialized` (partitions held in memory), `partitioner` (key to partition),

@@ -8,7 +8,7 @@
 //! delay); no batch is ever dropped, except by a non-graceful stop.
 //!
 //! A panic in a user function fails its batch: the error, naming the batch time, is
-//! recorded in [`Progress`] and the context stops.
+//! recorded in `Progress` and the context stops.
 
 mod clock;
 mod listener;

@@ -1,9 +1,9 @@
 //! Input streams: where batches get their data.
 //!
-//! Each input stream has an [`InputSource`]: started with the context, asked at every
+//! Each input stream has an `InputSource`: started with the context, asked at every
 //! batch time for the data of the interval that just ended (`cut`), stopped with the
 //! context. Receiver-based sources (`socket`, user [`Receiver`]s) collect records in a
-//! [`buffer::BlockBuffer`] as they arrive; the others (`file`, `queue`, `rate`) produce
+//! `buffer::BlockBuffer` as they arrive; the others (`file`, `queue`, `rate`) produce
 //! a batch's data when it is cut.
 
 pub(crate) mod buffer;
