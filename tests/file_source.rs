@@ -128,3 +128,22 @@ fn a_graceful_stop_reads_files_that_arrived_since_the_last_batch() {
     h.ssc.stop(true).unwrap();
     assert_eq!(sorted_batches(&out), vec![lines(&["just in time"])]);
 }
+
+#[test]
+fn a_large_file_is_spread_over_the_partitions_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = Harness::seconds();
+    let parts = collect(&h.ssc.text_file_stream(dir.path()).glom());
+    h.ssc.start().unwrap();
+    let text: String = (0..300_000).map(|i| format!("line {i}\n")).collect();
+    drop_file(dir.path(), "big.txt", &text);
+    h.run_batch();
+    h.ssc.stop(false).unwrap();
+
+    let parts = parts.lock().unwrap()[0].1.clone();
+    assert_eq!(parts.len(), 2, "both threads get half of the file");
+    assert_eq!((parts[0].len(), parts[1].len()), (150_000, 150_000));
+    let all: Vec<String> = parts.into_iter().flatten().collect();
+    let expected: Vec<String> = (0..300_000).map(|i| format!("line {i}")).collect();
+    assert!(all == expected, "every line once, in file order");
+}

@@ -88,7 +88,7 @@ impl<T: Data> BlockBuffer<T> {
     pub(crate) fn cut(&self, env: &Arc<ExecEnv>) -> Cut<T> {
         let blocks = std::mem::take(&mut self.pending().blocks);
         let records = blocks.iter().map(|b| b.len() as u64).sum();
-        let partitions = spread_blocks(blocks, env.parallelism());
+        let partitions = into_partitions(blocks, env.parallelism());
         Cut {
             rdd: Rdd::from_partitions(partitions, env.clone()),
             records,
@@ -97,30 +97,41 @@ impl<T: Data> BlockBuffer<T> {
     }
 }
 
-/// Spreads blocks over at most `partitions` partitions of nearly equal size, keeping
-/// the blocks whole and, within a partition, in arrival order.
-pub(crate) fn spread_blocks<T>(blocks: Vec<Vec<T>>, partitions: usize) -> Vec<Vec<T>> {
-    let partitions = partitions.max(1);
-    if blocks.len() <= partitions {
-        return if blocks.is_empty() {
-            vec![Vec::new()]
-        } else {
-            blocks
-        };
-    }
-    let mut spread: Vec<Vec<T>> = (0..partitions).map(|_| Vec::new()).collect();
+/// Lays `blocks` out as at most `partitions` partitions of nearly equal size, in
+/// order: partition 0 holds the first records, the last partition the last ones.
+/// Blocks are split where a partition fills up.
+pub(crate) fn into_partitions<T>(blocks: Vec<Vec<T>>, partitions: usize) -> Vec<Vec<T>> {
+    let total: usize = blocks.iter().map(Vec::len).sum();
+    let count = partitions.clamp(1, total.max(1));
+    let (base, extra) = (total / count, total % count);
+    let mut sizes = (0..count).map(|i| base + usize::from(i < extra));
+    let mut laid_out: Vec<Vec<T>> = Vec::with_capacity(count);
+    let mut current: Vec<T> = Vec::new();
+    let mut want = sizes.next().unwrap_or(0);
     for mut block in blocks {
-        let index = (0..spread.len())
-            .min_by_key(|&i| spread[i].len())
-            .unwrap_or(0);
-        let smallest = &mut spread[index];
-        if smallest.is_empty() {
-            *smallest = block;
-        } else {
-            smallest.append(&mut block);
+        while !block.is_empty() {
+            let room = want - current.len();
+            if block.len() <= room && current.is_empty() {
+                current = block;
+                break;
+            }
+            let rest = block.split_off(room.min(block.len()));
+            current.append(&mut block);
+            block = rest;
+            if current.len() == want {
+                laid_out.push(std::mem::take(&mut current));
+                want = sizes.next().unwrap_or(usize::MAX);
+            }
+        }
+        if current.len() == want {
+            laid_out.push(std::mem::take(&mut current));
+            want = sizes.next().unwrap_or(usize::MAX);
         }
     }
-    spread
+    if !current.is_empty() || laid_out.is_empty() {
+        laid_out.push(current);
+    }
+    laid_out
 }
 
 #[cfg(test)]
@@ -153,14 +164,34 @@ mod tests {
     }
 
     #[test]
-    fn blocks_spread_evenly_and_stay_whole() {
-        let blocks = vec![vec![1; 5], vec![2; 1], vec![3; 1], vec![4; 3]];
-        let spread = spread_blocks(blocks, 2);
-        let sizes: Vec<usize> = spread.iter().map(Vec::len).collect();
-        assert_eq!(sizes, vec![5, 5]);
+    fn partitions_are_balanced_and_in_order() {
+        let blocks = vec![vec![1, 2, 3, 4, 5], vec![6], vec![7], vec![8, 9, 10]];
         assert_eq!(
-            spread_blocks(Vec::<Vec<u8>>::new(), 4),
+            into_partitions(blocks, 3),
+            vec![vec![1, 2, 3, 4], vec![5, 6, 7], vec![8, 9, 10]]
+        );
+        let blocks = vec![vec![1], vec![2], vec![3]];
+        assert_eq!(into_partitions(blocks, 2), vec![vec![1, 2], vec![3]]);
+        assert_eq!(into_partitions(vec![vec![1, 2]], 8), vec![vec![1], vec![2]]);
+        assert_eq!(
+            into_partitions(Vec::<Vec<u8>>::new(), 4),
             vec![Vec::<u8>::new()]
         );
+        assert_eq!(into_partitions(vec![vec![], vec![7u8]], 4), vec![vec![7]]);
+    }
+
+    #[test]
+    fn partitioning_keeps_every_record_once() {
+        for partitions in 1..6 {
+            let blocks: Vec<Vec<u32>> = (0..7).map(|b| (b * 10..b * 10 + b).collect()).collect();
+            let laid_out = into_partitions(blocks.clone(), partitions);
+            let flat: Vec<u32> = laid_out.iter().flatten().copied().collect();
+            assert_eq!(flat, blocks.into_iter().flatten().collect::<Vec<_>>());
+            let sizes: Vec<usize> = laid_out.iter().map(Vec::len).collect();
+            assert!(
+                sizes.iter().max().unwrap() - sizes.iter().min().unwrap() <= 1,
+                "{sizes:?}"
+            );
+        }
     }
 }

@@ -16,7 +16,8 @@ use std::time::SystemTime;
 
 use rayon::prelude::*;
 
-use super::lines::split_all_lines;
+use super::buffer::into_partitions;
+use super::lines::split_lines_in_chunks;
 use super::{Cut, InputSource, ReceivedCounter, SourceContext};
 use crate::error::{Error, Result};
 use crate::rdd::{ExecEnv, Rdd};
@@ -94,22 +95,22 @@ impl FileInput {
             .collect()
     }
 
-    /// Reads `files` in parallel, one partition each.
+    /// Reads `files` in parallel (large files in parallel chunks too), and lays their
+    /// lines out in order over the context's partitions.
     fn read(&self, files: &[PathBuf], env: &Arc<ExecEnv>) -> (Rdd<String>, u64) {
-        let partitions: Vec<Vec<String>> = env.run(|| {
+        let chunks: Vec<Vec<String>> = env.run(|| {
             files
                 .par_iter()
                 .filter_map(|path| read_lines(path))
+                .collect::<Vec<_>>()
+                .into_iter()
+                .flatten()
                 .collect()
         });
-        let records = partitions.iter().map(|p| p.len() as u64).sum();
+        let records = chunks.iter().map(|c| c.len() as u64).sum();
         self.received.add(records);
-        let rdd = if partitions.is_empty() {
-            Rdd::empty_in(env.clone())
-        } else {
-            Rdd::from_partitions(partitions, env.clone())
-        };
-        (rdd, records)
+        let partitions = into_partitions(chunks, env.parallelism());
+        (Rdd::from_partitions(partitions, env.clone()), records)
     }
 }
 
@@ -191,8 +192,13 @@ fn name_from_bytes(bytes: Vec<u8>) -> OsString {
     OsString::from(String::from_utf8_lossy(&bytes).into_owned())
 }
 
-/// The lines of the file at `path`, or `None` (reported) if it cannot be read.
-fn read_lines(path: &Path) -> Option<Vec<String>> {
+/// How much of a file one task decodes: large files are split so that one file does
+/// not leave the other threads idle.
+const CHUNK_BYTES: usize = 1 << 20;
+
+/// The lines of the file at `path` in chunks, or `None` (reported) if it cannot be
+/// read.
+fn read_lines(path: &Path) -> Option<Vec<Vec<String>>> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) => {
@@ -203,8 +209,7 @@ fn read_lines(path: &Path) -> Option<Vec<String>> {
             return None;
         }
     };
-    let mut invalid = 0;
-    let lines = split_all_lines(&bytes, &mut invalid);
+    let (lines, invalid) = split_lines_in_chunks(&bytes, CHUNK_BYTES);
     if invalid > 0 {
         log::warn!(
             "text_file_stream: {invalid} line(s) of {} were not valid UTF-8 and were decoded with U+FFFD replacement characters",

@@ -44,6 +44,41 @@ pub(crate) fn split_all_lines(bytes: &[u8], invalid: &mut u64) -> Vec<String> {
     lines
 }
 
+/// The lines of a whole text, decoded in parallel in chunks of about `chunk_bytes`
+/// (cut after a `\n`), in order, and how many were not UTF-8. Runs on the caller's
+/// rayon pool.
+pub(crate) fn split_lines_in_chunks(bytes: &[u8], chunk_bytes: usize) -> (Vec<Vec<String>>, u64) {
+    use rayon::prelude::*;
+    let mut bounds = vec![0];
+    let mut next = chunk_bytes.max(1);
+    while next < bytes.len() {
+        match memchr::memchr(b'\n', &bytes[next..]) {
+            Some(offset) => {
+                let end = next + offset + 1;
+                bounds.push(end);
+                next = end + chunk_bytes.max(1);
+            }
+            None => break,
+        }
+    }
+    if bounds.last() != Some(&bytes.len()) {
+        bounds.push(bytes.len());
+    }
+    let chunks: Vec<(Vec<String>, u64)> = bounds
+        .par_windows(2)
+        .map(|range| {
+            let mut invalid = 0;
+            let lines = split_all_lines(&bytes[range[0]..range[1]], &mut invalid);
+            (lines, invalid)
+        })
+        .collect();
+    let invalid = chunks.iter().map(|(_, n)| n).sum();
+    (
+        chunks.into_iter().map(|(lines, _)| lines).collect(),
+        invalid,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,6 +98,23 @@ mod tests {
         let (mut lines, mut invalid) = (Vec::new(), 0);
         let used = split_complete_lines(b"one\ntw", 0, &mut lines, &mut invalid);
         assert_eq!((lines, used), (vec!["one".to_string()], 4));
+    }
+
+    #[test]
+    fn chunks_hold_every_line_once_in_order() {
+        let text: String = (0..1000).map(|i| format!("line {i}\n")).collect::<String>() + "tail";
+        let (chunks, invalid) = split_lines_in_chunks(text.as_bytes(), 97);
+        assert!(chunks.len() > 10);
+        let all: Vec<String> = chunks.into_iter().flatten().collect();
+        let mut expected: Vec<String> = (0..1000).map(|i| format!("line {i}")).collect();
+        expected.push("tail".into());
+        assert_eq!((all, invalid), (expected, 0));
+        let (chunks, _) = split_lines_in_chunks(b"a\nb\n", 1 << 20);
+        assert_eq!(chunks, vec![vec!["a".to_string(), "b".to_string()]]);
+        assert_eq!(
+            split_lines_in_chunks(b"", 10).0.concat(),
+            Vec::<String>::new()
+        );
     }
 
     #[test]
