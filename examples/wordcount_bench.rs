@@ -26,7 +26,7 @@
 //!     pre-split part files of `parts` into `watch`, `filesPerBatch` per batch interval;
 //!   * `queue`: the corpus is loaded into `chunks` `Rdd`s before the start (not timed)
 //!     and fed one per batch by `queue_stream`; W1 only, as in the Java program.
-//! * keys: `host=127.0.0.1 port=9999 batch_ms=1000 threads=2 checkpoint=DIR
+//! * keys: `host=127.0.0.1 port=9999 batch_ms=1000 threads=2 backpressure=0 checkpoint=DIR
 //!   expectedDistinct=N corpus=FILE (queue) chunks=40 (queue) parts=DIR watch=DIR
 //!   filesPerBatch=2 (files) timeout_s=900`. `batchMs` and `timeoutS` are accepted as
 //!   in the Java program; an unknown key is an error.
@@ -97,6 +97,7 @@ const KNOWN_KEYS: &[&str] = &[
     "filesPerBatch",
     "timeout_s",
     "timeoutS",
+    "backpressure",
 ];
 
 /// The window of W3, in batch intervals; it slides by one batch interval.
@@ -502,10 +503,15 @@ fn main() -> anyhow::Result<ExitCode> {
     let expected_distinct: i64 = args.get(&["expectedDistinct"], -1)?;
     let batch = Duration::from_millis(batch_ms);
 
-    let ssc = StreamingContext::builder()
+    // backpressure=N: receivers hold at most N lines no batch has taken (0: off).
+    let backpressure: usize = args.get(&["backpressure"], 0)?;
+    let mut builder = StreamingContext::builder()
         .batch_interval(batch)
-        .parallelism(Parallelism::threads_exactly(threads))
-        .build()?;
+        .parallelism(Parallelism::threads_exactly(threads));
+    if backpressure > 0 {
+        builder = builder.backpressure(backpressure);
+    }
+    let ssc = builder.build()?;
     if args.workload != Workload::W1 {
         ssc.checkpoint(args.path("checkpoint", "W2 and W3")?)?;
     }

@@ -14,8 +14,8 @@ use crate::dstream::{DStream, GraphNode, OutputOperation, Timeline};
 use crate::error::{Error, Result};
 use crate::rdd::{Data, ExecEnv, Rdd};
 use crate::scheduler::{
-    BatchInfo, BatchLog, CheckpointPlan, Clock, JobGraph, ListenerBus, Progress, Scheduler,
-    SchedulerParts, StreamingListener, SystemClock, identity,
+    BatchInfo, BatchLog, CheckpointPlan, Clock, JobGraph, ListenerBus, Progress, QueueDepth,
+    Scheduler, SchedulerParts, StreamingListener, SystemClock, identity,
 };
 use crate::source::{
     FileInput, InputHandle, InputSource, InputStream, NoCompute, QueueInput, RateInput, RddQueue,
@@ -104,6 +104,7 @@ pub struct StreamingContextBuilder {
     parallelism: Result<Parallelism>,
     clock: Arc<dyn Clock>,
     restart_delay: Duration,
+    backpressure: Option<usize>,
 }
 
 impl StreamingContextBuilder {
@@ -140,6 +141,17 @@ impl StreamingContextBuilder {
         self
     }
 
+    /// Turns backpressure on: each receiver (socket, user receivers) holds at most
+    /// about `max_buffered_records` records that no batch has taken yet, and stops
+    /// receiving while it is full (a socket's sender is then slowed by TCP flow
+    /// control); and a batch is cut only when no other batch is waiting to run. Memory
+    /// then stays bounded when input arrives faster than batches are processed. Off by
+    /// default, as in Spark: receivers then take everything as it comes.
+    pub fn backpressure(mut self, max_buffered_records: usize) -> Self {
+        self.backpressure = Some(max_buffered_records.max(1));
+        self
+    }
+
     /// Makes the context, checking the settings.
     pub fn build(self) -> Result<StreamingContext> {
         let interval = self.batch_interval;
@@ -161,6 +173,7 @@ impl StreamingContextBuilder {
                 clock: self.clock,
                 timeline: Arc::new(Timeline::new(interval)),
                 restart_delay: self.restart_delay,
+                backpressure: self.backpressure,
                 listeners: Arc::new(ListenerBus::default()),
                 progress: Arc::new(Progress::default()),
                 received: Arc::new(ReceivedCounter::default()),
@@ -241,6 +254,7 @@ impl StreamingContext {
             parallelism: Ok(Parallelism::all_cores()),
             clock: Arc::new(SystemClock),
             restart_delay: DEFAULT_RESTART_DELAY,
+            backpressure: None,
         }
     }
 
@@ -299,8 +313,11 @@ impl StreamingContext {
     /// stream keeps running. Lines end at `\n` (a `\r` before it is dropped); a line
     /// that is not valid UTF-8 is decoded lossily and counted in a warning.
     pub fn socket_text_stream(&self, host: &str, port: u16) -> DStream<String> {
-        let received = self.shared.received.clone();
-        self.input("socket_text_stream", SocketInput::new(host, port, received))
+        let (received, limit) = (self.shared.received.clone(), self.shared.backpressure);
+        self.input(
+            "socket_text_stream",
+            SocketInput::new(host, port, received, limit),
+        )
     }
 
     /// The lines of each new file that appears in `directory` after start, each file
@@ -349,8 +366,11 @@ impl StreamingContext {
 
     /// Records from a user-defined [`Receiver`], run on a thread of its own.
     pub fn receiver_stream<R: Receiver>(&self, receiver: R) -> DStream<R::Item> {
-        let received = self.shared.received.clone();
-        self.input("receiver_stream", ReceiverInput::new(receiver, received))
+        let (received, limit) = (self.shared.received.clone(), self.shared.backpressure);
+        self.input(
+            "receiver_stream",
+            ReceiverInput::new(receiver, received, limit),
+        )
     }
 
     /// The union of many streams of this context, batch by batch.
@@ -528,6 +548,8 @@ pub(crate) struct ContextShared {
     clock: Arc<dyn Clock>,
     timeline: Arc<Timeline>,
     restart_delay: Duration,
+    /// The receivers' record limit, when backpressure is on.
+    backpressure: Option<usize>,
     listeners: Arc<ListenerBus>,
     progress: Arc<Progress>,
     received: Arc<ReceivedCounter>,
@@ -647,6 +669,7 @@ impl ContextShared {
                 inner.inputs[index].restore(position)?;
             }
         }
+        let unfinished = saved.pending.len();
         let pending = saved
             .pending
             .into_iter()
@@ -662,14 +685,9 @@ impl ContextShared {
             })
             .collect();
         log::info!(
-            "recovered the checkpoint of batch {} from {} ({} unfinished batch(es) will run again)",
+            "recovered the checkpoint of batch {} from {} ({unfinished} unfinished batch(es) will run again)",
             saved.completed,
             directory.display(),
-            saved
-                .generated
-                .saturating_since(saved.completed)
-                .as_millis()
-                / u128::from(batch_ms.max(1) as u64)
         );
         inner.recovery = Some(Recovery {
             zero: saved.zero,
@@ -805,6 +823,8 @@ impl ContextShared {
             replay,
             first_batch,
             checkpoint,
+            backpressure: self.backpressure.is_some(),
+            queue: QueueDepth::default(),
             log: BatchLog::default(),
             on_failure: Box::new(move || {
                 if let Some(shared) = weak.upgrade() {

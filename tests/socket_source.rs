@@ -191,3 +191,107 @@ fn a_graceful_stop_processes_lines_already_received() {
     h.ssc.stop(true).unwrap();
     assert_eq!(sorted_batches(&out), vec![lines(&["one", "three", "two"])]);
 }
+
+/// Opens once and lets every waiter through.
+#[derive(Default)]
+struct Gate(std::sync::Mutex<bool>, std::sync::Condvar);
+
+impl Gate {
+    fn wait(&self) {
+        let open = self.0.lock().unwrap();
+        drop(self.1.wait_while(open, |open| !*open).unwrap());
+    }
+
+    fn open(&self) {
+        *self.0.lock().unwrap() = true;
+        self.1.notify_all();
+    }
+}
+
+/// Opens a gate when dropped, so that a failing test releases the batch it holds.
+struct OpenOnDrop(std::sync::Arc<Gate>);
+
+impl Drop for OpenOnDrop {
+    fn drop(&mut self) {
+        self.0.open();
+    }
+}
+
+#[test]
+fn with_backpressure_a_full_receiver_stops_reading_until_batches_catch_up() {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    let (listener, port) = listen();
+    let clock = dstream::ManualClock::default();
+    let ssc = dstream::StreamingContext::builder()
+        .batch_interval(Duration::from_secs(1))
+        .master("local[2]")
+        .clock(clock.clone())
+        .backpressure(1_000)
+        .build()
+        .unwrap();
+    let lines = ssc.socket_text_stream("127.0.0.1", port);
+    let gate = Arc::new(Gate::default());
+    let _release = OpenOnDrop(gate.clone());
+    let held = gate.clone();
+    lines
+        .foreach_rdd(move |_, time| {
+            if time.as_millis() == 1000 {
+                held.wait();
+            }
+        })
+        .unwrap();
+    let counts = collect(&lines.count());
+    ssc.start().unwrap();
+    let mut server = accept(&listener);
+    server.write_all(b"first\n").unwrap();
+    ssc.await_records_received(1, PATIENCE).unwrap();
+    clock.advance(Duration::from_secs(1)); // batch 1 starts, and waits at the gate
+
+    // Write as fast as the receiver reads, until the socket is full: far more than
+    // the kernel's socket buffers hold.
+    let line = b"line 0000000\n";
+    let total_lines = 2_000_000;
+    let total_bytes = total_lines * line.len();
+    let chunk = line.repeat(5_000);
+    let write_from = move |server: &mut TcpStream, sent: &mut usize| -> std::io::Result<()> {
+        while *sent < total_bytes {
+            let start = *sent % chunk.len();
+            let end = chunk.len().min(start + total_bytes - *sent);
+            *sent += server.write(&chunk[start..end])?;
+        }
+        Ok(())
+    };
+    let mut sent = 0;
+    server.set_nonblocking(true).unwrap();
+    match write_from(&mut server, &mut sent) {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("the receiver kept reading: {other:?}"),
+    }
+    assert!(sent < total_bytes);
+    // The receiver holds at most the limit, plus a block in the buffer and one in its
+    // hands, and takes no more while no batch is cut: the lines already sent stay
+    // unread (without backpressure it would read them all at once).
+    let bound = (1 + 1_000 + 2 * (256 * 1024 / line.len() + 1)) as u64;
+    let sent_lines = (sent / line.len()) as u64;
+    assert!(sent_lines > 2 * bound);
+    let more = ssc.await_records_received(bound + 1, Duration::from_millis(300));
+    assert!(more.is_err(), "the receiver read on: {more:?}");
+
+    gate.open();
+    server.set_nonblocking(false).unwrap();
+    let writer = std::thread::spawn(move || {
+        write_from(&mut server, &mut sent).unwrap();
+        server
+    });
+    let mut counted = 0;
+    while counted < total_lines as u64 + 1 {
+        clock.advance(Duration::from_secs(1));
+        ssc.await_batch(clock.now(), PATIENCE).unwrap();
+        counted = counts.lock().unwrap().iter().map(|(_, c)| c[0]).sum();
+    }
+    let _server = writer.join().unwrap();
+    ssc.stop(false).unwrap();
+    assert_eq!(counted, total_lines as u64 + 1, "every line once");
+}

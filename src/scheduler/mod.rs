@@ -262,6 +262,9 @@ pub(crate) struct SchedulerParts {
     /// The first batch to generate from the clock.
     pub(crate) first_batch: Time,
     pub(crate) checkpoint: Option<CheckpointPlan>,
+    /// Whether to cut a batch only when no other batch waits to run.
+    pub(crate) backpressure: bool,
+    pub(crate) queue: QueueDepth,
     pub(crate) log: BatchLog,
     /// Called (on the executor thread) after a batch failed, to stop the context.
     pub(crate) on_failure: Box<dyn Fn() + Send + Sync>,
@@ -355,9 +358,18 @@ fn run_generator(parts: &SchedulerParts, stop: &StopSignal, batches: Sender<Batc
             let drain = stop.graceful.load(Ordering::SeqCst)
                 && parts.graph.inputs.iter().any(|input| input.has_pending());
             if drain {
-                let _ = batches.send(generate_batch(parts, next, BatchInputs::Cut));
+                queue_batch(
+                    parts,
+                    &batches,
+                    generate_batch(parts, next, BatchInputs::Cut),
+                );
             }
             return;
+        }
+        if parts.backpressure && !parts.queue.is_empty() {
+            // A batch is already waiting to run: let the input wait in the receivers.
+            parts.queue.wait_empty(STOP_POLL);
+            continue;
         }
         let now = parts.clock.wait_until(next, STOP_POLL);
         if now >= next {
@@ -370,6 +382,52 @@ fn run_generator(parts: &SchedulerParts, stop: &StopSignal, batches: Sender<Batc
             next = next + parts.batch_interval;
         }
     }
+}
+
+/// How many batches are queued and not yet taken by the executor.
+#[derive(Default)]
+pub(crate) struct QueueDepth {
+    queued: Mutex<usize>,
+    taken: Condvar,
+}
+
+impl QueueDepth {
+    fn queued(&self) -> MutexGuard<'_, usize> {
+        self.queued.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn added(&self) {
+        *self.queued() += 1;
+    }
+
+    fn taken(&self) {
+        let mut queued = self.queued();
+        *queued = queued.saturating_sub(1);
+        self.taken.notify_all();
+    }
+
+    fn is_empty(&self) -> bool {
+        *self.queued() == 0
+    }
+
+    /// Waits (at most `max_wait`) until the executor has taken every queued batch.
+    fn wait_empty(&self, max_wait: Duration) {
+        let queued = self.queued();
+        let _ = self
+            .taken
+            .wait_timeout_while(queued, max_wait, |queued| *queued > 0)
+            .unwrap_or_else(PoisonError::into_inner);
+    }
+}
+
+/// Queues `batch` for the executor; `false` if the executor has ended.
+fn queue_batch(parts: &SchedulerParts, batches: &Sender<Batch>, batch: Batch) -> bool {
+    parts.queue.added();
+    let sent = batches.send(batch).is_ok();
+    if !sent {
+        parts.queue.taken();
+    }
+    sent
 }
 
 /// Where a batch's input comes from.
@@ -445,6 +503,7 @@ fn generate_batch(parts: &SchedulerParts, time: Time, inputs: BatchInputs<'_>) -
 
 fn run_executor(parts: &SchedulerParts, stop: &StopSignal, queue: &Receiver<Batch>) {
     for batch in queue {
+        parts.queue.taken();
         if stop.requested.load(Ordering::SeqCst) && !stop.graceful.load(Ordering::SeqCst) {
             return;
         }

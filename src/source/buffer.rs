@@ -1,10 +1,14 @@
 //! Records received but not yet cut into a batch.
 //!
 //! Receivers store blocks (a socket read's worth of lines) or single records; a batch
-//! cut takes everything stored so far and spreads the blocks over the context's
-//! partitions. One lock per block, not per record, on the fast path.
+//! cut takes everything stored so far and lays it out over the context's partitions.
+//! One lock per block, not per record, on the fast path.
+//!
+//! With backpressure, a buffer holds a limited number of records: a store into a full
+//! buffer waits until the next cut empties it, so the receiver stops reading and the
+//! sender is slowed down (by TCP flow control, for a socket).
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 use super::{Cut, ReceivedCounter};
 use crate::rdd::{Data, ExecEnv, Rdd};
@@ -12,11 +16,16 @@ use crate::rdd::{Data, ExecEnv, Rdd};
 /// Received blocks waiting for the next batch.
 pub(crate) struct BlockBuffer<T> {
     state: Mutex<Pending<T>>,
+    /// Signalled when a cut makes room or the buffer closes.
+    room: Condvar,
+    /// With backpressure: stores wait while this many records are waiting.
+    limit: Option<usize>,
     received: Arc<ReceivedCounter>,
 }
 
 struct Pending<T> {
     blocks: Vec<Vec<T>>,
+    records: usize,
     closed: bool,
 }
 
@@ -24,18 +33,40 @@ struct Pending<T> {
 const RECORDS_PER_BLOCK: usize = 1024;
 
 impl<T: Data> BlockBuffer<T> {
-    pub(crate) fn new(received: Arc<ReceivedCounter>) -> Self {
+    pub(crate) fn new(received: Arc<ReceivedCounter>, limit: Option<usize>) -> Self {
         BlockBuffer {
             state: Mutex::new(Pending {
                 blocks: Vec::new(),
+                records: 0,
                 closed: false,
             }),
+            room: Condvar::new(),
+            limit,
             received,
         }
     }
 
-    fn pending(&self) -> std::sync::MutexGuard<'_, Pending<T>> {
+    fn pending(&self) -> MutexGuard<'_, Pending<T>> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether stores may have to wait for room.
+    pub(crate) fn is_limited(&self) -> bool {
+        self.limit.is_some()
+    }
+
+    /// The buffer, once it has room for more records (or is closed).
+    fn pending_with_room(&self) -> MutexGuard<'_, Pending<T>> {
+        let mut pending = self.pending();
+        if let Some(limit) = self.limit {
+            while pending.records >= limit && !pending.closed {
+                pending = self
+                    .room
+                    .wait(pending)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+        }
+        pending
     }
 
     /// Stores a block; `false` (and the block is dropped) once the buffer is closed.
@@ -43,25 +74,27 @@ impl<T: Data> BlockBuffer<T> {
         if block.is_empty() {
             return !self.pending().closed;
         }
-        let records = block.len() as u64;
+        let records = block.len();
         {
-            let mut pending = self.pending();
+            let mut pending = self.pending_with_room();
             if pending.closed {
                 return false;
             }
+            pending.records += records;
             pending.blocks.push(block);
         }
-        self.received.add(records);
+        self.received.add(records as u64);
         true
     }
 
     /// Stores one record; `false` once the buffer is closed.
     pub(crate) fn push(&self, item: T) -> bool {
         {
-            let mut pending = self.pending();
+            let mut pending = self.pending_with_room();
             if pending.closed {
                 return false;
             }
+            pending.records += 1;
             match pending.blocks.last_mut() {
                 Some(block) if block.len() < RECORDS_PER_BLOCK => block.push(item),
                 _ => {
@@ -78,6 +111,7 @@ impl<T: Data> BlockBuffer<T> {
     /// Stops accepting records. Records already stored stay for the next cut.
     pub(crate) fn close(&self) {
         self.pending().closed = true;
+        self.room.notify_all();
     }
 
     pub(crate) fn has_pending(&self) -> bool {
@@ -86,7 +120,12 @@ impl<T: Data> BlockBuffer<T> {
 
     /// Takes everything stored so far. Received data cannot be replayed.
     pub(crate) fn cut(&self, env: &Arc<ExecEnv>) -> Cut<T> {
-        let blocks = std::mem::take(&mut self.pending().blocks);
+        let blocks = {
+            let mut pending = self.pending();
+            pending.records = 0;
+            std::mem::take(&mut pending.blocks)
+        };
+        self.room.notify_all();
         let records = blocks.iter().map(|b| b.len() as u64).sum();
         let partitions = into_partitions(blocks, env.parallelism());
         Cut {
@@ -140,7 +179,7 @@ mod tests {
 
     #[test]
     fn single_records_are_gathered_into_blocks() {
-        let buffer = BlockBuffer::new(Arc::default());
+        let buffer = BlockBuffer::new(Arc::default(), None);
         for i in 0..2500 {
             assert!(buffer.push(i));
         }
@@ -155,12 +194,42 @@ mod tests {
 
     #[test]
     fn a_closed_buffer_refuses_records_but_keeps_what_it_has() {
-        let buffer = BlockBuffer::new(Arc::default());
+        let buffer = BlockBuffer::new(Arc::default(), None);
         assert!(buffer.push_block(vec![1, 2]));
         buffer.close();
         assert!(!buffer.push(3));
         assert!(!buffer.push_block(vec![4]));
         assert_eq!(buffer.cut(&ExecEnv::global()).rdd.collect(), vec![1, 2]);
+    }
+
+    #[test]
+    fn a_full_buffer_makes_stores_wait_for_the_next_cut() {
+        let buffer = Arc::new(BlockBuffer::new(Arc::default(), Some(3)));
+        assert!(buffer.push_block(vec![1, 2, 3]));
+        let (store, stored) = crossbeam_channel::bounded(1);
+        let writer = buffer.clone();
+        let pusher = std::thread::spawn(move || {
+            let accepted = writer.push(4);
+            store.send(()).unwrap();
+            accepted
+        });
+        // The store waits: nothing arrives until the cut below.
+        assert!(stored.try_recv().is_err());
+        assert_eq!(buffer.cut(&ExecEnv::global()).rdd.collect(), vec![1, 2, 3]);
+        stored.recv().unwrap();
+        assert!(pusher.join().unwrap());
+        assert_eq!(buffer.cut(&ExecEnv::global()).rdd.collect(), vec![4]);
+    }
+
+    #[test]
+    fn closing_releases_a_waiting_store() {
+        let buffer = Arc::new(BlockBuffer::new(Arc::default(), Some(1)));
+        assert!(buffer.push(1));
+        let writer = buffer.clone();
+        let pusher = std::thread::spawn(move || writer.push(2));
+        buffer.close();
+        assert!(!pusher.join().unwrap());
+        assert_eq!(buffer.cut(&ExecEnv::global()).rdd.collect(), vec![1]);
     }
 
     #[test]

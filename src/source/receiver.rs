@@ -95,8 +95,9 @@ impl Control {
 }
 
 impl<T: Data> ReceiverSink<T> {
-    /// Stores one record for the next batch. Returns `false`, dropping the record,
-    /// once the context is stopping.
+    /// Stores one record for the next batch. With backpressure, waits while the
+    /// receiver's buffer is full. Returns `false`, dropping the record, once the
+    /// context is stopping.
     pub fn store(&self, item: T) -> bool {
         self.buffer.push(item)
     }
@@ -122,10 +123,10 @@ pub(crate) struct ReceiverInput<R: Receiver> {
 }
 
 impl<R: Receiver> ReceiverInput<R> {
-    pub(crate) fn new(receiver: R, received: Arc<ReceivedCounter>) -> Self {
+    pub(crate) fn new(receiver: R, received: Arc<ReceivedCounter>, limit: Option<usize>) -> Self {
         ReceiverInput {
             receiver: Mutex::new(Some(receiver)),
-            buffer: Arc::new(BlockBuffer::new(received)),
+            buffer: Arc::new(BlockBuffer::new(received, limit)),
             control: Arc::new(Control::default()),
             thread: Mutex::new(None),
         }

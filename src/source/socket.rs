@@ -40,11 +40,16 @@ struct Running {
 }
 
 impl SocketInput {
-    pub(crate) fn new(host: &str, port: u16, received: Arc<ReceivedCounter>) -> Self {
+    pub(crate) fn new(
+        host: &str,
+        port: u16,
+        received: Arc<ReceivedCounter>,
+        limit: Option<usize>,
+    ) -> Self {
         SocketInput {
             host: host.to_string(),
             port,
-            buffer: Arc::new(BlockBuffer::new(received)),
+            buffer: Arc::new(BlockBuffer::new(received, limit)),
             running: Mutex::new(None),
         }
     }
@@ -184,7 +189,9 @@ impl SocketReceiver {
         }
     }
 
-    /// Stores a block of lines and warns about lines that were not UTF-8.
+    /// Stores a block of lines and warns about lines that were not UTF-8. With
+    /// backpressure the store may wait for room; the task then stops reading, and the
+    /// sender is held back by TCP flow control.
     fn store(&self, lines: Vec<String>, invalid_before: u64) -> bool {
         let new_invalid = self.invalid_lines - invalid_before;
         if new_invalid > 0 {
@@ -194,6 +201,11 @@ impl SocketReceiver {
                 self.invalid_lines
             );
         }
-        self.buffer.push_block(lines)
+        if self.buffer.is_limited() {
+            // Waiting must not stall the runtime's other tasks.
+            tokio::task::block_in_place(|| self.buffer.push_block(lines))
+        } else {
+            self.buffer.push_block(lines)
+        }
     }
 }
