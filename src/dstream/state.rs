@@ -30,12 +30,50 @@ impl<T: Data + Serialize + DeserializeOwned> StateData for T {}
 
 type UpdateFn<V, S> = dyn Fn(&[V], Option<S>) -> Option<S> + Send + Sync;
 
+/// A state to start from, handed to the first step only.
+struct InitialState<K, S>(Mutex<Option<Rdd<(K, S)>>>);
+
+impl<K: Key, S: Data> InitialState<K, S> {
+    fn new(initial: Option<Rdd<(K, S)>>) -> Self {
+        InitialState(Mutex::new(initial))
+    }
+
+    fn take(&self) -> Option<Rdd<(K, S)>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+
+    /// Puts the initial state in `store` if it is empty (no checkpoint restored it).
+    fn load(initial: Option<Rdd<(K, S)>>, store: &StateStore<K, S>, time: Time) {
+        if let Some(initial) = initial
+            && store.current().1.is_none()
+        {
+            let entries = initial
+                .collect()
+                .into_iter()
+                .map(|(k, s)| (k, s, time))
+                .collect();
+            store.load(entries, time - Duration::from_millis(1));
+        }
+    }
+}
+
+/// A batch's values grouped by key, one table per partition of `store`.
+fn new_values<K: Key, V: Data, S: Data>(
+    batch: &Rdd<(K, V)>,
+    store: &StateStore<K, S>,
+) -> Vec<Table<K, Vec<V>>> {
+    shuffle::combine(
+        batch,
+        &Partitioning::Hash(store.partitioner()),
+        &Aggregator::grouping(),
+    )
+}
+
 /// The stepper of `update_state_by_key`.
 struct UpdateByKey<K, V, S> {
     parent: Arc<StreamNode<(K, V)>>,
-    store: Arc<StateStore<K, S>>,
     update: Arc<UpdateFn<V, S>>,
-    initial: Mutex<Option<Rdd<(K, S)>>>,
+    initial: InitialState<K, S>,
 }
 
 impl<K: Key, V: Data, S: Data> Stepper<K, S, ()> for UpdateByKey<K, V, S> {
@@ -45,35 +83,14 @@ impl<K: Key, V: Data, S: Data> Stepper<K, S, ()> for UpdateByKey<K, V, S> {
 
     fn work(&self, time: Time) -> Option<Work<K, S, ()>> {
         let batch = self.parent.get_or_compute(time)?;
-        let initial = self
-            .initial
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        let update = self.update.clone();
-        let partitioning = Partitioning::Hash(self.store.partitioner());
+        let (initial, update) = (self.initial.take(), self.update.clone());
         Some(Box::new(move |store, time| {
-            if let Some(initial) = initial {
-                load_initial(store, &initial, time);
-            }
-            let groups = shuffle::combine(&batch, &partitioning, &Aggregator::grouping());
-            store.apply(time, groups, |table, new| {
+            InitialState::load(initial, store, time);
+            store.apply(time, new_values(&batch, store), |table, new| {
                 update_every_key(table, new, &*update, time);
                 Vec::new()
             })
         }))
-    }
-}
-
-/// Puts an initial state in an empty store (one that no checkpoint restored).
-fn load_initial<K: Key, S: Data>(store: &StateStore<K, S>, initial: &Rdd<(K, S)>, time: Time) {
-    if store.current().1.is_none() {
-        let entries = initial
-            .collect()
-            .into_iter()
-            .map(|(k, s)| (k, s, time))
-            .collect();
-        store.load(entries, time - Duration::from_millis(1));
     }
 }
 
@@ -191,9 +208,8 @@ where
             self.slide_duration(),
             UpdateByKey {
                 parent: self.node().clone(),
-                store,
                 update: Arc::new(update),
-                initial: Mutex::new(initial),
+                initial: InitialState::new(initial),
             },
         ));
         let stream = self.derive(
@@ -340,7 +356,7 @@ struct MapWithState<K, V, S, M> {
     function: Arc<MappingFn<K, V, S, M>>,
     timeout: Option<Duration>,
     idle: Arc<Vec<Mutex<IdleIndex<K>>>>,
-    initial: Mutex<Option<Rdd<(K, S)>>>,
+    initial: InitialState<K, S>,
 }
 
 impl<K: Key, V: Data, S: Data, M: Data> Stepper<K, S, M> for MapWithState<K, V, S, M> {
@@ -350,20 +366,14 @@ impl<K: Key, V: Data, S: Data, M: Data> Stepper<K, S, M> for MapWithState<K, V, 
 
     fn work(&self, time: Time) -> Option<Work<K, S, M>> {
         let batch = self.parent.get_or_compute(time)?;
-        let initial = self
-            .initial
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
+        let initial = self.initial.take();
         let (function, timeout, idle) = (self.function.clone(), self.timeout, self.idle.clone());
-        let partitioning = Partitioning::Hash(self.store.partitioner());
         Some(Box::new(move |store, time| {
-            if let Some(initial) = initial {
-                load_initial(store, &initial, time);
+            if initial.is_some() {
+                InitialState::load(initial, store, time);
                 rebuild_idle_index(store, &idle);
             }
-            let groups = shuffle::combine(&batch, &partitioning, &Aggregator::grouping());
-            let inputs: Vec<_> = groups.into_iter().enumerate().collect();
+            let inputs: Vec<_> = new_values(&batch, store).into_iter().enumerate().collect();
             store.apply(time, inputs, |table, (partition, new)| {
                 let mut idle = idle[partition]
                     .lock()
@@ -553,7 +563,7 @@ where
                 function: spec.function,
                 timeout: spec.timeout,
                 idle,
-                initial: Mutex::new(spec.initial),
+                initial: InitialState::new(spec.initial),
             },
         ));
         let env = self.context().env();
