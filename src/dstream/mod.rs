@@ -7,7 +7,10 @@
 //! the work happens when the batch's output operations run.
 //!
 //! Modules: `transform` (per-batch operations on any stream), `pair` (operations on
-//! streams of pairs), `output` (`foreach_rdd`, `pprint`, `save_as_text_files`).
+//! streams of pairs), `window` (windows, plain and incremental), `state`
+//! (`update_state_by_key`, `map_with_state`), `store` (the state store and per-batch
+//! steps that state and incremental windows share), `output` (`foreach_rdd`,
+//! `pprint`, `save_as_text_files`).
 
 mod output;
 mod pair;
