@@ -235,12 +235,7 @@ fn a_graceful_stop_processes_what_was_already_received() {
     // No clock advance: the graceful stop itself runs a last batch for the data.
     h.ssc.stop(true).unwrap();
     assert_eq!(sorted_batches(&out), vec![vec![], vec![42]]);
-    let times: Vec<i64> = out
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(t, _)| t.as_millis())
-        .collect();
+    let times = common::batch_millis(&out);
     assert_eq!(times, vec![1000, 2000]);
 }
 

@@ -115,6 +115,13 @@ fn last_state(record: &Batches<(String, i64)>) -> Vec<(String, i64)> {
     sorted_batches(record).pop().unwrap_or_default()
 }
 
+/// Builds (or recovers) the program in `checkpoint` and starts it.
+fn launch(checkpoint: &Path, build: impl FnOnce() -> Result<StreamingContext>) -> StreamingContext {
+    let ssc = StreamingContext::get_or_create(checkpoint, build).unwrap();
+    ssc.start().unwrap();
+    ssc
+}
+
 /// Advances `clock` one second and waits for that batch.
 fn step(ssc: &StreamingContext, clock: &ManualClock) -> BatchInfo {
     clock.advance(SECOND);
@@ -126,9 +133,7 @@ fn without_a_checkpoint_get_or_create_builds_afresh() {
     let d = dirs();
     let clock = ManualClock::default();
     let record = Batches::default();
-    let ssc = StreamingContext::get_or_create(&d.checkpoint, word_count(&clock, &d.input, &record))
-        .unwrap();
-    ssc.start().unwrap();
+    let ssc = launch(&d.checkpoint, word_count(&clock, &d.input, &record));
     drop_file(&d.input, 1);
     step(&ssc, &clock);
     ssc.stop(false).unwrap();
@@ -141,9 +146,7 @@ fn state_and_file_positions_survive_an_abrupt_stop() {
     let d = dirs();
     let clock = ManualClock::default();
     let first = Batches::default();
-    let ssc = StreamingContext::get_or_create(&d.checkpoint, word_count(&clock, &d.input, &first))
-        .unwrap();
-    ssc.start().unwrap();
+    let ssc = launch(&d.checkpoint, word_count(&clock, &d.input, &first));
     for n in 1..=3 {
         drop_file(&d.input, n);
         step(&ssc, &clock);
@@ -155,9 +158,7 @@ fn state_and_file_positions_survive_an_abrupt_stop() {
 
     let clock = ManualClock::default();
     let second = Batches::default();
-    let ssc = StreamingContext::get_or_create(&d.checkpoint, word_count(&clock, &d.input, &second))
-        .unwrap();
-    ssc.start().unwrap();
+    let ssc = launch(&d.checkpoint, word_count(&clock, &d.input, &second));
     assert_eq!(
         clock.now(),
         Time::from_millis(3000),
@@ -219,13 +220,11 @@ fn unfinished_batches_run_again_from_the_files_they_had() {
         })
     });
     let listener = submitted.clone();
-    let ssc = StreamingContext::get_or_create(&d.checkpoint, move || {
+    let ssc = launch(&d.checkpoint, move || {
         let ssc = crashing()?;
         ssc.add_listener(listener);
         Ok(ssc)
-    })
-    .unwrap();
-    ssc.start().unwrap();
+    });
     drop_file(&d.input, 1);
     step(&ssc, &clock);
     drop_file(&d.input, 2);
@@ -247,13 +246,11 @@ fn unfinished_batches_run_again_from_the_files_they_had() {
         infos.clone(),
         second.clone(),
     );
-    let ssc = StreamingContext::get_or_create(&d.checkpoint, move || {
+    let ssc = launch(&d.checkpoint, move || {
         let ssc = word_count(&build_clock, &input, &record)()?;
         ssc.add_listener(Recorder(seen));
         Ok(ssc)
-    })
-    .unwrap();
-    ssc.start().unwrap();
+    });
     ssc.await_batch(Time::from_millis(4000), PATIENCE).unwrap();
     ssc.stop(true).unwrap();
 
@@ -287,9 +284,7 @@ fn a_program_whose_state_differs_from_the_checkpoint_is_refused() {
     let d = dirs();
     let clock = ManualClock::default();
     let record = Batches::default();
-    let ssc = StreamingContext::get_or_create(&d.checkpoint, word_count(&clock, &d.input, &record))
-        .unwrap();
-    ssc.start().unwrap();
+    let ssc = launch(&d.checkpoint, word_count(&clock, &d.input, &record));
     step(&ssc, &clock);
     ssc.stop(true).unwrap();
 
@@ -371,22 +366,14 @@ fn named_states_recover_whatever_order_they_are_defined_in() {
     let d = dirs();
     let clock = ManualClock::default();
     let record = Batches::default();
-    let ssc = StreamingContext::get_or_create(
-        &d.checkpoint,
-        two_states(&clock, &d.input, false, &record),
-    )
-    .unwrap();
-    ssc.start().unwrap();
+    let ssc = launch(&d.checkpoint, two_states(&clock, &d.input, false, &record));
     drop_file(&d.input, 1);
     step(&ssc, &clock);
     ssc.stop(true).unwrap();
 
     let clock = ManualClock::default();
     let record = Batches::default();
-    let ssc =
-        StreamingContext::get_or_create(&d.checkpoint, two_states(&clock, &d.input, true, &record))
-            .unwrap();
-    ssc.start().unwrap();
+    let ssc = launch(&d.checkpoint, two_states(&clock, &d.input, true, &record));
     drop_file(&d.input, 2);
     step(&ssc, &clock);
     ssc.stop(true).unwrap();
@@ -403,9 +390,7 @@ fn a_damaged_newest_checkpoint_falls_back_to_the_one_before() {
     let d = dirs();
     let clock = ManualClock::default();
     let record = Batches::default();
-    let ssc = StreamingContext::get_or_create(&d.checkpoint, word_count(&clock, &d.input, &record))
-        .unwrap();
-    ssc.start().unwrap();
+    let ssc = launch(&d.checkpoint, word_count(&clock, &d.input, &record));
     for n in 1..=3 {
         drop_file(&d.input, n);
         step(&ssc, &clock);
@@ -419,9 +404,7 @@ fn a_damaged_newest_checkpoint_falls_back_to_the_one_before() {
 
     let clock = ManualClock::default();
     let record = Batches::default();
-    let ssc = StreamingContext::get_or_create(&d.checkpoint, word_count(&clock, &d.input, &record))
-        .unwrap();
-    ssc.start().unwrap();
+    let ssc = launch(&d.checkpoint, word_count(&clock, &d.input, &record));
     assert_eq!(
         clock.now(),
         Time::from_millis(2000),
@@ -481,12 +464,10 @@ fn an_incremental_window_recovers_exactly() {
     let reference_dirs = dirs();
     let clock = ManualClock::default();
     let reference = Batches::default();
-    let ssc = StreamingContext::get_or_create(
+    let ssc = launch(
         &reference_dirs.checkpoint,
         windowed(&clock, &reference_dirs.input, &reference),
-    )
-    .unwrap();
-    ssc.start().unwrap();
+    );
     for n in 1..=6 {
         drop_file(&reference_dirs.input, n);
         step(&ssc, &clock);
@@ -497,9 +478,7 @@ fn an_incremental_window_recovers_exactly() {
     let d = dirs();
     let clock = ManualClock::default();
     let first = Batches::default();
-    let ssc =
-        StreamingContext::get_or_create(&d.checkpoint, windowed(&clock, &d.input, &first)).unwrap();
-    ssc.start().unwrap();
+    let ssc = launch(&d.checkpoint, windowed(&clock, &d.input, &first));
     for n in 1..=5 {
         drop_file(&d.input, n);
         step(&ssc, &clock);
@@ -507,9 +486,7 @@ fn an_incremental_window_recovers_exactly() {
     ssc.stop(false).unwrap();
     let clock = ManualClock::default();
     let second = Batches::default();
-    let ssc = StreamingContext::get_or_create(&d.checkpoint, windowed(&clock, &d.input, &second))
-        .unwrap();
-    ssc.start().unwrap();
+    let ssc = launch(&d.checkpoint, windowed(&clock, &d.input, &second));
     step(&ssc, &clock); // batch 5 again: its file is read again
     drop_file(&d.input, 6);
     step(&ssc, &clock);

@@ -39,13 +39,13 @@ fn word_count_is_exact_in_every_batch() {
             vec![],
         ]
     );
-    let times: Vec<Time> = out.lock().unwrap().iter().map(|(t, _)| *t).collect();
+    let times = common::batch_millis(&out);
+    assert_eq!(times, vec![1000, 2000, 3000]);
     assert_eq!(
-        times,
-        vec![h.batch_time(1), h.batch_time(2), h.batch_time(3)]
-    );
-    assert_eq!(
-        infos.iter().map(|i| i.batch_time).collect::<Vec<_>>(),
+        infos
+            .iter()
+            .map(|i| i.batch_time.as_millis())
+            .collect::<Vec<_>>(),
         times
     );
 }
@@ -421,12 +421,7 @@ fn batches_are_timed_on_the_interval_grid_of_the_clock() {
         .unwrap();
     ssc.stop(false).unwrap();
 
-    let times: Vec<i64> = out
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(t, _)| t.as_millis())
-        .collect();
+    let times = common::batch_millis(&out);
     assert_eq!(
         times,
         vec![20_000, 30_000],

@@ -60,12 +60,7 @@ fn window_holds_the_batches_of_its_length_at_each_slide() {
             tens(&[4, 5])
         ]
     );
-    let times: Vec<i64> = every_other
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(t, _)| t.as_millis())
-        .collect();
+    let times = common::batch_millis(&every_other);
     assert_eq!(times, vec![2000, 4000, 6000], "only at slide boundaries");
     assert_eq!(
         sorted_batches(&every_other),

@@ -93,6 +93,16 @@ pub fn sorted_batches<T: Ord + Clone>(batches: &Batches<T>) -> Vec<Vec<T>> {
         .collect()
 }
 
+/// The times of the recorded batches, in milliseconds, in the order they ran.
+pub fn batch_millis<T>(batches: &Batches<T>) -> Vec<i64> {
+    batches
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(time, _)| time.as_millis())
+        .collect()
+}
+
 /// `(word, count)` pairs from string literals.
 pub fn counts(pairs: &[(&str, i32)]) -> Vec<(String, i32)> {
     pairs.iter().map(|(w, c)| (w.to_string(), *c)).collect()
