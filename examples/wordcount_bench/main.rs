@@ -5,15 +5,21 @@
 //! has the semantics of its reference program, `spark/JavaWordCountBench.java`:
 //!
 //! ```text
-//! wordcount_bench WORKLOAD MODE EXPECTED_WORDS [key=value ...]
+//! wordcount_bench WORKLOAD MODE [EXPECTED_WORDS] [key=value ...]
 //! ```
+//!
+//! On its own (no EXPECTED_WORDS, no `port=`), it generates a corpus in memory
+//! (`corpus.rs`: Zipf words over a 100k vocabulary, 5-15 words per line, fixed seed)
+//! or reads `corpus=FILE`, feeds it itself and checks the count against the corpus:
+//! `cargo run --release --example wordcount_bench -- W1 socket`.
 //!
 //! * WORKLOAD
 //!   * `W1`: `lines -> flat_map(split ' ') -> (word, 1) -> reduce_by_key(+) ->
 //!     foreach_rdd(sum of the counts)`;
 //!   * `W2`: `... -> update_state_by_key(running count)` with a checkpoint directory
 //!     `-> foreach_rdd(number of keys, sum of the counts)`; the run ends when the
-//!     state's sum equals EXPECTED_WORDS;
+//!     state's sum equals the corpus's words; `variant=map_with_state` keeps the
+//!     running count with `map_with_state` and reads its `state_snapshots`;
 //!   * `W3`: `... -> reduce_by_key_and_window_inv_with(+, -, window 4 batches, slide 1
 //!     batch, `threads` partitions, keep count != 0)` with a checkpoint directory
 //!     `-> foreach_rdd(sum of the window)`. The words counted per batch are recovered
@@ -21,17 +27,25 @@
 //!     extra work.
 //! * MODE
 //!   * `socket`: `socket_text_stream(host, port)`; the harness serves the corpus with
-//!     `nc -lk` and keeps the connection open;
+//!     `nc -lk` and keeps the connection open; without `port=` the program serves it
+//!     the same way from a thread of its own;
 //!   * `files`: `text_file_stream(watch)`; a feeder thread hard-links (or copies) the
-//!     pre-split part files of `parts` into `watch`, `filesPerBatch` per batch interval;
+//!     pre-split part files of `parts` into `watch`, `filesPerBatch` per batch interval
+//!     (without `parts=`, the corpus is split into 80 files in a temporary directory);
 //!   * `queue`: the corpus is loaded into `chunks` `Rdd`s before the start (not timed)
-//!     and fed one per batch by `queue_stream`; W1 only, as in the Java program.
+//!     and fed one per batch by `queue_stream`; W1 only, as in the Java program. The
+//!     engine-only figure is `busy_words_per_s`, since the queue sets the pace;
+//!   * `latency`: W1 over a socket fed at `rate` words per second for `duration_s`,
+//!     each line stamped with its send time; reports every line's latency from its
+//!     stamp to the end of its batch's output (`latency_p50_ms`, `latency_p99_ms`,
+//!     `latency_max_ms`, after `warmup_s`).
 //! * keys: `host=127.0.0.1 port=9999 batch_ms=1000 threads=2 backpressure=0 checkpoint=DIR
-//!   expectedDistinct=N corpus=FILE (queue) chunks=40 (queue) parts=DIR watch=DIR
-//!   filesPerBatch=2 (files) timeout_s=900`. `batchMs` and `timeoutS` are accepted as
-//!   in the Java program; an unknown key is an error.
+//!   expectedDistinct=N corpus=FILE lines=1000000 seed=42 (generator) chunks=10 (queue)
+//!   parts=DIR watch=DIR filesPerBatch=8 (files) variant=... (W2) rate=1000000
+//!   duration_s=10 warmup_s=1 (latency) timeout_s=900`. `batchMs` and `timeoutS` are
+//!   accepted as in the Java program; an unknown key is an error.
 //!
-//! The program stops itself once the words counted reach EXPECTED_WORDS and prints one
+//! The program stops itself once the words counted reach the corpus's and prints one
 //! line on stdout, `RESULT key=value ...`, with the figures of the harness's "Metrics"
 //! section, taken from a [`StreamingListener`]:
 //!
@@ -40,7 +54,8 @@
 //!   the batch interval); `words_per_s = words / wall_s`;
 //! * `proc_*`, `sched_*`: processing and scheduling delays of the batches from the
 //!   first non-empty one to the last; `busy_words_per_s = words / sum(processing)`;
-//! * `ok=true` only if exactly EXPECTED_WORDS were counted (an overshoot is `ok=false`);
+//! * `ok=true` only if exactly the corpus's words were counted (an overshoot is
+//!   `ok=false`); `mb_per_s` is the corpus's bytes over `wall_s`;
 //! * extras: `startup_to_first_batch_s` (start of that first interval minus the call
 //!   to `start`: negative when data arrived in the very first batch, whose interval
 //!   began before the program started) and `wall_since_start_s` (`wall_s` counted
@@ -72,8 +87,15 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context as _, bail, ensure};
 use dstream::{
-    BatchInfo, DStream, Data, Parallelism, Rdd, RddQueue, StreamingContext, StreamingListener, Time,
+    BatchInfo, DStream, Data, Parallelism, Rdd, RddQueue, State, StateSpec, StreamingContext,
+    StreamingListener, Time,
 };
+
+mod corpus;
+mod latency;
+
+use corpus::{Corpus, CorpusServer, ScratchDir};
+use latency::{LatencyLog, PacedServer};
 
 // The word count makes tens of millions of small Strings; with glibc's allocator the
 // program spends more time in malloc and free than in the engine. mimalloc is what a
@@ -98,6 +120,12 @@ const KNOWN_KEYS: &[&str] = &[
     "timeout_s",
     "timeoutS",
     "backpressure",
+    "lines",
+    "seed",
+    "variant",
+    "rate",
+    "duration_s",
+    "warmup_s",
 ];
 
 /// The window of W3, in batch intervals; it slides by one batch interval.
@@ -121,6 +149,8 @@ enum Mode {
     Socket,
     Files,
     Queue,
+    /// Socket input sent at a fixed rate, each line stamped with its send time.
+    Latency,
 }
 
 impl FromStr for Workload {
@@ -142,7 +172,8 @@ impl FromStr for Mode {
             "socket" => Ok(Mode::Socket),
             "files" => Ok(Mode::Files),
             "queue" => Ok(Mode::Queue),
-            _ => bail!("unknown mode {s:?} (socket, files or queue)"),
+            "latency" => Ok(Mode::Latency),
+            _ => bail!("unknown mode {s:?} (socket, files, queue or latency)"),
         }
     }
 }
@@ -153,30 +184,44 @@ impl Mode {
             Mode::Socket => "socket",
             Mode::Files => "files",
             Mode::Queue => "queue",
+            Mode::Latency => "latency",
         }
     }
 }
 
-/// The command line: three positional arguments and `key=value` options.
+/// The command line: two or three positional arguments and `key=value` options.
 struct Args {
     workload: Workload,
     mode: Mode,
-    expected: i64,
+    /// The corpus's word count when given on the command line (as the harness does);
+    /// otherwise counted from the corpus.
+    expected: Option<i64>,
     options: BTreeMap<String, String>,
 }
 
 impl Args {
     fn parse(args: &[String]) -> anyhow::Result<Args> {
-        let [workload, mode, expected, options @ ..] = args else {
-            bail!(
-                "usage: wordcount_bench W1|W2|W3 socket|files|queue EXPECTED_WORDS [key=value ...]"
-            );
+        let usage = "usage: wordcount_bench W1|W2|W3 socket|files|queue|latency [EXPECTED_WORDS] \
+                     [key=value ...]";
+        let [workload, mode, rest @ ..] = args else {
+            bail!("{usage}");
+        };
+        let (expected, options) = match rest {
+            [first, options @ ..] if !first.contains('=') => (
+                Some(
+                    first
+                        .parse()
+                        .with_context(|| format!("EXPECTED_WORDS {first:?} is not a number"))?,
+                ),
+                options,
+            ),
+            options => (None, options),
         };
         let mut parsed = BTreeMap::new();
         for option in options {
             let (key, value) = option
                 .split_once('=')
-                .with_context(|| format!("option {option:?} is not key=value"))?;
+                .with_context(|| format!("option {option:?} is not key=value ({usage})"))?;
             ensure!(
                 KNOWN_KEYS.contains(&key),
                 "unknown option {key:?} (known: {})",
@@ -186,16 +231,14 @@ impl Args {
         }
         let (workload, mode) = (workload.parse()?, mode.parse()?);
         ensure!(
-            workload == Workload::W1 || mode != Mode::Queue,
-            "queue mode supports W1 only, as in the Java program (a queue stream cannot be \
-             checkpointed, and W2 and W3 need checkpointing)"
+            workload == Workload::W1 || !matches!(mode, Mode::Queue | Mode::Latency),
+            "queue and latency modes run W1 only (a queue stream cannot be checkpointed, as \
+             in the Java program, and latency is measured on the stateless count)"
         );
         Ok(Args {
             workload,
             mode,
-            expected: expected
-                .parse()
-                .with_context(|| format!("EXPECTED_WORDS {expected:?} is not a number"))?,
+            expected,
             options: parsed,
         })
     }
@@ -218,24 +261,18 @@ impl Args {
             None => Ok(default),
         }
     }
-
-    /// A path that must be given; `needed_by` names what requires it.
-    fn path(&self, key: &str, needed_by: &str) -> anyhow::Result<PathBuf> {
-        self.raw(&[key])
-            .map(|(_, value)| PathBuf::from(value))
-            .with_context(|| format!("{key}=... is required by {needed_by}"))
-    }
 }
 
 /// What the output operation counted, shared with `main`.
 struct Counter {
-    expected: i64,
     counts: Mutex<Counts>,
     reached: Condvar,
 }
 
 #[derive(Default)]
 struct Counts {
+    /// The corpus's words: the run ends when `total` reaches it.
+    expected: i64,
     /// Words counted so far.
     total: i64,
     /// Words counted per batch, for the batches that counted any.
@@ -259,10 +296,19 @@ struct Counts {
 impl Counter {
     fn new(expected: i64) -> Arc<Counter> {
         Arc::new(Counter {
-            expected,
-            counts: Mutex::new(Counts::default()),
+            counts: Mutex::new(Counts {
+                expected,
+                ..Counts::default()
+            }),
             reached: Condvar::new(),
         })
+    }
+
+    /// Latency mode: the total is known once the sender has finished.
+    fn set_expected(&self, expected: i64) {
+        let mut counts = self.counts();
+        counts.expected = expected;
+        self.add(&mut counts, Time::from_millis(0), 0);
     }
 
     fn counts(&self) -> MutexGuard<'_, Counts> {
@@ -314,9 +360,15 @@ impl Counter {
             counts.by_batch.insert(time, words);
         }
         counts.total += words;
-        if counts.total >= self.expected && counts.reached_at.is_none() {
-            counts.reached_at = Some(time);
-            counts.overshoot = counts.total - self.expected;
+        if counts.total >= counts.expected && counts.reached_at.is_none() {
+            // With no words, the count was reached by a change of the expected total:
+            // in the last batch that counted any.
+            counts.reached_at = if words != 0 {
+                Some(time)
+            } else {
+                counts.by_batch.keys().next_back().copied()
+            };
+            counts.overshoot = counts.total - counts.expected;
             self.reached.notify_all();
         }
     }
@@ -469,17 +521,13 @@ fn place(part: &Path, watch: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Queue mode: the corpus as `chunks` `Rdd`s of lines, in the context's partitions.
+/// Queue mode: the corpus's lines as `chunks` `Rdd`s, in the context's partitions.
 fn load_queue(
     ssc: &StreamingContext,
-    corpus: &Path,
+    lines: Vec<String>,
     chunks: usize,
 ) -> anyhow::Result<RddQueue<String>> {
     ensure!(chunks > 0, "chunks must be positive");
-    let text = std::fs::read_to_string(corpus)
-        .with_context(|| format!("cannot read {}", corpus.display()))?;
-    let lines: Vec<String> = text.lines().map(String::from).collect();
-    drop(text);
     let queue = RddQueue::new();
     let per_chunk = lines.len().div_ceil(chunks).max(1);
     let mut lines = lines.into_iter();
@@ -493,6 +541,17 @@ fn load_queue(
     Ok(queue)
 }
 
+/// The corpus: `corpus=FILE`, else generated (`lines=N`, default 1,000,000, `seed=42`).
+fn load_corpus(args: &Args) -> anyhow::Result<Corpus> {
+    match args.raw(&["corpus"]) {
+        Some((_, path)) => Corpus::read(Path::new(path)),
+        None => Ok(Corpus::generate(
+            args.get(&["lines"], 1_000_000)?,
+            args.get(&["seed"], 42)?,
+        )),
+    }
+}
+
 fn main() -> anyhow::Result<ExitCode> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let argv: Vec<String> = std::env::args().skip(1).collect();
@@ -500,8 +559,43 @@ fn main() -> anyhow::Result<ExitCode> {
     let batch_ms: u64 = args.get(&["batch_ms", "batchMs"], 1000)?;
     let threads: usize = args.get(&["threads"], 2)?;
     let timeout = Duration::from_secs(args.get(&["timeout_s", "timeoutS"], 900)?);
-    let expected_distinct: i64 = args.get(&["expectedDistinct"], -1)?;
     let batch = Duration::from_millis(batch_ms);
+    let map_with_state = match args.raw(&["variant"]) {
+        None | Some((_, "update_state_by_key")) => false,
+        Some((_, "map_with_state")) if args.workload == Workload::W2 => true,
+        Some((_, other)) => {
+            bail!("variant={other:?}: W2 has the variants update_state_by_key and map_with_state")
+        }
+    };
+
+    // The harness serves its own corpus and says how many words it holds; without it
+    // the program loads (or generates) the corpus and serves it itself.
+    let harness_socket = args.mode == Mode::Socket && args.raw(&["port"]).is_some();
+    let harness_files = args.mode == Mode::Files && args.raw(&["parts"]).is_some();
+    let corpus = if (harness_socket || harness_files) && args.expected.is_some() {
+        None
+    } else {
+        Some(load_corpus(&args)?)
+    };
+    let expected = match (args.expected, &corpus) {
+        (Some(words), _) => words,
+        (None, Some(corpus)) => corpus.words as i64,
+        (None, None) => unreachable!("the corpus is loaded when no count is given"),
+    };
+    let expected_distinct: i64 = args.get(
+        &["expectedDistinct"],
+        corpus.as_ref().map_or(-1, |c| c.distinct as i64),
+    )?;
+    // In latency mode the sender decides what is sent, not the corpus.
+    let corpus_bytes = corpus
+        .as_ref()
+        .filter(|_| args.mode != Mode::Latency)
+        .map(|c| c.text.len() as u64)
+        .or_else(|| {
+            args.raw(&["corpus"])
+                .and_then(|(_, path)| std::fs::metadata(path).ok())
+                .map(|m| m.len())
+        });
 
     // backpressure=N: receivers hold at most N lines no batch has taken (0: off).
     let backpressure: usize = args.get(&["backpressure"], 0)?;
@@ -512,46 +606,93 @@ fn main() -> anyhow::Result<ExitCode> {
         builder = builder.backpressure(backpressure);
     }
     let ssc = builder.build()?;
+    let _checkpoint_scratch;
     if args.workload != Workload::W1 {
-        ssc.checkpoint(args.path("checkpoint", "W2 and W3")?)?;
+        let directory = match args.raw(&["checkpoint"]) {
+            Some((_, dir)) => PathBuf::from(dir),
+            None => {
+                let scratch = ScratchDir::new("wordcount-bench-checkpoint")?;
+                let dir = scratch.0.clone();
+                _checkpoint_scratch = scratch;
+                dir
+            }
+        };
+        ssc.checkpoint(directory)?;
     }
 
     // ---- input
     let mut feeder = None;
     let mut queue_load_ms = None;
+    let mut _servers: (Option<CorpusServer>, Option<ScratchDir>) = (None, None);
+    let mut paced = None;
+    let host = args.raw(&["host"]).map_or("127.0.0.1", |(_, h)| h);
     let lines: DStream<String> = match args.mode {
+        Mode::Socket if harness_socket => ssc.socket_text_stream(host, args.get(&["port"], 9999)?),
         Mode::Socket => {
-            let host = args.raw(&["host"]).map_or("127.0.0.1", |(_, h)| h);
-            ssc.socket_text_stream(host, args.get(&["port"], 9999)?)
+            let corpus = corpus.as_ref().expect("loaded when no port is given");
+            let server = CorpusServer::start(Arc::new(corpus.text.clone()))?;
+            let port = server.port();
+            _servers.0 = Some(server);
+            ssc.socket_text_stream("127.0.0.1", port)
         }
         Mode::Files => {
-            let watch = args.path("watch", "files mode")?;
-            let per_batch = args.get(&["filesPerBatch"], 2)?;
-            feeder = Some(Feeder::new(
-                &args.path("parts", "files mode")?,
-                &watch,
-                per_batch,
-                batch,
-            )?);
+            let parts = match args.raw(&["parts"]) {
+                Some((_, parts)) => PathBuf::from(parts),
+                None => {
+                    let scratch = ScratchDir::new("wordcount-bench-files")?;
+                    let parts = scratch.0.join("parts");
+                    corpus
+                        .as_ref()
+                        .expect("loaded when no parts are given")
+                        .write_parts(&parts, 80)?;
+                    _servers.1 = Some(scratch);
+                    parts
+                }
+            };
+            let watch = match (args.raw(&["watch"]), &_servers.1) {
+                (Some((_, watch)), _) => PathBuf::from(watch),
+                (None, Some(scratch)) => scratch.0.join("watch"),
+                (None, None) => bail!("watch=DIR is required with parts=DIR"),
+            };
+            let per_batch = args.get(&["filesPerBatch"], 8)?;
+            feeder = Some(Feeder::new(&parts, &watch, per_batch, batch)?);
             ssc.text_file_stream(&watch)
         }
         Mode::Queue => {
             let started = Instant::now();
-            let queue = load_queue(
-                &ssc,
-                &args.path("corpus", "queue mode")?,
-                args.get(&["chunks"], 40)?,
-            )?;
+            let corpus = corpus.as_ref().expect("loaded in queue mode");
+            let queue = load_queue(&ssc, corpus.line_strings(), args.get(&["chunks"], 10)?)?;
             queue_load_ms = Some(started.elapsed().as_millis());
             ssc.queue_stream(&queue, true, None)
+        }
+        Mode::Latency => {
+            let corpus = corpus.as_ref().expect("loaded in latency mode");
+            let server = PacedServer::start(
+                corpus.line_strings(),
+                args.get(&["rate"], 1_000_000.0)?,
+                Duration::from_secs_f64(args.get(&["duration_s"], 10.0)?),
+            )?;
+            let port = server.port();
+            paced = Some(server);
+            ssc.socket_text_stream("127.0.0.1", port)
         }
     };
 
     // ---- pipeline: the classic word count, as users write it
-    let counter = Counter::new(args.expected);
-    let pairs = lines
-        .flat_map(|line| line.split(' ').map(String::from).collect::<Vec<_>>())
-        .map(|word| (word, 1));
+    let counter = Counter::new(expected);
+    let latencies = Arc::new(LatencyLog::default());
+    let pairs = if args.mode == Mode::Latency {
+        // The first token is the send time, not a word.
+        lines.flat_map(|line| {
+            line.split(' ')
+                .skip(1)
+                .map(String::from)
+                .collect::<Vec<_>>()
+        })
+    } else {
+        lines.flat_map(|line| line.split(' ').map(String::from).collect::<Vec<_>>())
+    }
+    .map(|word| (word, 1));
     match args.workload {
         Workload::W1 => {
             let counts = pairs.reduce_by_key(|a, b| a + b);
@@ -559,6 +700,19 @@ fn main() -> anyhow::Result<ExitCode> {
             counts.foreach_rdd(move |rdd, time| {
                 let words = rdd.map(|(_, count)| i64::from(count)).fold(0, |a, b| a + b);
                 counter.record(time, words);
+            })?;
+        }
+        Workload::W2 if map_with_state => {
+            let running = pairs.map_with_state(StateSpec::function(
+                |_word: &String, count: Option<i32>, total: &mut State<i64>| {
+                    let sum = total.get().copied().unwrap_or(0) + i64::from(count.unwrap_or(0));
+                    total.update(sum);
+                },
+            ));
+            let counter = counter.clone();
+            running.state_snapshots().foreach_rdd(move |rdd, time| {
+                let (keys, sum) = keys_and_sum(&rdd);
+                counter.record_state(time, keys, sum);
             })?;
         }
         Workload::W2 => {
@@ -587,6 +741,20 @@ fn main() -> anyhow::Result<ExitCode> {
             })?;
         }
     }
+    if args.mode == Mode::Latency {
+        // Registered last, so it ends each batch's output: stamps are collected, then
+        // every line's latency is taken at the end of its batch.
+        let latencies = latencies.clone();
+        let warmup_us = (args.get(&["warmup_s"], 1.0)? * 1e6) as u64;
+        let from = latency::now_micros() + warmup_us;
+        lines.foreach_rdd(move |rdd, _time| {
+            let stamps: Vec<u64> = rdd
+                .flat_map(|line| latency::stamp_of(&line))
+                .filter(move |&stamp| stamp >= from)
+                .collect();
+            latencies.record(&stamps);
+        })?;
+    }
     let log = Arc::new(BatchLog::default());
     ssc.add_listener(log.clone());
 
@@ -596,7 +764,18 @@ fn main() -> anyhow::Result<ExitCode> {
     if let Some(feeder) = feeder.as_mut() {
         feeder.start()?;
     }
-    let reached = counter.wait_reached(timeout);
+    let reached = match &paced {
+        // The latency sender decides the total: wait for it to finish, then for the count.
+        Some(server) => {
+            let deadline = Instant::now() + timeout;
+            while !server.sent().done.load(Ordering::SeqCst) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            counter.set_expected(server.sent().words.load(Ordering::SeqCst) as i64);
+            counter.wait_reached(deadline.saturating_duration_since(Instant::now()))
+        }
+        None => counter.wait_reached(timeout),
+    };
     if let Some(last) = reached
         && !log.wait_for(last, LAST_BATCH_WAIT)
     {
@@ -606,8 +785,33 @@ fn main() -> anyhow::Result<ExitCode> {
     // ---- report
     let counts = counter.counts();
     let batches = log.batches();
-    let report = Report::new(&args, &counts, &batches, reached, batch, start);
-    let mut line = report.line(&args, threads, batch_ms);
+    let report = Report::new(&counts, &batches, reached, batch, start);
+    let mut line = report.line(&args, &counts, threads, batch_ms);
+    if let Some(bytes) = corpus_bytes
+        && report.wall_s > 0.0
+    {
+        let _ = write!(line, " mb_per_s={:.1}", bytes as f64 / 1e6 / report.wall_s);
+    }
+    if let Some(corpus) = &corpus {
+        let _ = write!(line, " corpus={}", corpus.origin);
+    }
+    if map_with_state {
+        let _ = write!(line, " variant=map_with_state");
+    }
+    if let Some(server) = &paced {
+        let (count, p50, p99, max) = latencies.summary();
+        let _ = write!(
+            line,
+            " rate_words_per_s={} latency_lines={count} latency_p50_ms={p50:.1} \
+             latency_p99_ms={p99:.1} latency_max_ms={max:.1}",
+            args.get(&["rate"], 1_000_000.0)?,
+        );
+        let _ = write!(
+            line,
+            " sent_lines={}",
+            server.sent().lines.load(Ordering::SeqCst)
+        );
+    }
     if args.workload == Workload::W2 {
         let _ = write!(
             line,
@@ -670,7 +874,6 @@ struct Report {
 
 impl Report {
     fn new(
-        args: &Args,
         counts: &Counts,
         infos: &BTreeMap<Time, BatchInfo>,
         reached: Option<Time>,
@@ -696,7 +899,7 @@ impl Report {
             .and_then(|i| i.processing_end_time)
             .unwrap_or_else(Time::now);
         Report {
-            ok: reached.is_some() && counts.overshoot == 0 && counts.total == args.expected,
+            ok: reached.is_some() && counts.overshoot == 0 && counts.total == counts.expected,
             records: measured.iter().map(|i| i.num_records).sum(),
             words: counts.total,
             batches: measured.len(),
@@ -716,7 +919,7 @@ impl Report {
         }
     }
 
-    fn line(&self, args: &Args, threads: usize, batch_ms: u64) -> String {
+    fn line(&self, args: &Args, counts: &Counts, threads: usize, batch_ms: u64) -> String {
         let mean = |xs: &[u64]| {
             if xs.is_empty() {
                 0.0
@@ -736,19 +939,23 @@ impl Report {
         };
         let lines = match args.mode {
             Mode::Queue => "n/a".to_string(),
-            Mode::Socket | Mode::Files => self.records.to_string(),
+            Mode::Socket | Mode::Files | Mode::Latency => self.records.to_string(),
         };
+        let p99 = sorted
+            .get((sorted.len() * 99 / 100).min(sorted.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0);
         format!(
             "RESULT engine=dstream workload={:?} mode={} ok={} lines={lines} words={} expected={} \
              batches={} wall_s={:.3} words_per_s={:.0} proc_mean_ms={:.1} proc_median_ms={} \
-             proc_max_ms={} sched_mean_ms={:.1} sched_max_ms={} busy_words_per_s={:.0} \
+             proc_p99_ms={p99} proc_max_ms={} sched_mean_ms={:.1} sched_max_ms={} busy_words_per_s={:.0} \
              startup_to_first_batch_s={:.1} wall_since_start_s={:.3} threads={threads} \
              batch_ms={batch_ms}",
             args.workload,
             args.mode.name(),
             self.ok,
             self.words,
-            args.expected,
+            counts.expected,
             self.batches,
             self.wall_s,
             per_s(self.wall_s * 1000.0),
