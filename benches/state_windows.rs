@@ -3,9 +3,11 @@
 //!
 //! * `state_batch`: `update_state_by_key` and `map_with_state` over a state of
 //!   100,000 and 1,000,000 keys, each batch touching 1% of them (`keys / 100` pairs
-//!   with uniformly random keys). `map_with_state` calls its function only for the
-//!   keys of the batch, so its cost should follow the batch; `update_state_by_key`
-//!   calls it for every key, as Spark does, so its cost should follow the state.
+//!   with uniformly random keys), and over 1,000,000 keys with batches of 1,000 pairs
+//!   (0.1%), the same batch as for 100,000 keys. `map_with_state` calls its function
+//!   only for the keys of the batch, so its cost should follow the batch (the same for
+//!   both 1,000-pair cases); `update_state_by_key` calls it for every key, as Spark
+//!   does, so its cost should follow the state (the same for both 1,000,000-key cases).
 //! * `window_batch`: `reduce_by_key_and_window` (no inverse: each slide merges the
 //!   reduced batches of the whole window) against `reduce_by_key_and_window_inv`
 //!   (incremental: adds the entering batch, takes out the leaving one) for windows of
@@ -23,17 +25,20 @@
 //!
 //! The data are generated deterministically (SplitMix64); each benchmark cycles over
 //! `DISTINCT_BATCHES` different batches. Small sample sizes and short measurement
-//! times keep `cargo bench --bench state_windows` near a minute and a half.
+//! times keep `cargo bench --bench state_windows` under two minutes.
 //!
 //! ```text
 //! cargo bench --bench state_windows
 //! cargo bench --bench state_windows -- window_batch     # one group
 //! ```
 
+mod common;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use common::SplitMix;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use dstream::{DStream, ManualClock, Rdd, RddQueue, State, StateSpec, StreamingContext, Time};
 use tempfile::TempDir;
@@ -46,31 +51,18 @@ const NO_CHECKPOINT: Duration = Duration::from_secs(1_000_000_000);
 const PATIENCE: Duration = Duration::from_secs(300);
 /// Different input batches each benchmark cycles over.
 const DISTINCT_BATCHES: u64 = 8;
-/// State sizes of `state_batch`.
-const STATE_KEYS: [u64; 2] = [100_000, 1_000_000];
+/// State sizes of `state_batch`, and pairs per batch.
+const STATE_CASES: [(u64, u64); 3] = [(100_000, 1_000), (1_000_000, 10_000), (1_000_000, 1_000)];
 /// Window lengths of `window_batch`, in batches.
 const WINDOW_BATCHES: [u64; 2] = [4, 64];
 /// Pairs per batch of `window_batch`, and the keys they are drawn from.
 const WINDOW_PAIRS: u64 = 100_000;
 const WINDOW_KEYS: u64 = 10_000;
 
-/// A small deterministic generator (SplitMix64): no dependency, same data every run.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
-
 /// `n` pairs `(key, 1)` with uniformly random keys in `0..keys`.
 fn ones(seed: u64, n: u64, keys: u64) -> Vec<(u64, u64)> {
     let mut rng = SplitMix(seed);
-    (0..n).map(|_| (rng.next() % keys, 1)).collect()
+    (0..n).map(|_| (rng.below(keys), 1)).collect()
 }
 
 /// A started context on a manual clock whose batches come from a queue, and the
@@ -144,14 +136,17 @@ impl Drop for Driver {
     }
 }
 
+/// Starts a stateful program over `keys` keys, with batches of `pairs` pairs.
+type StateProgram = fn(u64, u64) -> anyhow::Result<Driver>;
+
 /// The state every key starts with: a count of 1.
 fn initial_state(ssc: &StreamingContext, keys: u64) -> Rdd<(u64, u64)> {
     ssc.parallelize((0..keys).map(|key| (key, 1)).collect())
 }
 
 /// A running count per key with `update_state_by_key`.
-fn update_state_by_key(keys: u64) -> anyhow::Result<Driver> {
-    Driver::start(keys / 100, keys, |ssc, pairs| {
+fn update_state_by_key(keys: u64, pairs: u64) -> anyhow::Result<Driver> {
+    Driver::start(pairs, keys, |ssc, pairs| {
         pairs
             .update_state_by_key_with_initial(
                 |new: &[u64], count: Option<u64>| {
@@ -167,8 +162,8 @@ fn update_state_by_key(keys: u64) -> anyhow::Result<Driver> {
 }
 
 /// A running count per key with `map_with_state`, emitting each key's new count.
-fn map_with_state(keys: u64) -> anyhow::Result<Driver> {
-    Driver::start(keys / 100, keys, |ssc, pairs| {
+fn map_with_state(keys: u64, pairs: u64) -> anyhow::Result<Driver> {
+    Driver::start(pairs, keys, |ssc, pairs| {
         let spec = StateSpec::function(|_: &u64, one: Option<u64>, count: &mut State<u64>| {
             let total = count.get().copied().unwrap_or(0) + one.unwrap_or(0);
             count.update(total);
@@ -186,23 +181,27 @@ fn map_with_state(keys: u64) -> anyhow::Result<Driver> {
 
 fn state_batch(c: &mut Criterion) {
     let mut group = c.benchmark_group("state_batch");
-    for keys in STATE_KEYS {
-        group.throughput(Throughput::Elements(keys / 100));
-        let operations: [(&str, fn(u64) -> anyhow::Result<Driver>); 2] = [
+    for (keys, pairs) in STATE_CASES {
+        group.throughput(Throughput::Elements(pairs));
+        let operations: [(&str, StateProgram); 2] = [
             ("update_state_by_key", update_state_by_key),
             ("map_with_state", map_with_state),
         ];
         for (name, start) in operations {
-            let mut driver = start(keys).expect("the benchmark program starts");
+            let mut driver = start(keys, pairs).expect("the benchmark program starts");
             // The first batch loads the initial state.
             driver.run(2).expect("the state loads");
-            group.bench_function(BenchmarkId::new(name, keys), |b| {
+            let case = format!("{keys}_keys/{pairs}_pairs");
+            group.bench_function(BenchmarkId::new(name, case), |b| {
                 b.iter_custom(|n| driver.time(n));
             });
         }
     }
     group.finish();
 }
+
+/// Starts a windowed program over windows of `batches` batches.
+type WindowProgram = fn(u64) -> anyhow::Result<Driver>;
 
 /// Counts the keys of each window of `reduce_by_key_and_window` (no inverse).
 fn plain_window(batches: u64) -> anyhow::Result<Driver> {
@@ -238,7 +237,7 @@ fn window_batch(c: &mut Criterion) {
     let mut group = c.benchmark_group("window_batch");
     group.throughput(Throughput::Elements(WINDOW_PAIRS));
     for batches in WINDOW_BATCHES {
-        let operations: [(&str, fn(u64) -> anyhow::Result<Driver>); 2] = [
+        let operations: [(&str, WindowProgram); 2] = [
             ("reduce_by_key_and_window", plain_window),
             ("reduce_by_key_and_window_inv", inverse_window),
         ];
@@ -254,16 +253,9 @@ fn window_batch(c: &mut Criterion) {
     group.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .sample_size(10)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = common::config();
     targets = state_batch, window_batch
 }
 criterion_main!(benches);
