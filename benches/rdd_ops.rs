@@ -18,9 +18,12 @@
 //! cargo bench --bench rdd_ops -- word_count     # one group
 //! ```
 
+mod common;
+
 use std::hint::black_box;
 use std::time::Duration;
 
+use common::SplitMix;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use dstream::Rdd;
 
@@ -35,29 +38,11 @@ const PAIRS: usize = 300_000;
 /// Elements of the narrow-chain input.
 const NARROW: usize = 1_000_000;
 
-/// A small deterministic generator (SplitMix64): no dependency, same data every run.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..bound`.
-    fn below(&mut self, bound: u64) -> u64 {
-        self.next() % bound
-    }
-
-    /// A rank in `1..=VOCABULARY`, roughly Zipf-distributed (P(rank) ~ 1/rank):
-    /// `exp(u * ln N)` for a uniform `u`.
-    fn zipf_rank(&mut self) -> u64 {
-        let u = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
-        ((u * (VOCABULARY as f64).ln()).exp() as u64).clamp(1, VOCABULARY)
-    }
+/// A rank in `1..=VOCABULARY`, roughly Zipf-distributed (P(rank) ~ 1/rank):
+/// `exp(u * ln N)` for a uniform `u`.
+fn zipf_rank(rng: &mut SplitMix) -> u64 {
+    let u = (rng.next() >> 11) as f64 / (1u64 << 53) as f64;
+    ((u * (VOCABULARY as f64).ln()).exp() as u64).clamp(1, VOCABULARY)
 }
 
 /// `LINES` lines of 5..15 words `w<rank>`, and the number of words.
@@ -69,7 +54,7 @@ fn corpus_lines() -> (Vec<String>, u64) {
             let n = 5 + rng.below(11);
             words += n;
             (0..n)
-                .map(|_| format!("w{}", rng.zipf_rank()))
+                .map(|_| format!("w{}", zipf_rank(&mut rng)))
                 .collect::<Vec<_>>()
                 .join(" ")
         })
@@ -81,7 +66,7 @@ fn corpus_lines() -> (Vec<String>, u64) {
 fn word_pairs() -> Vec<(String, u64)> {
     let mut rng = SplitMix(7);
     (0..PAIRS as u64)
-        .map(|i| (format!("w{}", rng.zipf_rank()), i))
+        .map(|i| (format!("w{}", zipf_rank(&mut rng)), i))
         .collect()
 }
 
@@ -193,16 +178,9 @@ fn narrow_chain(c: &mut Criterion) {
     group.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .sample_size(10)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = common::config();
     targets = word_count, pair_shuffles, narrow_chain
 }
 criterion_main!(benches);
