@@ -654,8 +654,47 @@ struct Recovery {
 /// What exists only while the context runs.
 struct Running {
     scheduler: Scheduler,
-    tokio: tokio::runtime::Runtime,
+    tokio: NetworkRuntime,
     graph: Arc<JobGraph>,
+}
+
+/// The tokio runtime of the network receivers and the status page. It shuts down
+/// without waiting wherever it is dropped: the last handle to a context may be let go
+/// on one of the runtime's own threads (by a status page request), where a plain drop
+/// of a runtime panics.
+struct NetworkRuntime {
+    handle: tokio::runtime::Handle,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl NetworkRuntime {
+    fn start() -> Result<NetworkRuntime> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("dstream-net")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Runtime {
+                what: "network runtime",
+                reason: e.to_string(),
+            })?;
+        Ok(NetworkRuntime {
+            handle: runtime.handle().clone(),
+            runtime: Some(runtime),
+        })
+    }
+
+    fn handle(&self) -> &tokio::runtime::Handle {
+        &self.handle
+    }
+}
+
+impl Drop for NetworkRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 impl ContextShared {
@@ -899,15 +938,7 @@ impl ContextShared {
 
         // Whatever happens next, this context is used up.
         inner.lifecycle = Lifecycle::Stopped;
-        let tokio = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("dstream-net")
-            .enable_all()
-            .build()
-            .map_err(|e| Error::Runtime {
-                what: "network runtime",
-                reason: e.to_string(),
-            })?;
+        let tokio = NetworkRuntime::start()?;
         for listener in inner.status_pages.drain(..) {
             if let Err(e) = status_page::serve(listener, tokio.handle(), Arc::downgrade(self)) {
                 tracing::error!("{e}");
@@ -925,7 +956,7 @@ impl ContextShared {
         for (started, input) in graph.inputs.iter().enumerate() {
             if let Err(e) = input.start(&sources) {
                 graph.inputs[..started].iter().for_each(|i| i.stop());
-                tokio.shutdown_background();
+                drop(tokio);
                 self.progress.terminate();
                 return Err(e);
             }
@@ -954,7 +985,7 @@ impl ContextShared {
             Ok(scheduler) => scheduler,
             Err(e) => {
                 graph.inputs.iter().for_each(|i| i.stop());
-                tokio.shutdown_background();
+                drop(tokio);
                 self.progress.terminate();
                 return Err(e);
             }
@@ -1025,7 +1056,7 @@ impl ContextShared {
             input.stop();
         }
         running.scheduler.stop(graceful);
-        running.tokio.shutdown_background();
+        drop(running.tokio);
         self.inner().lifecycle = Lifecycle::Stopped;
         self.progress.terminate();
         self.listeners.post(|l| l.on_streaming_stopped());

@@ -10,7 +10,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::Instant;
 
 use common::{Harness, PATIENCE, accept, collect, listen};
-use dstream::{DStream, Error, ReceiverState};
+use dstream::{DStream, Error, Receiver, ReceiverSink, ReceiverState, Time};
 use serde_json::{Value, json};
 
 /// An HTTP response: status code, content type and body.
@@ -278,6 +278,53 @@ fn a_taken_port_is_a_clear_error_and_a_free_one_works_after_start() {
         h.ssc.status_page("127.0.0.1:0"),
         Err(Error::AlreadyStopped)
     ));
+}
+
+/// A user receiver that fails on its first run and then delivers one record.
+struct FailsOnce {
+    failed: bool,
+}
+
+impl Receiver for FailsOnce {
+    type Item = u32;
+
+    fn receive(
+        &mut self,
+        sink: &ReceiverSink<u32>,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        if !self.failed {
+            self.failed = true;
+            return Err("not ready yet".into());
+        }
+        sink.store(7);
+        while !sink.is_stopped() {
+            std::thread::yield_now();
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn a_user_receiver_reports_its_failure_then_its_recovery() {
+    let h = Harness::seconds();
+    collect(&h.ssc.receiver_stream(FailsOnce { failed: false }));
+    assert!(h.ssc.receiver_statuses().is_empty());
+    h.ssc.start().unwrap();
+    h.ssc.await_records_received(1, PATIENCE).unwrap();
+    let status = h.ssc.receiver_statuses().remove(0);
+    assert_eq!(status.stream_id, 0);
+    assert_eq!(status.stream, "#0 receiver_stream");
+    assert!(status.source.ends_with("FailsOnce"), "{}", status.source);
+    assert_eq!(status.state, ReceiverState::Connected);
+    assert_eq!(
+        status.last_error.as_deref(),
+        Some("the receiver failed: not ready yet")
+    );
+    assert_eq!(status.last_error_time, Some(Time::from_millis(0)));
+    assert_eq!(status.failed_attempts, 0);
+    assert_eq!(h.run_batch().num_records, 1);
+    h.ssc.stop(true).unwrap();
+    assert_eq!(h.ssc.receiver_statuses()[0].state, ReceiverState::Stopped);
 }
 
 /// Chromium's DOM of `url` after its scripts ran for a few seconds of virtual time.

@@ -164,13 +164,7 @@ impl ReceiverReporter {
         self.connected_at = Some(Instant::now());
         if self.failure_logged_since_connection {
             self.failure_logged_since_connection = false;
-            tracing::info!(
-                stream = %status.stream,
-                source = %status.source,
-                "{}: connected to {}",
-                status.stream,
-                status.source
-            );
+            tracing::info!("{}: connected to {}", status.stream, status.source);
         }
     }
 
@@ -189,8 +183,6 @@ impl ReceiverReporter {
         });
         if fresh {
             tracing::warn!(
-                stream = %status.stream,
-                source = %status.source,
                 "{}: {error}; retrying every {delay:?} (logged again when this changes)",
                 status.stream,
             );
@@ -203,8 +195,6 @@ impl ReceiverReporter {
     pub(crate) fn stopped(&mut self) {
         let status = self.update(|status, _| status.state = ReceiverState::Stopped);
         tracing::info!(
-            stream = %status.stream,
-            source = %status.source,
             "{}: stopped receiving from {}",
             status.stream,
             status.source
