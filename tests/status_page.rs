@@ -88,6 +88,8 @@ struct Running {
     page: SocketAddr,
     server: TcpStream,
     listener: TcpListener,
+    /// Lines sent so far.
+    sent: u64,
     _checkpoints: tempfile::TempDir,
 }
 
@@ -106,6 +108,7 @@ fn start_word_count() -> Running {
         page,
         server,
         listener,
+        sent: 0,
         _checkpoints: checkpoints,
     }
 }
@@ -114,8 +117,11 @@ impl Running {
     /// Sends `text` and runs one batch once its `lines` lines have arrived.
     fn batch_of(&mut self, text: &str, lines: u64) {
         self.server.write_all(text.as_bytes()).unwrap();
-        let total = self.h.ssc.records_received() + lines;
-        self.h.ssc.await_records_received(total, PATIENCE).unwrap();
+        self.sent += lines;
+        self.h
+            .ssc
+            .await_records_received(self.sent, PATIENCE)
+            .unwrap();
         self.h.run_batch();
     }
 
