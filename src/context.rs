@@ -2,6 +2,7 @@
 //! the clock and the stream graph; it creates input streams, starts and stops the
 //! scheduler, and reports how the stream ended.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::thread::ThreadId;
@@ -10,17 +11,19 @@ use std::time::Duration;
 use crate::checkpoint::recovery::match_streams;
 use crate::checkpoint::{Checkpoint, CheckpointDir, PendingBatch};
 use crate::dstream::store::StatefulStream;
-use crate::dstream::{DStream, GraphNode, OutputOperation, Timeline};
+use crate::dstream::{DStream, GraphNode, OutputOperation, StateSize, Timeline};
 use crate::error::{Error, Result};
 use crate::rdd::{Data, ExecEnv, Rdd};
 use crate::scheduler::{
-    BatchInfo, BatchLog, CheckpointPlan, Clock, JobGraph, ListenerBus, Progress, QueueDepth,
-    Scheduler, SchedulerParts, StreamingListener, SystemClock, identity,
+    BatchHistory, BatchInfo, BatchLog, CheckpointPlan, Clock, JobGraph, ListenerBus, Progress,
+    QueueDepth, Scheduler, SchedulerParts, StreamingListener, SystemClock, identity,
 };
 use crate::source::{
     FileInput, InputHandle, InputSource, InputStream, NoCompute, QueueInput, RateInput, RddQueue,
-    ReceivedCounter, Receiver, ReceiverInput, SocketInput, SourceContext,
+    ReceivedCounter, Receiver, ReceiverInput, ReceiverRegistry, ReceiverStatus, SocketInput,
+    SourceContext,
 };
+use crate::status_page;
 use crate::time::Time;
 
 /// How long a failed receiver waits before trying again, as Spark's default.
@@ -167,6 +170,9 @@ impl StreamingContextBuilder {
                 what: "worker pool",
                 reason: e.to_string(),
             })?;
+        let listeners = Arc::new(ListenerBus::default());
+        let history = Arc::new(BatchHistory::default());
+        listeners.add(history.clone());
         Ok(StreamingContext {
             shared: Arc::new(ContextShared {
                 env: ExecEnv::with_pool(Arc::new(pool)),
@@ -174,7 +180,9 @@ impl StreamingContextBuilder {
                 timeline: Arc::new(Timeline::new(interval)),
                 restart_delay: self.restart_delay,
                 backpressure: self.backpressure,
-                listeners: Arc::new(ListenerBus::default()),
+                listeners,
+                history,
+                receivers: Arc::new(ReceiverRegistry::default()),
                 progress: Arc::new(Progress::default()),
                 received: Arc::new(ReceivedCounter::default()),
                 scheduler_threads: OnceLock::new(),
@@ -188,6 +196,7 @@ impl StreamingContextBuilder {
                     checkpoint_dir: None,
                     recovery: None,
                     running: None,
+                    status_pages: Vec::new(),
                 }),
             }),
         })
@@ -490,6 +499,66 @@ impl StreamingContext {
         self.shared.listeners.add(Arc::new(listener));
     }
 
+    /// Serves a live status page, like the Streaming tab of Spark's UI, at `address`
+    /// (`"127.0.0.1:4040"`; a port alone, `"4040"`, means `127.0.0.1:4040`; port 0
+    /// takes any free port) and returns the address it listens on. Off unless called.
+    ///
+    /// The page shows uptime, totals, timelines and histograms of input rate and
+    /// delays, the active and recent batches, each receiver's status and each
+    /// stateful stream's number of keys, refreshing itself every second; its JSON is
+    /// at `/api/v1/summary`, `/api/v1/batches`, `/api/v1/receivers` and
+    /// `/api/v1/streams` (fields in the README). It runs on the context's network
+    /// runtime and reads only what listeners and the state stores keep anyway, so it
+    /// does not slow batches.
+    ///
+    /// Call it before or after [`start`](Self::start): the address is taken at once,
+    /// and the page is served from the start until the context stops. If the port is
+    /// taken, this fails with [`Error::StatusPageAddress`] rather than moving to
+    /// another port, so that the URL is always the one asked for. The URL is logged.
+    ///
+    /// ```
+    /// use dstream::StreamingContext;
+    /// use std::time::Duration;
+    /// # fn main() -> dstream::Result<()> {
+    /// let ssc = StreamingContext::new("local[2]", Duration::from_secs(1))?;
+    /// let address = ssc.status_page("127.0.0.1:0")?;
+    /// assert!(address.ip().is_loopback() && address.port() != 0);
+    /// // The same port again is a clear error.
+    /// assert!(ssc.status_page(&address.to_string()).is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn status_page(&self, address: &str) -> Result<SocketAddr> {
+        let listener = status_page::bind(address)?;
+        let local = status_page::local_address(&listener)?;
+        let mut inner = self.shared.inner();
+        match (inner.lifecycle, &inner.running) {
+            (Lifecycle::Initialized, _) => inner.status_pages.push(listener),
+            (Lifecycle::Active, Some(running)) => status_page::serve(
+                listener,
+                running.tokio.handle(),
+                Arc::downgrade(&self.shared),
+            )?,
+            _ => return Err(Error::AlreadyStopped),
+        }
+        tracing::info!("status page: http://{local}/");
+        Ok(local)
+    }
+
+    /// The status of every receiver (socket and user receivers), in the order the
+    /// streams were created: connected, retrying (with the last error) or stopped.
+    /// Empty before the start.
+    pub fn receiver_statuses(&self) -> Vec<ReceiverStatus> {
+        self.shared.receiver_statuses()
+    }
+
+    /// The number of keys each stateful stream (`update_state_by_key`,
+    /// `map_with_state`, `reduce_by_key_and_window` with an inverse function) holds
+    /// after its last batch. Cheap: the stores keep the count.
+    pub fn state_sizes(&self) -> Vec<StateSize> {
+        self.shared.state_sizes()
+    }
+
     /// Starts receiving and processing. Fails if there is no output operation, if the
     /// context was started or stopped before, or if an input cannot start (for example
     /// a directory that does not exist).
@@ -551,6 +620,9 @@ pub(crate) struct ContextShared {
     /// The receivers' record limit, when backpressure is on.
     backpressure: Option<usize>,
     listeners: Arc<ListenerBus>,
+    /// Recent batches, for the status page.
+    history: Arc<BatchHistory>,
+    receivers: Arc<ReceiverRegistry>,
     progress: Arc<Progress>,
     received: Arc<ReceivedCounter>,
     /// The generator's and executor's thread ids, once started.
@@ -568,6 +640,8 @@ struct Inner {
     checkpoint_dir: Option<CheckpointDir>,
     recovery: Option<Recovery>,
     running: Option<Running>,
+    /// Status page listeners bound before the start, served from the start on.
+    status_pages: Vec<std::net::TcpListener>,
 }
 
 /// Where a recovered context resumes.
@@ -580,8 +654,47 @@ struct Recovery {
 /// What exists only while the context runs.
 struct Running {
     scheduler: Scheduler,
-    tokio: tokio::runtime::Runtime,
+    tokio: NetworkRuntime,
     graph: Arc<JobGraph>,
+}
+
+/// The tokio runtime of the network receivers and the status page. It shuts down
+/// without waiting wherever it is dropped: the last handle to a context may be let go
+/// on one of the runtime's own threads (by a status page request), where a plain drop
+/// of a runtime panics.
+struct NetworkRuntime {
+    handle: tokio::runtime::Handle,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl NetworkRuntime {
+    fn start() -> Result<NetworkRuntime> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("dstream-net")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Runtime {
+                what: "network runtime",
+                reason: e.to_string(),
+            })?;
+        Ok(NetworkRuntime {
+            handle: runtime.handle().clone(),
+            runtime: Some(runtime),
+        })
+    }
+
+    fn handle(&self) -> &tokio::runtime::Handle {
+        &self.handle
+    }
+}
+
+impl Drop for NetworkRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 impl ContextShared {
@@ -595,6 +708,42 @@ impl ContextShared {
 
     pub(crate) fn env(&self) -> &Arc<ExecEnv> {
         &self.env
+    }
+
+    pub(crate) fn history(&self) -> &BatchHistory {
+        &self.history
+    }
+
+    pub(crate) fn receiver_statuses(&self) -> Vec<ReceiverStatus> {
+        self.receivers.snapshot()
+    }
+
+    pub(crate) fn state_sizes(&self) -> Vec<StateSize> {
+        let stateful = self.inner().stateful.clone();
+        stateful
+            .iter()
+            .filter_map(|state| {
+                let stream = state.stream()?;
+                let meta = stream.meta();
+                Some(StateSize {
+                    stream_id: meta.id,
+                    stream: meta.describe(),
+                    operation: state.operation(),
+                    keys: state.num_keys(),
+                })
+            })
+            .collect()
+    }
+
+    /// Where the context is in its life, in words: `initialized`, `active`,
+    /// `stopping` or `stopped`.
+    pub(crate) fn status_name(&self) -> &'static str {
+        match self.inner().lifecycle {
+            Lifecycle::Initialized => "initialized",
+            Lifecycle::Active => "active",
+            Lifecycle::Stopping => "stopping",
+            Lifecycle::Stopped => "stopped",
+        }
     }
 
     /// Registers `state` as the state of `stream`, to be advanced every batch and
@@ -789,25 +938,25 @@ impl ContextShared {
 
         // Whatever happens next, this context is used up.
         inner.lifecycle = Lifecycle::Stopped;
-        let tokio = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("dstream-net")
-            .enable_all()
-            .build()
-            .map_err(|e| Error::Runtime {
-                what: "network runtime",
-                reason: e.to_string(),
-            })?;
+        let tokio = NetworkRuntime::start()?;
+        for listener in inner.status_pages.drain(..) {
+            if let Err(e) = status_page::serve(listener, tokio.handle(), Arc::downgrade(self)) {
+                tracing::error!("{e}");
+            }
+        }
         let sources = SourceContext {
             tokio: tokio.handle().clone(),
             restart_delay: self.restart_delay,
             clock: self.clock.clone(),
             origin: zero,
+            receivers: self.receivers.clone(),
+            stream_id: 0,
+            stream: String::new(),
         };
         for (started, input) in graph.inputs.iter().enumerate() {
             if let Err(e) = input.start(&sources) {
                 graph.inputs[..started].iter().for_each(|i| i.stop());
-                tokio.shutdown_background();
+                drop(tokio);
                 self.progress.terminate();
                 return Err(e);
             }
@@ -836,7 +985,7 @@ impl ContextShared {
             Ok(scheduler) => scheduler,
             Err(e) => {
                 graph.inputs.iter().for_each(|i| i.stop());
-                tokio.shutdown_background();
+                drop(tokio);
                 self.progress.terminate();
                 return Err(e);
             }
@@ -907,7 +1056,7 @@ impl ContextShared {
             input.stop();
         }
         running.scheduler.stop(graceful);
-        running.tokio.shutdown_background();
+        drop(running.tokio);
         self.inner().lifecycle = Lifecycle::Stopped;
         self.progress.terminate();
         self.listeners.post(|l| l.on_streaming_stopped());

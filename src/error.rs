@@ -147,6 +147,18 @@ pub enum Error {
         reason: String,
     },
 
+    /// The status page could not listen on the address it was given (the port is
+    /// taken, the address is not local, or it is not an address at all).
+    #[error(
+        "cannot serve the status page on {address}: {reason}; give another address such as 127.0.0.1:4041, or port 0 to take any free port"
+    )]
+    StatusPageAddress {
+        /// The address that was given.
+        address: String,
+        /// The reason given by the system.
+        reason: String,
+    },
+
     /// Stateful operations need a checkpoint directory.
     #[error(
         "{operation} needs a checkpoint directory: call ssc.checkpoint(dir) before start() (state and window results are saved there so a restart can recover them)"

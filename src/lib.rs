@@ -63,14 +63,17 @@ pub mod error;
 pub mod rdd;
 pub mod scheduler;
 pub mod source;
+mod status_page;
 pub mod time;
 
 pub use context::{Parallelism, StreamingContext, StreamingContextBuilder};
-pub use dstream::{DStream, MapWithStateStream, OutputResult, State, StateData, StateSpec};
+pub use dstream::{
+    DStream, MapWithStateStream, OutputResult, State, StateData, StateSize, StateSpec,
+};
 pub use error::{Error, Result};
 pub use rdd::{Data, HashPartitioner, Key, PartitionIter, Partitioner, Rdd};
 pub use scheduler::{BatchInfo, Clock, ManualClock, StreamingListener, SystemClock};
-pub use source::{RddQueue, Receiver, ReceiverSink};
+pub use source::{RddQueue, Receiver, ReceiverSink, ReceiverState, ReceiverStatus};
 pub use time::Time;
 
 // The README's code blocks are compiled and run with the other documentation tests.

@@ -8,27 +8,8 @@ mod common;
 
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
-use std::sync::mpsc;
 
-use common::{Harness, PATIENCE, collect, lines, sorted_batches};
-
-/// Accepts one connection on `listener`, failing the test if none comes in time.
-fn accept(listener: &TcpListener) -> TcpStream {
-    let listener = listener.try_clone().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(listener.accept().map(|(stream, _)| stream));
-    });
-    rx.recv_timeout(PATIENCE)
-        .expect("the receiver connects")
-        .unwrap()
-}
-
-fn listen() -> (TcpListener, u16) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    (listener, port)
-}
+use common::{Harness, PATIENCE, accept, collect, lines, listen, sorted_batches};
 
 #[test]
 fn lines_are_split_on_newlines_in_each_batch() {

@@ -1,5 +1,6 @@
 //! What the socket examples share: where lines come from (netcat or the built-in demo
-//! server), logging, and stopping cleanly on Ctrl-C or after a number of batches.
+//! server), logging, the status page, and stopping cleanly on Ctrl-C or after a number
+//! of batches.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,7 +38,7 @@ impl LineSource {
     }
 }
 
-/// How long batches are, and how long to run.
+/// How long batches are, how long to run, and where to watch it.
 #[derive(Args)]
 pub struct Schedule {
     /// Batch interval in seconds.
@@ -46,6 +47,9 @@ pub struct Schedule {
     /// Stop after this many batches (default: run until Ctrl-C).
     #[arg(long)]
     pub batches: Option<u64>,
+    /// Serve the live status page at this address, for example 127.0.0.1:4040.
+    #[arg(long, value_name = "ADDR")]
+    pub status_page: Option<String>,
 }
 
 impl Schedule {
@@ -72,6 +76,10 @@ pub fn run(ssc: &StreamingContext, schedule: &Schedule) -> anyhow::Result<()> {
             ssc: ssc.clone(),
             remaining: Arc::new(AtomicU64::new(batches)),
         });
+    }
+    if let Some(address) = &schedule.status_page {
+        let bound = ssc.status_page(address)?;
+        println!("Status page: http://{bound}/\n");
     }
     ssc.start()?;
     ssc.await_termination()?;

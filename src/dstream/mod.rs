@@ -33,6 +33,7 @@ use crate::time::{Time, duration_millis};
 pub use output::OutputResult;
 pub(crate) use output::{OutputOperation, sync_directory};
 pub use state::{MapWithStateStream, State, StateData, StateSpec};
+pub use store::StateSize;
 
 /// The batch grid shared by every stream of a context.
 pub(crate) struct Timeline {

@@ -13,6 +13,7 @@
 //! checkpoint see of a stateful stream ([`StatefulStream`]).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -48,6 +49,9 @@ pub(crate) type StateTable<K, S> = HashTable<StateEntry<K, S>>;
 pub(crate) struct StateStore<K, S> {
     partitioner: HashPartitioner,
     tables: Mutex<Tables<K, S>>,
+    /// The number of keys after the last update, readable without waiting for one
+    /// that is running (the status page asks while batches run).
+    keys: AtomicUsize,
 }
 
 struct Tables<K, S> {
@@ -69,7 +73,18 @@ impl<K: Key, S: Data> StateStore<K, S> {
                     .collect(),
                 applied: None,
             }),
+            keys: AtomicUsize::new(0),
         }
+    }
+
+    /// The number of keys after the last applied batch.
+    pub(crate) fn num_keys(&self) -> usize {
+        self.keys.load(Ordering::Relaxed)
+    }
+
+    fn count_keys(&self, tables: &Tables<K, S>) {
+        let keys = tables.partitions.iter().map(|table| table.len()).sum();
+        self.keys.store(keys, Ordering::Relaxed);
     }
 
     fn tables(&self) -> MutexGuard<'_, Tables<K, S>> {
@@ -101,6 +116,7 @@ impl<K: Key, S: Data> StateStore<K, S> {
             .map(|(table, input)| update(Arc::make_mut(table), input))
             .collect();
         tables.applied = Some(time);
+        self.count_keys(&tables);
         (Arc::new(tables.partitions.clone()), emitted)
     }
 
@@ -132,6 +148,7 @@ impl<K: Key, S: Data> StateStore<K, S> {
         let mut tables = self.tables();
         tables.partitions = partitions.into_iter().map(Arc::new).collect();
         tables.applied = Some(applied);
+        self.count_keys(&tables);
     }
 }
 
@@ -353,6 +370,40 @@ impl<K: Key, S: Data, M: Data> StateCore<K, S, M> {
     }
 }
 
+/// How many keys a stateful stream holds, as
+/// [`StreamingContext::state_sizes`](crate::StreamingContext::state_sizes) reports it.
+///
+/// ```
+/// use dstream::{ManualClock, RddQueue, StreamingContext};
+/// use std::time::Duration;
+/// # fn main() -> dstream::Result<()> {
+/// let ssc = StreamingContext::builder()
+///     .batch_interval(Duration::from_secs(1))
+///     .clock(ManualClock::default())
+///     .build()?;
+/// let totals = ssc
+///     .queue_stream(&RddQueue::<(String, u32)>::new(), true, None)
+///     .update_state_by_key(|new: &[u32], total: Option<u32>| Some(new.iter().sum::<u32>() + total.unwrap_or(0)))
+///     .name("totals");
+/// totals.pprint()?;
+/// let sizes = ssc.state_sizes();
+/// assert_eq!(sizes[0].stream, "#1 update_state_by_key \"totals\"");
+/// assert_eq!((sizes[0].operation, sizes[0].keys), ("update_state_by_key", 0));
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct StateSize {
+    /// The id of the stream that shows the state (its registration order).
+    pub stream_id: usize,
+    /// The stream, as messages name it: `#3 update_state_by_key "totals"`.
+    pub stream: String,
+    /// `update_state_by_key`, `map_with_state` or `reduce_by_key_and_window`.
+    pub operation: &'static str,
+    /// Keys held after the last batch that updated the state.
+    pub keys: usize,
+}
+
 /// A stateful stream as the scheduler and the checkpoint see it.
 pub(crate) trait StatefulStream: Send + Sync + 'static {
     /// The user-visible stream this state belongs to.
@@ -381,6 +432,10 @@ pub(crate) trait StatefulStream: Send + Sync + 'static {
 
     /// Replaces the state with a checkpoint's, as of batch `time`.
     fn restore(&self, bytes: &[u8], time: Time) -> Result<()>;
+
+    /// The number of keys in the state after the last applied batch; cheap, and does
+    /// not wait for a batch that is updating the state.
+    fn num_keys(&self) -> usize;
 }
 
 /// The checkpointed form of one stateful stream.
@@ -488,6 +543,10 @@ where
         self.store.load(entries, time);
         self.stepper.restore_extra(&saved.extra)
     }
+
+    fn num_keys(&self) -> usize {
+        self.store.num_keys()
+    }
 }
 
 /// Makes the `Rdd` node a stream shows of a step.
@@ -587,6 +646,7 @@ mod tests {
             counts(&store),
             vec![("a".into(), 3), ("b".into(), 1), ("c".into(), 1)]
         );
+        assert_eq!(store.num_keys(), 3);
         drop((first, second));
         // Nothing held: the tables are updated where they are.
         let before: Vec<*const StateTable<String, i64>> =
@@ -609,6 +669,7 @@ mod tests {
         );
         let (snapshot, applied) = store.current();
         assert_eq!(applied, Some(Time::from_millis(5)));
+        assert_eq!(store.num_keys(), 30);
         for (index, table) in snapshot.iter().enumerate() {
             for entry in table.iter() {
                 assert_eq!(

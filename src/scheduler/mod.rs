@@ -11,6 +11,7 @@
 //! recorded in `Progress` and the context stops.
 
 mod clock;
+pub(crate) mod history;
 mod listener;
 
 use std::any::Any;
@@ -24,6 +25,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub(crate) use history::BatchHistory;
 pub(crate) use listener::ListenerBus;
 pub use listener::{BatchInfo, StreamingListener};
 

@@ -13,6 +13,7 @@ mod queue;
 mod rate;
 mod receiver;
 mod socket;
+mod status;
 
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -30,8 +31,12 @@ pub(crate) use rate::RateInput;
 pub(crate) use receiver::ReceiverInput;
 pub use receiver::{Receiver, ReceiverSink};
 pub(crate) use socket::SocketInput;
+pub(crate) use status::ReceiverRegistry;
+use status::ReceiverReporter;
+pub use status::{ReceiverState, ReceiverStatus};
 
 /// What sources get from the context when it starts.
+#[derive(Clone)]
 pub(crate) struct SourceContext {
     /// The runtime network receivers run on.
     pub(crate) tokio: tokio::runtime::Handle,
@@ -40,6 +45,23 @@ pub(crate) struct SourceContext {
     pub(crate) clock: Arc<dyn Clock>,
     /// The time just before the first batch: rows of the rate source count from here.
     pub(crate) origin: Time,
+    /// Where receivers report their state.
+    pub(crate) receivers: Arc<ReceiverRegistry>,
+    /// The input stream being started: its id and how messages name it.
+    pub(crate) stream_id: usize,
+    pub(crate) stream: String,
+}
+
+impl SourceContext {
+    /// Registers the receiver of the stream being started, reading from `source`.
+    pub(crate) fn register_receiver(&self, source: String) -> ReceiverReporter {
+        self.receivers.register(
+            self.stream_id,
+            self.stream.clone(),
+            source,
+            self.clock.clone(),
+        )
+    }
 }
 
 /// A batch's data from one input.
@@ -161,7 +183,12 @@ impl<T: Data> InputHandle for InputStream<T> {
     }
 
     fn start(&self, ctx: &SourceContext) -> Result<()> {
-        self.source.start(ctx)
+        let meta = self.node.meta();
+        self.source.start(&SourceContext {
+            stream_id: meta.id,
+            stream: meta.describe(),
+            ..ctx.clone()
+        })
     }
 
     fn generate(&self, time: Time) -> (u64, Option<Vec<u8>>) {

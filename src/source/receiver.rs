@@ -1,9 +1,10 @@
 //! User-defined sources: implement [`Receiver`] and pass it to
 //! [`StreamingContext::receiver_stream`](crate::StreamingContext::receiver_stream).
 //!
-//! A receiver runs on a thread of its own. When it returns an error or panics, the
-//! error is logged and the receiver is run again after the restart delay, as Spark
-//! restarts receivers; the application keeps running.
+//! A receiver runs on a thread of its own. When it returns an error or panics, it is
+//! run again after the restart delay, as Spark restarts receivers; the application
+//! keeps running. Each change (running, failed with an error, stopped) goes to the
+//! context's receiver registry, which logs it once.
 
 use std::error::Error as StdError;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -13,6 +14,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::buffer::BlockBuffer;
+use super::status::ReceiverReporter;
 use super::{Cut, InputSource, ReceivedCounter, SourceContext};
 use crate::error::{Error, Result};
 use crate::rdd::{Data, ExecEnv};
@@ -148,11 +150,13 @@ impl<R: Receiver> InputSource<R::Item> for ReceiverInput<R> {
             control: self.control.clone(),
         };
         let delay = ctx.restart_delay;
+        let mut status = ctx.register_receiver(std::any::type_name::<R>().to_string());
         let (finish, finished) = crossbeam_channel::bounded::<()>(0);
         let thread = std::thread::Builder::new()
             .name("dstream-receiver".into())
             .spawn(move || {
-                run_receiver(&mut receiver, &sink, delay);
+                run_receiver(&mut receiver, &sink, &mut status, delay);
+                status.stopped();
                 drop(finish);
             })
             .map_err(|e| Error::Runtime {
@@ -180,7 +184,7 @@ impl<R: Receiver> InputSource<R::Item> for ReceiverInput<R> {
             .take();
         if let Some((thread, finished)) = thread {
             match finished.recv_timeout(STOP_GRACE) {
-                Err(crossbeam_channel::RecvTimeoutError::Timeout) => log::warn!(
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => tracing::warn!(
                     "receiver_stream: the receiver did not return within {STOP_GRACE:?} of being stopped; leaving its thread behind"
                 ),
                 _ => {
@@ -193,18 +197,20 @@ impl<R: Receiver> InputSource<R::Item> for ReceiverInput<R> {
 }
 
 /// Runs `receiver` until it finishes or is stopped, restarting it after errors.
-fn run_receiver<R: Receiver>(receiver: &mut R, sink: &ReceiverSink<R::Item>, delay: Duration) {
+fn run_receiver<R: Receiver>(
+    receiver: &mut R,
+    sink: &ReceiverSink<R::Item>,
+    status: &mut ReceiverReporter,
+    delay: Duration,
+) {
     while !sink.is_stopped() {
-        match catch_unwind(AssertUnwindSafe(|| receiver.receive(sink))) {
+        status.connected();
+        let error = match catch_unwind(AssertUnwindSafe(|| receiver.receive(sink))) {
             Ok(Ok(())) => return,
-            Ok(Err(e)) => {
-                log::warn!("receiver_stream: the receiver failed: {e}; restarting in {delay:?}")
-            }
-            Err(panic) => log::error!(
-                "receiver_stream: the receiver panicked: {}; restarting in {delay:?}",
-                panic_message(&*panic)
-            ),
-        }
+            Ok(Err(e)) => format!("the receiver failed: {e}"),
+            Err(panic) => format!("the receiver panicked: {}", panic_message(&*panic)),
+        };
+        status.retrying(error, delay);
         if sink.control.sleep(delay) {
             return;
         }

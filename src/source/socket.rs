@@ -2,8 +2,9 @@
 //!
 //! The receiver is a task on the context's tokio runtime. It connects, reads, splits
 //! lines and stores one block per read. When it cannot connect, or the server closes
-//! the connection, it logs that and tries again after the restart delay, as Spark's
-//! receiver does; the application keeps running.
+//! the connection, it tries again after the restart delay, as Spark's receiver does;
+//! the application keeps running. It reports each change (connected, retrying with
+//! the error, stopped) to the context's receiver registry, which logs it once.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -14,6 +15,7 @@ use tokio::sync::watch;
 
 use super::buffer::BlockBuffer;
 use super::lines::{decode_line, split_complete_lines};
+use super::status::ReceiverReporter;
 use super::{Cut, InputSource, ReceivedCounter, SourceContext};
 use crate::error::Result;
 use crate::rdd::ExecEnv;
@@ -58,8 +60,10 @@ impl SocketInput {
 impl InputSource<String> for SocketInput {
     fn start(&self, ctx: &SourceContext) -> Result<()> {
         let (stop, stopped) = watch::channel(false);
+        let address = format!("{}:{}", self.host, self.port);
         let receiver = SocketReceiver {
-            address: format!("{}:{}", self.host, self.port),
+            status: ctx.register_receiver(address.clone()),
+            address,
             host: self.host.clone(),
             port: self.port,
             buffer: self.buffer.clone(),
@@ -68,7 +72,8 @@ impl InputSource<String> for SocketInput {
         };
         let (finish, finished) = crossbeam_channel::bounded::<()>(0);
         ctx.tokio.spawn(async move {
-            receiver.run(stopped).await;
+            let mut status = receiver.run(stopped).await;
+            status.stopped();
             drop(finish);
         });
         *self.running.lock().unwrap_or_else(PoisonError::into_inner) =
@@ -95,7 +100,9 @@ impl InputSource<String> for SocketInput {
             if let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
                 running.finished.recv_timeout(STOP_GRACE)
             {
-                log::warn!("socket_text_stream: the receiver did not stop within {STOP_GRACE:?}");
+                tracing::warn!(
+                    "socket_text_stream: the receiver did not stop within {STOP_GRACE:?}"
+                );
             }
         }
         self.buffer.close();
@@ -109,6 +116,7 @@ enum Ended {
 }
 
 struct SocketReceiver {
+    status: ReceiverReporter,
     address: String,
     host: String,
     port: u16,
@@ -118,41 +126,33 @@ struct SocketReceiver {
 }
 
 impl SocketReceiver {
-    async fn run(mut self, mut stopped: watch::Receiver<bool>) {
+    /// Connects and receives until stopped; gives back the status reporter.
+    async fn run(mut self, mut stopped: watch::Receiver<bool>) -> ReceiverReporter {
         loop {
             if *stopped.borrow() {
-                return;
+                return self.status;
             }
             let connected = tokio::select! {
                 connected = TcpStream::connect((self.host.as_str(), self.port)) => connected,
-                _ = stopped.changed() => return,
+                _ = stopped.changed() => return self.status,
             };
-            match connected {
+            let error = match connected {
                 Ok(stream) => {
-                    log::info!("socket_text_stream: connected to {}", self.address);
+                    self.status.connected();
                     match self.receive(stream, &mut stopped).await {
-                        Ok(Ended::Stopped) => return,
-                        Ok(Ended::ClosedByServer) => log::warn!(
-                            "socket_text_stream: {} closed the connection; reconnecting in {:?}",
-                            self.address,
-                            self.restart_delay
-                        ),
-                        Err(e) => log::warn!(
-                            "socket_text_stream: error reading from {}: {e}; reconnecting in {:?}",
-                            self.address,
-                            self.restart_delay
-                        ),
+                        Ok(Ended::Stopped) => return self.status,
+                        Ok(Ended::ClosedByServer) => {
+                            format!("{} closed the connection", self.address)
+                        }
+                        Err(e) => format!("error reading from {}: {e}", self.address),
                     }
                 }
-                Err(e) => log::warn!(
-                    "socket_text_stream: cannot connect to {}: {e}; retrying in {:?}",
-                    self.address,
-                    self.restart_delay
-                ),
-            }
+                Err(e) => format!("cannot connect to {}: {e}", self.address),
+            };
+            self.status.retrying(error, self.restart_delay);
             tokio::select! {
                 _ = tokio::time::sleep(self.restart_delay) => {}
-                _ = stopped.changed() => return,
+                _ = stopped.changed() => return self.status,
             }
         }
     }
@@ -195,7 +195,7 @@ impl SocketReceiver {
     fn store(&self, lines: Vec<String>, invalid_before: u64) -> bool {
         let new_invalid = self.invalid_lines - invalid_before;
         if new_invalid > 0 {
-            log::warn!(
+            tracing::warn!(
                 "socket_text_stream: {new_invalid} line(s) from {} were not valid UTF-8 and were decoded with U+FFFD replacement characters ({} so far)",
                 self.address,
                 self.invalid_lines

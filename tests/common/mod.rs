@@ -7,7 +7,8 @@
 
 #![allow(dead_code)] // each test file uses its own subset
 
-use std::sync::{Arc, Mutex};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use dstream::{BatchInfo, DStream, Data, ManualClock, StreamingContext, Time};
@@ -111,4 +112,23 @@ pub fn counts(pairs: &[(&str, i32)]) -> Vec<(String, i32)> {
 /// Owned lines from string literals.
 pub fn lines(text: &[&str]) -> Vec<String> {
     text.iter().map(|s| s.to_string()).collect()
+}
+
+/// Accepts one connection on `listener`, failing the test if none comes in time.
+pub fn accept(listener: &TcpListener) -> TcpStream {
+    let listener = listener.try_clone().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(listener.accept().map(|(stream, _)| stream));
+    });
+    rx.recv_timeout(PATIENCE)
+        .expect("the receiver connects")
+        .unwrap()
+}
+
+/// A TCP server socket on a free loopback port, as the test's line server.
+pub fn listen() -> (TcpListener, u16) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    (listener, port)
 }
