@@ -39,10 +39,13 @@
 //!     each line stamped with its send time; reports every line's latency from its
 //!     stamp to the end of its batch's output (`latency_p50_ms`, `latency_p99_ms`,
 //!     `latency_max_ms`, after `warmup_s`).
+//! * `keys=compact` makes the words `CompactString`s (inline up to 24 bytes, no heap
+//!   allocation) instead of `String`s, in any workload: what the README recommends for
+//!   short keys.
 //! * keys: `host=127.0.0.1 port=9999 batch_ms=1000 threads=2 backpressure=0 checkpoint=DIR
 //!   expectedDistinct=N corpus=FILE lines=1000000 seed=42 (generator) chunks=10 (queue)
 //!   parts=DIR watch=DIR filesPerBatch=8 (files) variant=... (W2) rate=1000000
-//!   duration_s=10 warmup_s=1 (latency) timeout_s=900`. `batchMs` and `timeoutS` are
+//!   duration_s=10 warmup_s=1 (latency) keys=string timeout_s=900`. `batchMs` and `timeoutS` are
 //!   accepted as in the Java program; an unknown key is an error.
 //!
 //! The program stops itself once the words counted reach the corpus's and prints one
@@ -86,9 +89,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context as _, bail, ensure};
+use compact_str::CompactString;
 use dstream::{
-    BatchInfo, DStream, Data, Parallelism, Rdd, RddQueue, State, StateSpec, StreamingContext,
-    StreamingListener, Time,
+    BatchInfo, DStream, Data, Key, Parallelism, Rdd, RddQueue, State, StateData, StateSpec,
+    StreamingContext, StreamingListener, Time,
 };
 
 mod corpus;
@@ -126,6 +130,7 @@ const KNOWN_KEYS: &[&str] = &[
     "rate",
     "duration_s",
     "warmup_s",
+    "keys",
 ];
 
 /// The window of W3, in batch intervals; it slides by one batch interval.
@@ -381,6 +386,77 @@ impl Counter {
             .wait_timeout_while(counts, timeout, |c| c.reached_at.is_none())
             .unwrap_or_else(PoisonError::into_inner);
         counts.reached_at
+    }
+}
+
+/// The word count of a workload, for a word type `K`.
+struct Pipeline {
+    workload: Workload,
+    map_with_state: bool,
+    /// Latency mode: the first token of a line is its send time, not a word.
+    skip_stamp: bool,
+    batch: Duration,
+    threads: usize,
+    counter: Arc<Counter>,
+}
+
+impl Pipeline {
+    /// Adds the workload's transformations and its output to `lines`. `K` is the word
+    /// type: `String`, as users write it, or an inline short string.
+    fn build<K>(self, lines: &DStream<String>) -> anyhow::Result<()>
+    where
+        K: Key + StateData + for<'a> From<&'a str>,
+    {
+        let skip = usize::from(self.skip_stamp);
+        let pairs = lines
+            .flat_map(move |line| line.split(' ').skip(skip).map(K::from).collect::<Vec<_>>())
+            .map(|word| (word, 1));
+        let (counter, batch) = (self.counter, self.batch);
+        match self.workload {
+            Workload::W1 => {
+                let counts = pairs.reduce_by_key(|a, b| a + b);
+                counts.foreach_rdd(move |rdd, time| {
+                    let words = rdd.map(|(_, count)| i64::from(count)).fold(0, |a, b| a + b);
+                    counter.record(time, words);
+                })?;
+            }
+            Workload::W2 if self.map_with_state => {
+                let running = pairs.map_with_state(StateSpec::function(
+                    |_word: &K, count: Option<i32>, total: &mut State<i64>| {
+                        let sum = total.get().copied().unwrap_or(0) + i64::from(count.unwrap_or(0));
+                        total.update(sum);
+                    },
+                ));
+                running.state_snapshots().foreach_rdd(move |rdd, time| {
+                    let (keys, sum) = keys_and_sum(&rdd);
+                    counter.record_state(time, keys, sum);
+                })?;
+            }
+            Workload::W2 => {
+                let state = pairs.update_state_by_key(|new: &[i32], running: Option<i64>| {
+                    Some(running.unwrap_or(0) + new.iter().map(|&v| i64::from(v)).sum::<i64>())
+                });
+                state.foreach_rdd(move |rdd, time| {
+                    let (keys, sum) = keys_and_sum(&rdd);
+                    counter.record_state(time, keys, sum);
+                })?;
+            }
+            Workload::W3 => {
+                let windowed = pairs.reduce_by_key_and_window_inv_with(
+                    |a, b| a + b,
+                    |a, b| a - b,
+                    batch * WINDOW_BATCHES as u32,
+                    batch,
+                    self.threads,
+                    |_, count| *count != 0,
+                )?;
+                windowed.foreach_rdd(move |rdd, time| {
+                    let (keys, sum) = keys_and_sum(&rdd);
+                    counter.record_window(time, batch, keys, sum);
+                })?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -681,65 +757,18 @@ fn main() -> anyhow::Result<ExitCode> {
     // ---- pipeline: the classic word count, as users write it
     let counter = Counter::new(expected);
     let latencies = Arc::new(LatencyLog::default());
-    let pairs = if args.mode == Mode::Latency {
-        // The first token is the send time, not a word.
-        lines.flat_map(|line| {
-            line.split(' ')
-                .skip(1)
-                .map(String::from)
-                .collect::<Vec<_>>()
-        })
-    } else {
-        lines.flat_map(|line| line.split(' ').map(String::from).collect::<Vec<_>>())
-    }
-    .map(|word| (word, 1));
-    match args.workload {
-        Workload::W1 => {
-            let counts = pairs.reduce_by_key(|a, b| a + b);
-            let counter = counter.clone();
-            counts.foreach_rdd(move |rdd, time| {
-                let words = rdd.map(|(_, count)| i64::from(count)).fold(0, |a, b| a + b);
-                counter.record(time, words);
-            })?;
-        }
-        Workload::W2 if map_with_state => {
-            let running = pairs.map_with_state(StateSpec::function(
-                |_word: &String, count: Option<i32>, total: &mut State<i64>| {
-                    let sum = total.get().copied().unwrap_or(0) + i64::from(count.unwrap_or(0));
-                    total.update(sum);
-                },
-            ));
-            let counter = counter.clone();
-            running.state_snapshots().foreach_rdd(move |rdd, time| {
-                let (keys, sum) = keys_and_sum(&rdd);
-                counter.record_state(time, keys, sum);
-            })?;
-        }
-        Workload::W2 => {
-            let state = pairs.update_state_by_key(|new: &[i32], running: Option<i64>| {
-                Some(running.unwrap_or(0) + new.iter().map(|&v| i64::from(v)).sum::<i64>())
-            });
-            let counter = counter.clone();
-            state.foreach_rdd(move |rdd, time| {
-                let (keys, sum) = keys_and_sum(&rdd);
-                counter.record_state(time, keys, sum);
-            })?;
-        }
-        Workload::W3 => {
-            let windowed = pairs.reduce_by_key_and_window_inv_with(
-                |a, b| a + b,
-                |a, b| a - b,
-                batch * WINDOW_BATCHES as u32,
-                batch,
-                threads,
-                |_, count| *count != 0,
-            )?;
-            let counter = counter.clone();
-            windowed.foreach_rdd(move |rdd, time| {
-                let (keys, sum) = keys_and_sum(&rdd);
-                counter.record_window(time, batch, keys, sum);
-            })?;
-        }
+    let pipeline = Pipeline {
+        workload: args.workload,
+        map_with_state,
+        skip_stamp: args.mode == Mode::Latency,
+        batch,
+        threads,
+        counter: counter.clone(),
+    };
+    match args.raw(&["keys"]) {
+        None | Some((_, "string")) => pipeline.build::<String>(&lines)?,
+        Some((_, "compact")) => pipeline.build::<CompactString>(&lines)?,
+        Some((_, other)) => bail!("keys={other:?}: the word types are string and compact"),
     }
     if args.mode == Mode::Latency {
         // Registered last, so it ends each batch's output: stamps are collected, then
@@ -797,6 +826,9 @@ fn main() -> anyhow::Result<ExitCode> {
     }
     if map_with_state {
         let _ = write!(line, " variant=map_with_state");
+    }
+    if let Some((_, keys)) = args.raw(&["keys"]) {
+        let _ = write!(line, " keys={keys}");
     }
     if let Some(server) = &paced {
         let (count, p50, p99, max) = latencies.summary();
