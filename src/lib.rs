@@ -60,13 +60,17 @@ pub mod context;
 pub mod demo;
 pub mod dstream;
 pub mod error;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod rdd;
 pub mod scheduler;
 pub mod source;
 pub mod time;
 
 pub use context::{Parallelism, StreamingContext, StreamingContextBuilder};
-pub use dstream::{DStream, MapWithStateStream, OutputResult, State, StateData, StateSpec};
+pub use dstream::{
+    DStream, MapWithStateStream, OutputResult, RejectedJson, State, StateData, StateSpec,
+};
 pub use error::{Error, Result};
 pub use rdd::{Data, HashPartitioner, Key, PartitionIter, Partitioner, Rdd};
 pub use scheduler::{BatchInfo, Clock, ManualClock, StreamingListener, SystemClock};
