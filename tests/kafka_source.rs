@@ -295,3 +295,64 @@ fn a_stream_needs_topics_and_a_group_for_group_offsets() {
         .unwrap();
     assert!(err.to_string().contains("group_id"), "{err}");
 }
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Deserialize)]
+struct Click {
+    #[serde(rename = "Clicks")]
+    clicks: u32,
+    #[serde(rename = "Impressions")]
+    impressions: u32,
+    ts: i64,
+}
+
+#[test]
+fn json_from_kafka_is_parsed_and_bad_messages_are_rejected_without_stopping() {
+    let topic = new_topic("json", 2);
+    produce(
+        &topic,
+        &[
+            (0, r#"{"Clicks": 0, "Impressions": 3, "ts": 1715172068}"#.into()),
+            (0, "garbage".into()),
+            (
+                1,
+                r#"[{"Clicks": 1, "Impressions": 11, "ts": 1715172073}, {"Clicks": 0, "Impressions": 4, "ts": 1715172074}]"#
+                    .into(),
+            ),
+        ],
+    );
+    let h = Harness::seconds();
+    let (clicks, rejected) = earliest_stream(&h.ssc, &topic).text().parse_json::<Click>();
+    let good = common::collect(&clicks);
+    let bad = common::collect(&rejected.map(|r| r.line));
+    h.ssc.start().unwrap();
+    h.run_batch();
+    produce(
+        &topic,
+        &[(
+            1,
+            r#"{"Clicks": 2, "Impressions": 5, "ts": 1715172080}"#.into(),
+        )],
+    );
+    h.run_batch();
+    h.ssc.stop(false).unwrap();
+    let click = |clicks, impressions, ts| Click {
+        clicks,
+        impressions,
+        ts,
+    };
+    assert_eq!(
+        common::sorted_batches(&good),
+        vec![
+            vec![
+                click(0, 3, 1715172068),
+                click(0, 4, 1715172074),
+                click(1, 11, 1715172073)
+            ],
+            vec![click(2, 5, 1715172080)],
+        ]
+    );
+    assert_eq!(
+        common::sorted_batches(&bad),
+        vec![vec!["garbage".to_string()], vec![]]
+    );
+}

@@ -428,13 +428,14 @@ impl InputSource<KafkaRecord> for DirectInput {
     /// Reads each partition's range; the replay record is the batch time and the
     /// ranges read.
     fn cut(&self, time: Time, env: &Arc<ExecEnv>) -> Cut<KafkaRecord> {
-        let planned = if self.may_try() {
-            self.plan().unwrap_or_else(|e| {
+        // While backing off, the broker is not asked at all.
+        let (answered, planned) = match self.may_try().then(|| self.plan()) {
+            Some(Ok(ranges)) => (true, ranges),
+            Some(Err(e)) => {
                 self.unreachable(&e);
-                Vec::new()
-            })
-        } else {
-            Vec::new()
+                (false, Vec::new())
+            }
+            None => (false, Vec::new()),
         };
         let reads = self.read_all(&planned);
         let mut ranges = Vec::with_capacity(planned.len());
@@ -454,7 +455,7 @@ impl InputSource<KafkaRecord> for DirectInput {
         }
         match &failure {
             Some(error) => self.unreachable(error),
-            None if !ranges.is_empty() => self.reachable(),
+            None if answered => self.reachable(),
             None => {}
         }
         let replay = crate::checkpoint::encode(&(time.as_millis(), &ranges)).ok();

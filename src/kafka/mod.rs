@@ -193,3 +193,130 @@ pub fn create_topic(config: &KafkaConfig, topic: &str, partitions: i32) -> Resul
         None => Err(kafka_error(action(), "the broker gave no result")),
     }
 }
+
+/// Fast checks on librdkafka's in-process mock cluster; the integration tests in
+/// `tests/kafka_*.rs` use a real broker.
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::mocking::MockCluster;
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    use rdkafka::{Offset, TopicPartitionList};
+
+    use super::*;
+    use crate::{ManualClock, StreamingContext, Time};
+
+    fn context() -> (StreamingContext, ManualClock) {
+        let clock = ManualClock::new(Time::from_millis(0));
+        let ssc = StreamingContext::builder()
+            .batch_interval(Duration::from_secs(1))
+            .master("local[2]")
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        (ssc, clock)
+    }
+
+    fn run_batches(ssc: &StreamingContext, clock: &ManualClock, n: i64) -> Vec<u64> {
+        (1..=n)
+            .map(|k| {
+                clock.advance(Duration::from_secs(1));
+                ssc.await_batch(Time::from_millis(k * 1000), Duration::from_secs(30))
+                    .unwrap()
+                    .num_records
+            })
+            .collect()
+    }
+
+    #[test]
+    fn capped_batches_commits_and_writes_on_a_mock_cluster() {
+        let cluster = MockCluster::new(1).unwrap();
+        let servers = cluster.bootstrap_servers();
+        cluster.create_topic("in", 4, 1).unwrap();
+        cluster.create_topic("out", 2, 1).unwrap();
+        let config = KafkaConfig::new(&servers);
+        let producer: BaseProducer = config.client_config(&[]).create().unwrap();
+        for p in 0..4 {
+            for i in 0..50 * (p + 1) {
+                let value = format!("p{p} m{i}");
+                producer
+                    .send(BaseRecord::<(), _>::to("in").partition(p).payload(&value))
+                    .map_err(|(e, _)| e)
+                    .unwrap();
+            }
+        }
+        producer.flush(Duration::from_secs(10)).unwrap();
+
+        let (ssc, clock) = context();
+        let source = KafkaSource::new(&config, ["in"])
+            .starting_offsets(StartingOffsets::Earliest)
+            .max_rate_per_partition(60)
+            .group_id("g")
+            .commit_offsets(true);
+        let stream = ssc.kafka_stream(source).unwrap();
+        stream
+            .text()
+            .write_to_kafka(&config, "out", KafkaMessage::value)
+            .unwrap();
+        ssc.start().unwrap();
+        assert_eq!(run_batches(&ssc, &clock, 5), vec![230, 160, 90, 20, 0]);
+        let until: Vec<i64> = stream
+            .offset_ranges(Time::from_millis(3000))
+            .unwrap()
+            .iter()
+            .map(|r| r.until_offset)
+            .collect();
+        assert_eq!(until, vec![50, 100, 150, 180]);
+        ssc.stop(false).unwrap();
+
+        let client: BaseConsumer = config.client_config(&[("group.id", "g")]).create().unwrap();
+        let written: i64 = (0..2)
+            .map(|p| {
+                client
+                    .fetch_watermarks("out", p, Duration::from_secs(5))
+                    .unwrap()
+                    .1
+            })
+            .sum();
+        assert_eq!(written, 500, "every record written once");
+        let mut partitions = TopicPartitionList::new();
+        (0..4).for_each(|p| {
+            partitions.add_partition("in", p);
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let committed: Vec<Offset> = client
+                .committed_offsets(partitions.clone(), Duration::from_secs(5))
+                .unwrap()
+                .elements()
+                .iter()
+                .map(|e| e.offset())
+                .collect();
+            let expected: Vec<Offset> = [50, 100, 150, 200].map(Offset::Offset).to_vec();
+            if committed == expected {
+                break;
+            }
+            assert!(Instant::now() < deadline, "committed {committed:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    #[test]
+    fn an_unreachable_broker_gives_empty_batches_not_a_failure() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = closed.local_addr().unwrap();
+        drop(closed);
+        let config =
+            KafkaConfig::new(address.to_string()).request_timeout(Duration::from_millis(300));
+        let (ssc, clock) = context();
+        let stream = ssc.kafka_stream(KafkaSource::new(&config, ["t"])).unwrap();
+        stream
+            .foreach_rdd(|rdd, _| assert!(rdd.is_empty()))
+            .unwrap();
+        ssc.start().unwrap();
+        assert_eq!(run_batches(&ssc, &clock, 3), vec![0, 0, 0]);
+        ssc.stop(false).unwrap();
+    }
+}

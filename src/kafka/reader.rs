@@ -34,6 +34,9 @@ impl PartitionReader {
     pub(super) fn new(config: &KafkaConfig, partition: TopicPartition) -> Result<Self> {
         let consumer: BaseConsumer = config
             .client_config(&[
+                // librdkafka assigns partitions only to a consumer with a group id; the
+                // reader never subscribes or commits, so it never joins this group.
+                ("group.id", "dstream-direct-reader"),
                 ("enable.auto.commit", "false"),
                 // An offset that is gone (retention) is an error, never a silent jump.
                 ("auto.offset.reset", "error"),
