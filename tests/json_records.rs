@@ -4,26 +4,8 @@
 
 mod common;
 
-use common::{Harness, collect, lines};
+use common::{Click, Harness, click, collect, lines};
 use dstream::{RddQueue, RejectedJson};
-use serde::Deserialize;
-
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
-struct Click {
-    #[serde(rename = "Clicks")]
-    clicks: u32,
-    #[serde(rename = "Impressions")]
-    impressions: u32,
-    ts: i64,
-}
-
-fn click(clicks: u32, impressions: u32, ts: i64) -> Click {
-    Click {
-        clicks,
-        impressions,
-        ts,
-    }
-}
 
 #[test]
 fn json_lines_become_records_and_bad_lines_are_rejected_not_fatal() {

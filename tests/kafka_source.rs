@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Harness, PATIENCE};
+use common::{Click, Harness, PATIENCE, click};
 use dstream::kafka::{KafkaRecord, KafkaSource, OffsetRange, OffsetReset, StartingOffsets};
 use kafka_support::*;
 
@@ -296,15 +296,6 @@ fn a_stream_needs_topics_and_a_group_for_group_offsets() {
     assert!(err.to_string().contains("group_id"), "{err}");
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Deserialize)]
-struct Click {
-    #[serde(rename = "Clicks")]
-    clicks: u32,
-    #[serde(rename = "Impressions")]
-    impressions: u32,
-    ts: i64,
-}
-
 #[test]
 fn json_from_kafka_is_parsed_and_bad_messages_are_rejected_without_stopping() {
     let topic = new_topic("json", 2);
@@ -335,11 +326,6 @@ fn json_from_kafka_is_parsed_and_bad_messages_are_rejected_without_stopping() {
     );
     h.run_batch();
     h.ssc.stop(false).unwrap();
-    let click = |clicks, impressions, ts| Click {
-        clicks,
-        impressions,
-        ts,
-    };
     assert_eq!(
         common::sorted_batches(&good),
         vec![

@@ -228,3 +228,22 @@ pub fn start_word_count_child(
     ssc.start()?;
     Ok((ssc, clock, done))
 }
+
+/// A click-stream event of the Kafka lab (seed 004), for the JSON tests.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Deserialize)]
+pub struct Click {
+    #[serde(rename = "Clicks")]
+    pub clicks: u32,
+    #[serde(rename = "Impressions")]
+    pub impressions: u32,
+    pub ts: i64,
+}
+
+/// A [`Click`].
+pub fn click(clicks: u32, impressions: u32, ts: i64) -> Click {
+    Click {
+        clicks,
+        impressions,
+        ts,
+    }
+}
