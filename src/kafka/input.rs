@@ -385,6 +385,33 @@ impl DirectInput {
         (rdd, records)
     }
 
+    /// The ranges left to re-read for batch `time`, less offsets the broker has
+    /// deleted meanwhile (retention): those can never be read again, so waiting for
+    /// them would stop the stream for good. They are reported.
+    fn without_deleted(
+        &self,
+        time: Time,
+        left: Vec<(usize, OffsetRange)>,
+    ) -> Vec<(usize, OffsetRange)> {
+        left.into_iter()
+            .filter_map(|(index, mut range)| {
+                if let Ok((low, _)) = self.watermarks(&range.topic_partition())
+                    && low > range.from_offset
+                {
+                    tracing::warn!(
+                        "{}: offsets {}..{} of {} were deleted by the broker (retention) before the unfinished batch {time} could read them again; it runs without them",
+                        self.label,
+                        range.from_offset,
+                        low.min(range.until_offset),
+                        range.topic_partition()
+                    );
+                    range.from_offset = low;
+                }
+                (range.from_offset < range.until_offset).then_some((index, range))
+            })
+            .collect()
+    }
+
     fn codec_error(&self, reason: String) -> Error {
         Error::Codec {
             action: "decode",
@@ -519,7 +546,7 @@ impl InputSource<KafkaRecord> for DirectInput {
                     ));
                 }
             }
-            pending = left;
+            pending = self.without_deleted(time, left);
             if pending.is_empty() {
                 break;
             }
