@@ -127,11 +127,9 @@ impl DirectInput {
                     if missing.remove(topic) {
                         tracing::info!("{}: topic {topic:?} exists now", self.label);
                     }
-                    partitions.extend(
-                        t.partitions()
-                            .iter()
-                            .map(|p| TopicPartition::new(topic, p.id())),
-                    );
+                    let mut ids: Vec<i32> = t.partitions().iter().map(|p| p.id()).collect();
+                    ids.sort_unstable();
+                    partitions.extend(ids.into_iter().map(|id| TopicPartition::new(topic, id)));
                 }
                 None => {
                     if missing.insert(topic.clone()) {
