@@ -111,6 +111,8 @@ pub fn read_back(
 ) -> Vec<Vec<u8>> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap())
+        // librdkafka assigns only with a group id; assigning never joins the group.
+        .set("group.id", unique_name("read-back"))
         .set("enable.auto.commit", "false")
         .create()
         .expect("consumer");
