@@ -342,3 +342,33 @@ fn json_from_kafka_is_parsed_and_bad_messages_are_rejected_without_stopping() {
         vec![vec!["garbage".to_string()], vec![]]
     );
 }
+
+#[test]
+fn text_decodes_bad_utf8_lossily_and_skips_tombstones() {
+    let topic = new_topic("text", 1);
+    produce_raw(
+        &topic,
+        &[
+            (0, Some(b"fine".as_slice())),
+            (0, Some(b"bad \xff byte".as_slice())),
+            (0, None),
+        ],
+    );
+    let h = Harness::seconds();
+    let stream = earliest_stream(&h.ssc, &topic);
+    let lines = common::collect(&stream.text());
+    let records = common::collect(&stream.records());
+    h.ssc.start().unwrap();
+    assert_eq!(h.run_batch().num_records, 3);
+    h.ssc.stop(false).unwrap();
+    assert_eq!(
+        common::sorted_batches(&lines),
+        vec![vec!["bad \u{FFFD} byte".to_string(), "fine".to_string()]]
+    );
+    let records = &records.lock().unwrap()[0].1;
+    assert_eq!(records[2].value, None, "the tombstone is a record");
+    assert_eq!(
+        records[1].value.as_deref(),
+        Some(b"bad \xff byte".as_slice())
+    );
+}

@@ -61,6 +61,16 @@ pub fn new_topic(prefix: &str, partitions: i32) -> String {
 
 /// Produces `(partition, value)` messages and waits until each is acknowledged.
 pub fn produce(topic: &str, messages: &[(i32, String)]) {
+    let raw: Vec<(i32, Option<&[u8]>)> = messages
+        .iter()
+        .map(|(partition, value)| (*partition, Some(value.as_bytes())))
+        .collect();
+    produce_raw(topic, &raw);
+}
+
+/// Produces `(partition, value bytes)` messages (`None`: a tombstone) and waits until
+/// each is acknowledged.
+pub fn produce_raw(topic: &str, messages: &[(i32, Option<&[u8]>)]) {
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap())
         .set("message.timeout.ms", "20000")
@@ -73,12 +83,12 @@ pub fn produce(topic: &str, messages: &[(i32, String)]) {
     let pending: Vec<_> = messages
         .iter()
         .map(|(partition, value)| {
+            let mut record = FutureRecord::<(), [u8]>::to(topic).partition(*partition);
+            if let Some(value) = value {
+                record = record.payload(value);
+            }
             producer
-                .send_result(
-                    FutureRecord::<(), _>::to(topic)
-                        .partition(*partition)
-                        .payload(value.as_bytes()),
-                )
+                .send_result(record)
                 .map_err(|(e, _)| e)
                 .expect("queued")
         })
