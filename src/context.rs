@@ -411,7 +411,11 @@ impl StreamingContext {
         DStream::union_all(first, rest)
     }
 
-    fn input<T: Data>(&self, kind: &'static str, source: impl InputSource<T>) -> DStream<T> {
+    pub(crate) fn input<T: Data>(
+        &self,
+        kind: &'static str,
+        source: impl InputSource<T>,
+    ) -> DStream<T> {
         let stream = DStream::create(
             &self.shared,
             kind,
@@ -422,6 +426,12 @@ impl StreamingContext {
         let input = InputStream::new(stream.node().clone(), source, self.shared.env.clone());
         self.shared.inner().inputs.push(Arc::new(input));
         stream
+    }
+
+    /// What counts the records the inputs accept.
+    #[cfg(feature = "kafka")]
+    pub(crate) fn received_counter(&self) -> Arc<ReceivedCounter> {
+        self.shared.received.clone()
     }
 
     /// Saves checkpoints in `directory`: the state of stateful streams and the

@@ -198,6 +198,15 @@ pub enum Error {
         /// The codec's message.
         reason: String,
     },
+
+    /// A Kafka client operation failed (feature `kafka`).
+    #[error("Kafka: cannot {action}: {reason}")]
+    Kafka {
+        /// What was being done, for example `create topic "clicks"`.
+        action: String,
+        /// The client's message, and what to check.
+        reason: String,
+    },
 }
 
 impl Error {

@@ -60,6 +60,8 @@ pub mod context;
 pub mod demo;
 pub mod dstream;
 pub mod error;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod rdd;
 pub mod scheduler;
 pub mod source;
@@ -68,7 +70,8 @@ pub mod time;
 
 pub use context::{Parallelism, StreamingContext, StreamingContextBuilder};
 pub use dstream::{
-    DStream, MapWithStateStream, OutputResult, State, StateData, StateSize, StateSpec,
+    DStream, MapWithStateStream, OutputResult, RejectedJson, State, StateData, StateSize,
+    StateSpec,
 };
 pub use error::{Error, Result};
 pub use rdd::{Data, HashPartitioner, Key, PartitionIter, Partitioner, Rdd};

@@ -8,16 +8,13 @@
 //! so the generator sometimes runs ahead of the executor and a kill can leave
 //! unfinished batches behind.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
-
-use dstream::{ManualClock, StreamingContext, StreamingListener, Time};
 
 const CHILD_ENV: &str = "DSTREAM_CRASH_CHILD_DIR";
 const FILES: u32 = 40;
@@ -59,62 +56,14 @@ fn crash_child() {
     }
 }
 
-/// Prints the first batch this run will process.
-struct ReportStart;
-
-impl StreamingListener for ReportStart {
-    fn on_streaming_started(&self, first_batch: Time) {
-        println!("STARTED {}", first_batch.as_millis());
-    }
-}
-
 fn run_child(root: &Path) -> dstream::Result<()> {
     let input = root.join("input");
-    let clock = ManualClock::default();
-    let done = Arc::new(AtomicBool::new(false));
     let total: i64 = expected_state().values().sum();
-    let (build_clock, build_input, finished, out) = (
-        clock.clone(),
-        input.clone(),
-        done.clone(),
-        root.to_path_buf(),
-    );
-    let ssc = StreamingContext::get_or_create(root.join("checkpoint"), move || {
-        let ssc = StreamingContext::builder()
-            .batch_interval(SECOND)
-            .master("local[2]")
-            .clock(build_clock)
-            .build()?;
-        let counts = ssc
-            .text_file_stream(&build_input)
-            .flat_map(|line| {
-                line.split_whitespace()
-                    .map(String::from)
-                    .collect::<Vec<_>>()
-            })
-            .map(|word| (word, 1i64))
-            .update_state_by_key(|new: &[i64], count: Option<i64>| {
-                Some(new.iter().sum::<i64>() + count.unwrap_or(0))
-            })
-            .checkpoint_interval(Duration::from_secs(3))?;
-        counts.foreach_rdd(move |rdd, time| -> std::io::Result<()> {
-            let mut state = rdd.collect();
-            state.sort();
-            let sum: i64 = state.iter().map(|(_, c)| c).sum();
-            println!("PROGRESS {} {sum}", time.as_millis());
-            std::io::stdout().flush()?;
-            if sum == total {
-                let text: String = state.iter().map(|(w, c)| format!("{w} {c}\n")).collect();
-                fs::write(out.join(".final.tmp"), text)?;
-                fs::rename(out.join(".final.tmp"), out.join("final.txt"))?;
-                finished.store(true, Ordering::SeqCst);
-            }
-            Ok(())
+    let build_input = input.clone();
+    let (ssc, clock, done) =
+        common::start_word_count_child(root, Duration::from_secs(3), total, move |ssc| {
+            Ok(ssc.text_file_stream(&build_input))
         })?;
-        Ok(ssc)
-    })?;
-    ssc.add_listener(ReportStart);
-    ssc.start()?;
     let mut next = (1..=FILES)
         .find(|n| !input.join(format!("f{n:03}.txt")).exists())
         .unwrap_or(FILES + 1);
@@ -141,51 +90,12 @@ fn run_child(root: &Path) -> dstream::Result<()> {
 /// Runs the child in `root`; kills it with SIGKILL after `kill_after` progress lines
 /// if given. Returns the first batch time it reported.
 fn run_program(root: &Path, kill_after: Option<usize>) -> i64 {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "crash_child",
-            "--exact",
-            "--nocapture",
-            "--test-threads",
-            "1",
-        ])
-        .env(CHILD_ENV, root)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let (mut started, mut progress) = (None, 0);
-    for line in stdout.lines() {
-        let line = line.unwrap();
-        // libtest prints "test crash_child ... " before the child's first line.
-        if let Some((_, time)) = line.split_once("STARTED ") {
-            started = time.trim().parse().ok();
-        }
-        if line.starts_with("PROGRESS ") {
-            progress += 1;
-            if Some(progress) == kill_after {
-                child.kill().unwrap(); // SIGKILL: no destructor, no final checkpoint
-                break;
-            }
-        }
-    }
-    let status = child.wait().unwrap();
-    if kill_after.is_none() {
-        assert!(status.success(), "the program failed: {status}");
-    }
-    started.expect("the program reported its start")
+    let root = root.display().to_string();
+    common::run_child_program("crash_child", (CHILD_ENV, &root), kill_after)
 }
 
 fn final_state(root: &Path) -> BTreeMap<String, i64> {
-    fs::read_to_string(root.join("final.txt"))
-        .unwrap()
-        .lines()
-        .map(|line| {
-            let (word, count) = line.split_once(' ').unwrap();
-            (word.to_string(), count.parse().unwrap())
-        })
-        .collect()
+    common::read_counts(&root.join("final.txt"))
 }
 
 fn fresh_root() -> tempfile::TempDir {

@@ -12,6 +12,7 @@
 //! steps that state and incremental windows share), `output` (`foreach_rdd`,
 //! `pprint`, `save_as_text_files`).
 
+mod json;
 mod output;
 mod pair;
 pub(crate) mod state;
@@ -30,6 +31,7 @@ use crate::error::{Error, Result};
 use crate::rdd::{Data, Rdd};
 use crate::time::{Time, duration_millis};
 
+pub use json::RejectedJson;
 pub use output::OutputResult;
 pub(crate) use output::{OutputOperation, sync_directory};
 pub use state::{MapWithStateStream, State, StateData, StateSpec};

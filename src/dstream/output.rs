@@ -76,7 +76,7 @@ impl<T: Data> OutputOperation for ForEachRdd<T> {
 }
 
 impl<T: Data> DStream<T> {
-    fn register_output(
+    pub(crate) fn register_output(
         &self,
         kind: &'static str,
         f: impl Fn(Rdd<T>, Time) -> std::result::Result<(), String> + Send + Sync + 'static,

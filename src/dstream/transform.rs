@@ -94,8 +94,17 @@ impl<T: Data> DStream<T> {
         &self,
         f: impl Fn(Rdd<T>, Time) -> Rdd<U> + Send + Sync + 'static,
     ) -> DStream<U> {
+        self.transform_as("transform", f)
+    }
+
+    /// A [`transform`](Self::transform) that names its operation `kind`.
+    pub(crate) fn transform_as<U: Data>(
+        &self,
+        kind: &'static str,
+        f: impl Fn(Rdd<T>, Time) -> Rdd<U> + Send + Sync + 'static,
+    ) -> DStream<U> {
         self.derive(
-            "transform",
+            kind,
             Transformed {
                 parent: self.node().clone(),
                 f: Box::new(f),

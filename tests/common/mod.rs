@@ -7,11 +7,16 @@
 
 #![allow(dead_code)] // each test file uses its own subset
 
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
-use dstream::{BatchInfo, DStream, Data, ManualClock, StreamingContext, Time};
+use dstream::{BatchInfo, DStream, Data, ManualClock, StreamingContext, StreamingListener, Time};
 
 /// How long any single wait may take before the test fails.
 pub const PATIENCE: Duration = Duration::from_secs(30);
@@ -131,4 +136,134 @@ pub fn listen() -> (TcpListener, u16) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     (listener, port)
+}
+
+/// Prints `STARTED <ms>` with the first batch a program will process, for
+/// [`run_child_program`].
+pub struct ReportStart;
+
+impl StreamingListener for ReportStart {
+    fn on_streaming_started(&self, first_batch: Time) {
+        println!("STARTED {}", first_batch.as_millis());
+    }
+}
+
+/// Runs this test binary again as a child that runs only the test `child_test`, with
+/// the environment variable `env` set. The child prints `PROGRESS ...` after each
+/// batch; with `kill_after`, it is killed with SIGKILL after that many progress
+/// lines (no destructor, no final checkpoint runs). Otherwise it must succeed.
+/// Returns the first batch time it reported with [`ReportStart`].
+pub fn run_child_program(child_test: &str, env: (&str, &str), kill_after: Option<usize>) -> i64 {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([child_test, "--exact", "--nocapture", "--test-threads", "1"])
+        .env(env.0, env.1)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let (mut started, mut progress) = (None, 0);
+    for line in stdout.lines() {
+        let line = line.unwrap();
+        // libtest prints "test <name> ... " before the child's first line.
+        if let Some((_, time)) = line.split_once("STARTED ") {
+            started = time.trim().parse().ok();
+        }
+        if line.starts_with("PROGRESS ") {
+            progress += 1;
+            if Some(progress) == kill_after {
+                child.kill().unwrap();
+                break;
+            }
+        }
+    }
+    let status = child.wait().unwrap();
+    if kill_after.is_none() {
+        assert!(status.success(), "the program failed: {status}");
+    }
+    started.expect("the program reported its start")
+}
+
+/// The `word count` lines of a file.
+pub fn read_counts(path: &Path) -> BTreeMap<String, i64> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let (word, count) = line.split_once(' ').unwrap();
+            (word.to_string(), count.parse().unwrap())
+        })
+        .collect()
+}
+
+/// The crash tests' program, started: each word's running count over the lines
+/// `lines_of` makes, on a manual clock at 0 with one-second batches, checkpointed to
+/// `root/checkpoint` every `checkpoint_every` and recovered from there. After each
+/// batch it prints `PROGRESS <ms> <sum>`; once the counts add up to `total` (or
+/// more), it writes them as `word count` lines to `root/final.txt` and sets the flag
+/// it returns.
+pub fn start_word_count_child(
+    root: &Path,
+    checkpoint_every: Duration,
+    total: i64,
+    lines_of: impl FnOnce(&StreamingContext) -> dstream::Result<DStream<String>>,
+) -> dstream::Result<(StreamingContext, ManualClock, Arc<AtomicBool>)> {
+    let clock = ManualClock::default();
+    let done = Arc::new(AtomicBool::new(false));
+    let (build_clock, finished, out) = (clock.clone(), done.clone(), root.to_path_buf());
+    let ssc = StreamingContext::get_or_create(root.join("checkpoint"), move || {
+        let ssc = StreamingContext::builder()
+            .batch_interval(Duration::from_secs(1))
+            .master("local[2]")
+            .clock(build_clock)
+            .build()?;
+        let counts = lines_of(&ssc)?
+            .flat_map(|line| {
+                line.split_whitespace()
+                    .map(String::from)
+                    .collect::<Vec<_>>()
+            })
+            .map(|word| (word, 1i64))
+            .update_state_by_key(|new: &[i64], count: Option<i64>| {
+                Some(new.iter().sum::<i64>() + count.unwrap_or(0))
+            })
+            .checkpoint_interval(checkpoint_every)?;
+        counts.foreach_rdd(move |rdd, time| -> std::io::Result<()> {
+            let mut state = rdd.collect();
+            state.sort();
+            let sum: i64 = state.iter().map(|(_, c)| c).sum();
+            println!("PROGRESS {} {sum}", time.as_millis());
+            std::io::stdout().flush()?;
+            if sum >= total {
+                let text: String = state.iter().map(|(w, c)| format!("{w} {c}\n")).collect();
+                std::fs::write(out.join(".final.tmp"), text)?;
+                std::fs::rename(out.join(".final.tmp"), out.join("final.txt"))?;
+                finished.store(true, Ordering::SeqCst);
+            }
+            Ok(())
+        })?;
+        Ok(ssc)
+    })?;
+    ssc.add_listener(ReportStart);
+    ssc.start()?;
+    Ok((ssc, clock, done))
+}
+
+/// A click-stream event of the Kafka lab (seed 004), for the JSON tests.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Deserialize)]
+pub struct Click {
+    #[serde(rename = "Clicks")]
+    pub clicks: u32,
+    #[serde(rename = "Impressions")]
+    pub impressions: u32,
+    pub ts: i64,
+}
+
+/// A [`Click`].
+pub fn click(clicks: u32, impressions: u32, ts: i64) -> Click {
+    Click {
+        clicks,
+        impressions,
+        ts,
+    }
 }

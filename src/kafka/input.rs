@@ -1,0 +1,574 @@
+//! The direct Kafka input: at each batch time, decide each partition's offset range
+//! and read it; save the next offsets in checkpoints; read a batch's ranges again
+//! after a crash.
+//!
+//! A cut that cannot reach the broker gives an empty batch and leaves the offsets
+//! where they were, so the first batch after the broker is back reads everything
+//! that was missed. Failures are reported once when the broker goes away and once
+//! when it is back; attempts in between back off.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+use rdkafka::Offset;
+use rdkafka::TopicPartitionList;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+
+use super::reader::{PartitionReader, Read};
+use super::record::{KafkaRecord, OffsetRange, TopicPartition};
+use super::source::{BatchRanges, OffsetReset, StartingOffsets};
+use super::{KafkaConfig, kafka_error};
+use crate::error::{Error, Result};
+use crate::rdd::{ExecEnv, Rdd};
+use crate::source::{Cut, InputSource, ReceivedCounter, SourceContext};
+use crate::time::Time;
+
+/// The first wait after the broker could not be reached; it doubles up to
+/// [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+const MAX_BACKOFF: Duration = Duration::from_secs(4);
+
+/// What the input was configured with.
+pub(super) struct Settings {
+    pub(super) config: KafkaConfig,
+    pub(super) topics: Vec<String>,
+    pub(super) starting: StartingOffsets,
+    /// The most records one batch reads from one partition.
+    pub(super) cap: Option<u64>,
+    pub(super) group: Option<String>,
+}
+
+pub(super) struct DirectInput {
+    settings: Settings,
+    label: String,
+    ranges: Arc<BatchRanges>,
+    /// Metadata, watermarks and committed offsets.
+    client: OnceLock<BaseConsumer>,
+    positions: Mutex<Positions>,
+    readers: Mutex<BTreeMap<TopicPartition, Arc<Mutex<PartitionReader>>>>,
+    health: Mutex<Health>,
+    /// Topics reported missing, so each is reported once.
+    missing: Mutex<BTreeSet<String>>,
+    stopped: AtomicBool,
+    received: Arc<ReceivedCounter>,
+}
+
+#[derive(Default)]
+struct Positions {
+    /// The next offset to read, per partition.
+    next: BTreeMap<TopicPartition, i64>,
+    /// Whether the starting offsets were applied (or a checkpoint restored): later
+    /// partitions are new ones and start at their earliest offset.
+    started: bool,
+}
+
+/// Whether the broker answers, and when to try again if it does not.
+#[derive(Default)]
+struct Health {
+    down_since: Option<Instant>,
+    backoff: Duration,
+    next_try: Option<Instant>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl DirectInput {
+    pub(super) fn new(
+        settings: Settings,
+        ranges: Arc<BatchRanges>,
+        received: Arc<ReceivedCounter>,
+    ) -> Self {
+        let label = format!("kafka_stream {:?}", settings.topics);
+        DirectInput {
+            settings,
+            label,
+            ranges,
+            client: OnceLock::new(),
+            positions: Mutex::new(Positions::default()),
+            readers: Mutex::new(BTreeMap::new()),
+            health: Mutex::new(Health::default()),
+            missing: Mutex::new(BTreeSet::new()),
+            stopped: AtomicBool::new(false),
+            received,
+        }
+    }
+
+    fn timeout(&self) -> Duration {
+        self.settings.config.timeout()
+    }
+
+    fn client(&self) -> std::result::Result<&BaseConsumer, String> {
+        self.client
+            .get()
+            .ok_or_else(|| "the stream has not started".to_string())
+    }
+
+    /// The partitions of the topics now; a topic that does not exist is reported
+    /// (once) and has none.
+    fn partitions(&self) -> std::result::Result<Vec<TopicPartition>, String> {
+        let client = self.client()?;
+        let mut partitions = Vec::new();
+        for topic in &self.settings.topics {
+            let metadata = client
+                .fetch_metadata(Some(topic), self.timeout())
+                .map_err(|e| format!("cannot fetch the metadata of topic {topic:?}: {e}"))?;
+            let found = metadata
+                .topics()
+                .iter()
+                .find(|t| t.name() == topic)
+                .filter(|t| t.error().is_none() && !t.partitions().is_empty());
+            let mut missing = lock(&self.missing);
+            match found {
+                Some(t) => {
+                    if missing.remove(topic) {
+                        tracing::info!("{}: topic {topic:?} exists now", self.label);
+                    }
+                    let mut ids: Vec<i32> = t.partitions().iter().map(|p| p.id()).collect();
+                    ids.sort_unstable();
+                    partitions.extend(ids.into_iter().map(|id| TopicPartition::new(topic, id)));
+                }
+                None => {
+                    if missing.insert(topic.clone()) {
+                        tracing::warn!(
+                            "{}: topic {topic:?} does not exist on {}; its batches are empty until it is created (dstream::kafka::create_topic)",
+                            self.label,
+                            self.settings.config.bootstrap_servers()
+                        );
+                    }
+                }
+            }
+        }
+        Ok(partitions)
+    }
+
+    fn watermarks(&self, partition: &TopicPartition) -> std::result::Result<(i64, i64), String> {
+        self.client()?
+            .fetch_watermarks(&partition.topic, partition.partition, self.timeout())
+            .map_err(|e| format!("cannot fetch the offsets of {partition}: {e}"))
+    }
+
+    /// The group's committed offsets for `partitions` (those with one).
+    fn committed(
+        &self,
+        partitions: &[TopicPartition],
+    ) -> std::result::Result<BTreeMap<TopicPartition, i64>, String> {
+        let mut list = TopicPartitionList::new();
+        for p in partitions {
+            list.add_partition(&p.topic, p.partition);
+        }
+        let committed = self
+            .client()?
+            .committed_offsets(list, self.timeout())
+            .map_err(|e| format!("cannot fetch the group's committed offsets: {e}"))?;
+        Ok(committed
+            .elements()
+            .iter()
+            .filter_map(|e| match e.offset() {
+                Offset::Offset(offset) => {
+                    Some((TopicPartition::new(e.topic(), e.partition()), offset))
+                }
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Finds the partitions, gives new ones their starting offsets, and returns each
+    /// partition's `[from, until)` for a batch now.
+    fn plan(&self) -> std::result::Result<Vec<OffsetRange>, String> {
+        let partitions = self.partitions()?;
+        let mut marks = BTreeMap::new();
+        for partition in &partitions {
+            marks.insert(partition.clone(), self.watermarks(partition)?);
+        }
+        let mut positions = lock(&self.positions);
+        let new: Vec<TopicPartition> = partitions
+            .iter()
+            .filter(|p| !positions.next.contains_key(*p))
+            .cloned()
+            .collect();
+        if !new.is_empty() {
+            let starts = self.starting_offsets(&new, &marks, positions.started)?;
+            if positions.started {
+                tracing::info!(
+                    "{}: new partition(s) {} found; reading them from their earliest offsets",
+                    self.label,
+                    names(&new)
+                );
+            }
+            positions.next.extend(starts);
+        }
+        positions.started = true;
+        let mut ranges = Vec::with_capacity(partitions.len());
+        for partition in partitions {
+            let (low, high) = marks[&partition];
+            let next = positions.next.get(&partition).copied().unwrap_or(low);
+            let from = if next < low {
+                tracing::warn!(
+                    "{}: offsets {next}..{low} of {partition} were deleted by the broker (retention) before they were read; reading from {low}",
+                    self.label
+                );
+                low
+            } else {
+                next
+            };
+            let mut until = high.max(from);
+            if let Some(cap) = self.settings.cap {
+                until = until.min(from.saturating_add(i64::try_from(cap).unwrap_or(i64::MAX)));
+            }
+            ranges.push(OffsetRange {
+                topic: partition.topic,
+                partition: partition.partition,
+                from_offset: from,
+                until_offset: until,
+            });
+        }
+        Ok(ranges)
+    }
+
+    /// Where the partitions `new` start: by the starting offsets before the first
+    /// batch, at their earliest offset once the stream runs.
+    fn starting_offsets(
+        &self,
+        new: &[TopicPartition],
+        marks: &BTreeMap<TopicPartition, (i64, i64)>,
+        started: bool,
+    ) -> std::result::Result<Vec<(TopicPartition, i64)>, String> {
+        let reset = |p: &TopicPartition, reset: OffsetReset| {
+            let (low, high) = marks[p];
+            match reset {
+                OffsetReset::Earliest => low,
+                OffsetReset::Latest => high,
+            }
+        };
+        let starting = if started {
+            &StartingOffsets::Earliest
+        } else {
+            &self.settings.starting
+        };
+        let chosen: BTreeMap<TopicPartition, i64> = match starting {
+            StartingOffsets::Earliest => BTreeMap::new(),
+            StartingOffsets::Latest => new
+                .iter()
+                .map(|p| (p.clone(), reset(p, OffsetReset::Latest)))
+                .collect(),
+            StartingOffsets::Committed(_) => self.committed(new)?,
+            StartingOffsets::Explicit(offsets, _) => offsets.clone(),
+        };
+        let otherwise = match starting {
+            StartingOffsets::Committed(otherwise) | StartingOffsets::Explicit(_, otherwise) => {
+                *otherwise
+            }
+            StartingOffsets::Latest => OffsetReset::Latest,
+            StartingOffsets::Earliest => OffsetReset::Earliest,
+        };
+        Ok(new
+            .iter()
+            .map(|p| {
+                let offset = chosen
+                    .get(p)
+                    .copied()
+                    .unwrap_or_else(|| reset(p, otherwise));
+                (p.clone(), offset)
+            })
+            .collect())
+    }
+
+    fn reader(&self, partition: &TopicPartition) -> Result<Arc<Mutex<PartitionReader>>> {
+        let mut readers = lock(&self.readers);
+        if let Some(reader) = readers.get(partition) {
+            return Ok(reader.clone());
+        }
+        let reader = Arc::new(Mutex::new(PartitionReader::new(
+            &self.settings.config,
+            partition.clone(),
+        )?));
+        readers.insert(partition.clone(), reader.clone());
+        Ok(reader)
+    }
+
+    /// Reads every range at once, one thread per partition with records to read.
+    fn read_all(&self, ranges: &[OffsetRange]) -> Vec<Read> {
+        let stall = self.timeout();
+        let failed = |range: &OffsetRange, error: String| Read {
+            records: Vec::new(),
+            reached: range.from_offset,
+            error: Some(error),
+        };
+        std::thread::scope(|scope| {
+            let running: Vec<_> = ranges
+                .iter()
+                .map(|range| {
+                    if range.count() == 0 {
+                        return Ok(None);
+                    }
+                    let reader = self
+                        .reader(&range.topic_partition())
+                        .map_err(|e| e.to_string())?;
+                    let read =
+                        move || lock(&reader).read(range.from_offset, range.until_offset, stall);
+                    std::thread::Builder::new()
+                        .name("dstream-kafka-read".into())
+                        .spawn_scoped(scope, read)
+                        .map(Some)
+                        .map_err(|e| format!("cannot start a reading thread: {e}"))
+                })
+                .collect();
+            running
+                .into_iter()
+                .zip(ranges)
+                .map(|(thread, range)| match thread {
+                    Ok(None) => Read {
+                        records: Vec::new(),
+                        reached: range.from_offset,
+                        error: None,
+                    },
+                    Ok(Some(thread)) => thread.join().unwrap_or_else(|panic| {
+                        failed(range, crate::scheduler::panic_message(&*panic))
+                    }),
+                    Err(e) => failed(range, e),
+                })
+                .collect()
+        })
+    }
+
+    /// Notes that the broker could not be reached: reported when it goes away, not
+    /// at every attempt.
+    fn unreachable(&self, error: &str) {
+        let mut health = lock(&self.health);
+        let now = Instant::now();
+        if health.down_since.is_none() {
+            tracing::warn!(
+                "{}: cannot reach the Kafka broker at {}: {error}. Batches are empty until it answers again (retrying with backoff); nothing is skipped",
+                self.label,
+                self.settings.config.bootstrap_servers()
+            );
+            health.down_since = Some(now);
+            health.backoff = FIRST_BACKOFF;
+        } else {
+            health.backoff = (health.backoff * 2).min(MAX_BACKOFF);
+        }
+        health.next_try = Some(now + health.backoff);
+    }
+
+    fn reachable(&self) {
+        let mut health = lock(&self.health);
+        if let Some(since) = health.down_since.take() {
+            tracing::info!(
+                "{}: the Kafka broker at {} answers again after {:.1?}; reading on from where the stream stopped",
+                self.label,
+                self.settings.config.bootstrap_servers(),
+                since.elapsed()
+            );
+        }
+        health.next_try = None;
+    }
+
+    fn may_try(&self) -> bool {
+        lock(&self.health)
+            .next_try
+            .is_none_or(|at| Instant::now() >= at)
+    }
+
+    fn into_rdd(partitions: Vec<Vec<KafkaRecord>>, env: &Arc<ExecEnv>) -> (Rdd<KafkaRecord>, u64) {
+        let records = partitions.iter().map(|p| p.len() as u64).sum();
+        let rdd = if partitions.is_empty() {
+            Rdd::empty_in(env.clone())
+        } else {
+            Rdd::from_partitions(partitions, env.clone())
+        };
+        (rdd, records)
+    }
+
+    /// The ranges left to re-read for batch `time`, less offsets the broker has
+    /// deleted meanwhile (retention): those can never be read again, so waiting for
+    /// them would stop the stream for good. They are reported.
+    fn without_deleted(
+        &self,
+        time: Time,
+        left: Vec<(usize, OffsetRange)>,
+    ) -> Vec<(usize, OffsetRange)> {
+        left.into_iter()
+            .filter_map(|(index, mut range)| {
+                if let Ok((low, _)) = self.watermarks(&range.topic_partition())
+                    && low > range.from_offset
+                {
+                    tracing::warn!(
+                        "{}: offsets {}..{} of {} were deleted by the broker (retention) before the unfinished batch {time} could read them again; it runs without them",
+                        self.label,
+                        range.from_offset,
+                        low.min(range.until_offset),
+                        range.topic_partition()
+                    );
+                    range.from_offset = low;
+                }
+                (range.from_offset < range.until_offset).then_some((index, range))
+            })
+            .collect()
+    }
+
+    fn codec_error(&self, reason: String) -> Error {
+        Error::Codec {
+            action: "decode",
+            stream: self.label.clone(),
+            reason,
+        }
+    }
+}
+
+fn names(partitions: &[TopicPartition]) -> String {
+    partitions
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl InputSource<KafkaRecord> for DirectInput {
+    /// Connects and applies the starting offsets now, so that `Latest` means the
+    /// latest offsets at start. An unreachable broker is reported and tried again at
+    /// each batch.
+    fn start(&self, _ctx: &SourceContext) -> Result<()> {
+        let mut defaults = vec![("enable.auto.commit", "false")];
+        if let Some(group) = &self.settings.group {
+            defaults.push(("group.id", group));
+        }
+        let client: BaseConsumer = self
+            .settings
+            .config
+            .client_config(&defaults)
+            .create()
+            .map_err(|e| kafka_error(format!("create the client of {}", self.label), e))?;
+        let _ = self.client.set(client);
+        match self.plan() {
+            Ok(_) => self.reachable(),
+            Err(e) => self.unreachable(&e),
+        }
+        Ok(())
+    }
+
+    /// Reads each partition's range; the replay record is the batch time and the
+    /// ranges read.
+    fn cut(&self, time: Time, env: &Arc<ExecEnv>) -> Cut<KafkaRecord> {
+        // While backing off, the broker is not asked at all.
+        let (answered, planned) = match self.may_try().then(|| self.plan()) {
+            Some(Ok(ranges)) => (true, ranges),
+            Some(Err(e)) => {
+                self.unreachable(&e);
+                (false, Vec::new())
+            }
+            None => (false, Vec::new()),
+        };
+        let reads = self.read_all(&planned);
+        let mut ranges = Vec::with_capacity(planned.len());
+        let mut partitions = Vec::with_capacity(planned.len());
+        let mut failure = None;
+        {
+            let mut positions = lock(&self.positions);
+            for (range, read) in planned.into_iter().zip(reads) {
+                positions.next.insert(range.topic_partition(), read.reached);
+                failure = failure.or(read.error);
+                partitions.push(read.records);
+                ranges.push(OffsetRange {
+                    until_offset: read.reached,
+                    ..range
+                });
+            }
+        }
+        match &failure {
+            Some(error) => self.unreachable(error),
+            None if answered => self.reachable(),
+            None => {}
+        }
+        let replay = crate::checkpoint::encode(&(time.as_millis(), &ranges)).ok();
+        self.ranges.record(time, ranges);
+        let (rdd, records) = DirectInput::into_rdd(partitions, env);
+        self.received.add(records);
+        Cut {
+            rdd,
+            records,
+            replay,
+        }
+    }
+
+    fn has_pending(&self) -> bool {
+        false
+    }
+
+    fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+    }
+
+    fn position(&self) -> Option<Vec<u8>> {
+        let positions = lock(&self.positions);
+        let next: Vec<(&TopicPartition, &i64)> = positions.next.iter().collect();
+        crate::checkpoint::encode(&next).ok()
+    }
+
+    fn restore(&self, position: &[u8]) -> Result<()> {
+        let next: Vec<(TopicPartition, i64)> =
+            crate::checkpoint::decode(position).map_err(|e| self.codec_error(e))?;
+        let mut positions = lock(&self.positions);
+        positions.next = next.into_iter().collect();
+        positions.started = true;
+        Ok(())
+    }
+
+    /// Reads the recorded ranges again, waiting for the broker as long as it takes
+    /// (the batch must not run with part of its data) unless the context stops.
+    fn replay(&self, replay: &[u8], env: &Arc<ExecEnv>) -> Option<(Rdd<KafkaRecord>, u64)> {
+        let (time, ranges): (i64, Vec<OffsetRange>) = crate::checkpoint::decode(replay).ok()?;
+        let time = Time::from_millis(time);
+        let mut partitions = vec![Vec::new(); ranges.len()];
+        let mut pending: Vec<(usize, OffsetRange)> = ranges.iter().cloned().enumerate().collect();
+        let mut backoff = FIRST_BACKOFF;
+        let mut reported = false;
+        while !pending.is_empty() {
+            let wanted: Vec<OffsetRange> = pending.iter().map(|(_, r)| r.clone()).collect();
+            let reads = self.read_all(&wanted);
+            let mut left = Vec::new();
+            let mut error = None;
+            for ((index, range), read) in pending.into_iter().zip(reads) {
+                partitions[index].extend(read.records);
+                if read.reached < range.until_offset {
+                    error = error.or(read.error);
+                    left.push((
+                        index,
+                        OffsetRange {
+                            from_offset: read.reached,
+                            ..range
+                        },
+                    ));
+                }
+            }
+            pending = self.without_deleted(time, left);
+            if pending.is_empty() {
+                break;
+            }
+            if self.stopped.load(Ordering::SeqCst) {
+                tracing::warn!(
+                    "{}: the context stops before batch {time} could read all its offsets again",
+                    self.label
+                );
+                break;
+            }
+            if !reported {
+                tracing::warn!(
+                    "{}: cannot read the offsets of the unfinished batch {time} again yet: {}. Retrying until the broker answers",
+                    self.label,
+                    error.unwrap_or_default()
+                );
+                reported = true;
+            }
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+        self.ranges.record(time, ranges);
+        let (rdd, records) = DirectInput::into_rdd(partitions, env);
+        self.received.add(records);
+        Some((rdd, records))
+    }
+}
