@@ -26,10 +26,12 @@
 //!     pre-split part files of `parts` into `watch`, `filesPerBatch` per batch interval;
 //!   * `queue`: the corpus is loaded into `chunks` `Rdd`s before the start (not timed)
 //!     and fed one per batch by `queue_stream`; W1 only, as in the Java program.
-//! * keys: `host=127.0.0.1 port=9999 batch_ms=1000 threads=2 backpressure=0 checkpoint=DIR
-//!   expectedDistinct=N corpus=FILE (queue) chunks=40 (queue) parts=DIR watch=DIR
-//!   filesPerBatch=2 (files) timeout_s=900`. `batchMs` and `timeoutS` are accepted as
-//!   in the Java program; an unknown key is an error.
+//! * keys: `host=127.0.0.1 port=9999 batch_ms=1000 threads=2 backpressure=false
+//!   max_rate=N max_buffered=N checkpoint=DIR expectedDistinct=N corpus=FILE (queue)
+//!   chunks=40 (queue) parts=DIR watch=DIR filesPerBatch=2 (files) timeout_s=900`.
+//!   `batchMs`, `timeoutS`, `spark.streaming.backpressure.enabled` and
+//!   `spark.streaming.receiver.maxRate` are accepted as in the Java program; an unknown
+//!   key is an error.
 //!
 //! The program stops itself once the words counted reach EXPECTED_WORDS and prints one
 //! line on stdout, `RESULT key=value ...`, with the figures of the harness's "Metrics"
@@ -98,6 +100,10 @@ const KNOWN_KEYS: &[&str] = &[
     "timeout_s",
     "timeoutS",
     "backpressure",
+    "spark.streaming.backpressure.enabled",
+    "max_rate",
+    "spark.streaming.receiver.maxRate",
+    "max_buffered",
 ];
 
 /// The window of W3, in batch intervals; it slides by one batch interval.
@@ -494,7 +500,9 @@ fn load_queue(
 }
 
 fn main() -> anyhow::Result<ExitCode> {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let args = Args::parse(&argv)?;
     let batch_ms: u64 = args.get(&["batch_ms", "batchMs"], 1000)?;
@@ -503,13 +511,23 @@ fn main() -> anyhow::Result<ExitCode> {
     let expected_distinct: i64 = args.get(&["expectedDistinct"], -1)?;
     let batch = Duration::from_millis(batch_ms);
 
-    // backpressure=N: receivers hold at most N lines no batch has taken (0: off).
-    let backpressure: usize = args.get(&["backpressure"], 0)?;
+    // backpressure=true: the PID rate estimator; max_rate=N: at most N lines/s;
+    // max_buffered=N: receivers hold at most N lines no batch has taken (0: no bound).
+    let backpressure: bool = args.get(
+        &["backpressure", "spark.streaming.backpressure.enabled"],
+        false,
+    )?;
+    let max_rate: u64 = args.get(&["max_rate", "spark.streaming.receiver.maxRate"], 0)?;
+    let max_buffered: usize = args.get(&["max_buffered"], 0)?;
     let mut builder = StreamingContext::builder()
         .batch_interval(batch)
-        .parallelism(Parallelism::threads_exactly(threads));
-    if backpressure > 0 {
-        builder = builder.backpressure(backpressure);
+        .parallelism(Parallelism::threads_exactly(threads))
+        .backpressure(backpressure);
+    if max_rate > 0 {
+        builder = builder.receiver_max_rate(max_rate);
+    }
+    if max_buffered > 0 {
+        builder = builder.max_buffered_records(max_buffered);
     }
     let ssc = builder.build()?;
     if args.workload != Workload::W1 {

@@ -12,11 +12,12 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use super::buffer::BlockBuffer;
+use super::buffer::{BlockBuffer, BufferSettings};
 use super::lines::{decode_line, split_complete_lines};
-use super::{Cut, InputSource, ReceivedCounter, SourceContext};
+use super::{Cut, InputSource, SourceContext};
 use crate::error::Result;
 use crate::rdd::ExecEnv;
+use crate::scheduler::RateController;
 use crate::time::Time;
 
 /// Bytes asked for per read: one read becomes one block of lines.
@@ -30,6 +31,7 @@ pub(crate) struct SocketInput {
     port: u16,
     buffer: Arc<BlockBuffer<String>>,
     running: Mutex<Option<Running>>,
+    rate_controller: Option<Arc<RateController>>,
 }
 
 struct Running {
@@ -43,14 +45,15 @@ impl SocketInput {
     pub(crate) fn new(
         host: &str,
         port: u16,
-        received: Arc<ReceivedCounter>,
-        limit: Option<usize>,
+        settings: BufferSettings,
+        rate_controller: Option<Arc<RateController>>,
     ) -> Self {
         SocketInput {
             host: host.to_string(),
             port,
-            buffer: Arc::new(BlockBuffer::new(received, limit)),
+            buffer: Arc::new(BlockBuffer::new(settings)),
             running: Mutex::new(None),
+            rate_controller,
         }
     }
 }
@@ -84,7 +87,12 @@ impl InputSource<String> for SocketInput {
         self.buffer.has_pending()
     }
 
+    fn rate_controller(&self) -> Option<&Arc<RateController>> {
+        self.rate_controller.as_ref()
+    }
+
     fn stop(&self) {
+        self.buffer.drain();
         let running = self
             .running
             .lock()
@@ -95,7 +103,9 @@ impl InputSource<String> for SocketInput {
             if let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
                 running.finished.recv_timeout(STOP_GRACE)
             {
-                log::warn!("socket_text_stream: the receiver did not stop within {STOP_GRACE:?}");
+                tracing::warn!(
+                    "socket_text_stream: the receiver did not stop within {STOP_GRACE:?}"
+                );
             }
         }
         self.buffer.close();
@@ -129,22 +139,22 @@ impl SocketReceiver {
             };
             match connected {
                 Ok(stream) => {
-                    log::info!("socket_text_stream: connected to {}", self.address);
+                    tracing::info!("socket_text_stream: connected to {}", self.address);
                     match self.receive(stream, &mut stopped).await {
                         Ok(Ended::Stopped) => return,
-                        Ok(Ended::ClosedByServer) => log::warn!(
+                        Ok(Ended::ClosedByServer) => tracing::warn!(
                             "socket_text_stream: {} closed the connection; reconnecting in {:?}",
                             self.address,
                             self.restart_delay
                         ),
-                        Err(e) => log::warn!(
+                        Err(e) => tracing::warn!(
                             "socket_text_stream: error reading from {}: {e}; reconnecting in {:?}",
                             self.address,
                             self.restart_delay
                         ),
                     }
                 }
-                Err(e) => log::warn!(
+                Err(e) => tracing::warn!(
                     "socket_text_stream: cannot connect to {}: {e}; retrying in {:?}",
                     self.address,
                     self.restart_delay
@@ -189,19 +199,19 @@ impl SocketReceiver {
         }
     }
 
-    /// Stores a block of lines and warns about lines that were not UTF-8. With
-    /// backpressure the store may wait for room; the task then stops reading, and the
+    /// Stores a read's lines and warns about lines that were not UTF-8. The store may
+    /// wait for the rate limit or for room; the task then stops reading, and the
     /// sender is held back by TCP flow control.
     fn store(&self, lines: Vec<String>, invalid_before: u64) -> bool {
         let new_invalid = self.invalid_lines - invalid_before;
         if new_invalid > 0 {
-            log::warn!(
+            tracing::warn!(
                 "socket_text_stream: {new_invalid} line(s) from {} were not valid UTF-8 and were decoded with U+FFFD replacement characters ({} so far)",
                 self.address,
                 self.invalid_lines
             );
         }
-        if self.buffer.is_limited() {
+        if self.buffer.may_wait() {
             // Waiting must not stall the runtime's other tasks.
             tokio::task::block_in_place(|| self.buffer.push_block(lines))
         } else {
