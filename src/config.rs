@@ -35,6 +35,9 @@ pub const DEFAULT_RECEIVER_RESTART_DELAY: Duration = Duration::from_secs(2);
 /// Records a receiver stores per block: the unit of its rate limit and of its locking.
 pub const DEFAULT_BLOCK_SIZE: usize = 1024;
 
+/// The shortest default graceful stop timeout.
+pub const MIN_DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The environment variables [`StreamingConfig::from_env`] reads, with the setting
 /// each one fills.
 pub const ENV_VARS: &[(&str, &str)] = &[
@@ -102,8 +105,9 @@ pub struct StreamingConfig {
     /// cut only when no other batch waits. Default: no bound
     /// (`DSTREAM_MAX_BUFFERED_RECORDS`).
     pub max_buffered_records: Option<usize>,
-    /// Records a receiver stores per block (and takes from its rate limit at once).
-    /// Default: 1024 (`DSTREAM_BLOCK_SIZE`).
+    /// Records a receiver stores per block (and takes from its rate limit at once);
+    /// under a rate limit, at most a tenth of a second's worth. Default: 1024
+    /// (`DSTREAM_BLOCK_SIZE`).
     pub block_size: usize,
     /// How long a failed receiver waits before trying again. Default: 2 s
     /// (`DSTREAM_RECEIVER_RESTART_DELAY_MS`).
@@ -112,8 +116,9 @@ pub struct StreamingConfig {
     /// address such as `127.0.0.1:4040`, or a port, bound to 127.0.0.1).
     pub status_page: Option<SocketAddr>,
     /// How long a graceful stop may take before queued batches are dropped, as
-    /// Spark's `spark.streaming.gracefulStopTimeout`. Default: ten batch intervals
-    /// (`DSTREAM_STOP_TIMEOUT_MS`).
+    /// Spark's `spark.streaming.gracefulStopTimeout`. Default: ten batch intervals,
+    /// but at least 30 s, so that short batches do not make a stop drop data that a
+    /// busy machine needs a few seconds for (`DSTREAM_STOP_TIMEOUT_MS`).
     pub stop_timeout: Option<Duration>,
     /// Whether SIGINT and SIGTERM stop the context gracefully (see
     /// [`StreamingContext::stop_on_signal`](crate::StreamingContext::stop_on_signal)).
@@ -264,9 +269,11 @@ impl StreamingConfig {
         Ok(())
     }
 
-    /// How long a graceful stop may take: the setting, or ten batch intervals.
+    /// How long a graceful stop may take: the setting, or ten batch intervals but at
+    /// least [`MIN_DEFAULT_STOP_TIMEOUT`].
     pub fn effective_stop_timeout(&self) -> Duration {
-        self.stop_timeout.unwrap_or(self.batch_interval * 10)
+        self.stop_timeout
+            .unwrap_or((self.batch_interval * 10).max(MIN_DEFAULT_STOP_TIMEOUT))
     }
 }
 
@@ -428,9 +435,11 @@ mod tests {
     }
 
     #[test]
-    fn the_stop_timeout_defaults_to_ten_batches() {
+    fn the_stop_timeout_defaults_to_ten_batches_and_at_least_30_seconds() {
         let config = with(&[]).unwrap();
-        assert_eq!(config.effective_stop_timeout(), Duration::from_secs(10));
+        assert_eq!(config.effective_stop_timeout(), Duration::from_secs(30));
+        let config = with(&[("DSTREAM_BATCH_INTERVAL_MS", "5000")]).unwrap();
+        assert_eq!(config.effective_stop_timeout(), Duration::from_secs(50));
         let config = with(&[("DSTREAM_STOP_TIMEOUT_MS", "250")]).unwrap();
         assert_eq!(config.effective_stop_timeout(), Duration::from_millis(250));
     }

@@ -222,7 +222,8 @@ impl StreamingContextBuilder {
     }
 
     /// How long a graceful stop may take before batches still queued are dropped.
-    /// Default: ten batch intervals, as Spark's `spark.streaming.gracefulStopTimeout`.
+    /// Default: ten batch intervals (as Spark's `spark.streaming.gracefulStopTimeout`),
+    /// but at least 30 s.
     pub fn stop_timeout(mut self, timeout: Duration) -> Self {
         self.config.stop_timeout = Some(timeout);
         self

@@ -98,19 +98,26 @@ impl<T: Data> BlockBuffer<T> {
 
     /// Stores records in blocks of the configured size, each after the rate limit
     /// allows it; `false` (and what is left is dropped) once the buffer is closed.
-    pub(crate) fn push_block(&self, mut records: Vec<T>) -> bool {
-        let block_size = self.settings.block_size;
-        while records.len() > block_size {
-            let rest = records.split_off(block_size);
-            if !self.store_metered(records) {
+    pub(crate) fn push_block(&self, records: Vec<T>) -> bool {
+        let block_size = self.settings.limiter.block_size(self.settings.block_size);
+        if records.len() <= block_size {
+            if records.is_empty() {
+                return !self.pending().closed;
+            }
+            return self.store_metered(records);
+        }
+        let mut records = records.into_iter();
+        loop {
+            // The rate may change between blocks, and with it the block size.
+            let size = self.settings.limiter.block_size(self.settings.block_size);
+            let block: Vec<T> = records.by_ref().take(size).collect();
+            if block.is_empty() {
+                return true;
+            }
+            if !self.store_metered(block) {
                 return false;
             }
-            records = rest;
         }
-        if records.is_empty() {
-            return !self.pending().closed;
-        }
-        self.store_metered(records)
     }
 
     fn store_metered(&self, block: Vec<T>) -> bool {

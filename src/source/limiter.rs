@@ -16,6 +16,10 @@ use crate::time::Time;
 /// How often a waiting receiver looks at its stop signal and at a changed rate.
 const POLL: Duration = Duration::from_millis(20);
 
+/// A block passes whole, so under a rate limit blocks are kept to about this much
+/// time's worth of records: otherwise a large socket read would pass as one burst.
+const MAX_BLOCK_TIME: Duration = Duration::from_millis(100);
+
 /// Credit saved while a receiver is idle is capped at this much time's worth, so a
 /// quiet receiver cannot burst far above its rate afterwards.
 const MAX_SAVED: Duration = Duration::from_secs(1);
@@ -58,6 +62,17 @@ impl RateLimiter {
         self.max_rate.is_some() || self.controller.is_some()
     }
 
+    /// How many records to store per block: `block_size`, or fewer under a low rate.
+    pub(crate) fn block_size(&self, block_size: usize) -> usize {
+        match self.rate() {
+            Some(rate) => {
+                let per_block = (rate * MAX_BLOCK_TIME.as_secs_f64()).ceil() as usize;
+                block_size.min(per_block.max(1))
+            }
+            None => block_size,
+        }
+    }
+
     /// Records per second allowed now, if any limit applies yet.
     fn rate(&self) -> Option<f64> {
         let estimated = self.controller.as_ref().and_then(|c| c.current_rate());
@@ -73,6 +88,9 @@ impl RateLimiter {
     /// A block may take the bucket below zero: the next one waits until the debt is
     /// paid, so over any stretch of time at most `rate * time + one block` records pass.
     pub(crate) fn acquire(&self, records: usize, stopped: &dyn Fn() -> bool) -> bool {
+        if !self.is_limited() {
+            return true;
+        }
         loop {
             let wait_until = {
                 let mut bucket = self.bucket.lock().unwrap_or_else(PoisonError::into_inner);
@@ -135,6 +153,16 @@ mod tests {
         let waiter = std::thread::spawn(move || waiting.acquire(50, &|| false));
         clock.advance(Duration::from_millis(1));
         assert!(waiter.join().unwrap());
+    }
+
+    #[test]
+    fn blocks_shrink_to_a_tenth_of_a_second_of_the_rate() {
+        let clock = ManualClock::default();
+        assert_eq!(limiter(&clock, 3).block_size(1024), 1);
+        assert_eq!(limiter(&clock, 5_000).block_size(1024), 500);
+        assert_eq!(limiter(&clock, 1_000_000).block_size(1024), 1024);
+        let unlimited = RateLimiter::new(Arc::new(clock), None, None);
+        assert_eq!(unlimited.block_size(1024), 1024);
     }
 
     #[test]
