@@ -1,7 +1,7 @@
 //! `socket_text_stream`: lines of text read from a TCP server, such as `nc -lk 9999`.
 //!
 //! The receiver is a task on the context's tokio runtime. It connects, reads, splits
-//! lines and stores one block per read. When it cannot connect, or the server closes
+//! lines and stores a read's lines in blocks. When it cannot connect, or the server closes
 //! the connection, it logs that and tries again after the restart delay, as Spark's
 //! receiver does; the application keeps running.
 
@@ -20,7 +20,7 @@ use crate::rdd::ExecEnv;
 use crate::scheduler::RateController;
 use crate::time::Time;
 
-/// Bytes asked for per read: one read becomes one block of lines.
+/// Bytes asked for per read; the read's lines are stored in blocks (see `buffer`).
 const READ_SIZE: usize = 256 * 1024;
 
 /// How long `stop` waits for the receiver task to finish.
