@@ -37,7 +37,7 @@ pub(crate) struct BlockBuffer<T> {
     settings: BufferSettings,
     /// Set when the receiver is stopping: stores then neither wait nor limit.
     draining: AtomicBool,
-    /// Single records stored since the rate limit was last consulted.
+    /// Single records stored in the current metered block.
     unmetered: AtomicUsize,
 }
 
@@ -159,14 +159,19 @@ impl<T: Data> BlockBuffer<T> {
     /// consulted once per block's worth of records.
     pub(crate) fn push(&self, item: T) -> bool {
         let block_size = self.settings.block_size;
-        if self.unmetered.fetch_add(1, Ordering::Relaxed) + 1 >= block_size {
-            self.unmetered.store(0, Ordering::Relaxed);
+        let metered = self.settings.limiter.block_size(block_size);
+        let in_block = self.unmetered.load(Ordering::Relaxed);
+        if in_block == 0 || in_block >= metered {
+            // A new block: it takes its tokens before its first record, as a stored
+            // block does.
             if !self.is_draining() {
                 self.settings
                     .limiter
-                    .acquire(block_size, &|| self.is_draining());
+                    .acquire(metered, &|| self.is_draining());
             }
+            self.unmetered.store(0, Ordering::Relaxed);
         }
+        self.unmetered.fetch_add(1, Ordering::Relaxed);
         {
             let (mut pending, _) = self.pending_with_room();
             if pending.closed {
