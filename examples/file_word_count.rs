@@ -8,11 +8,14 @@
 //! file must appear whole). With no directory, a temporary one is made and a demo
 //! writer drops a file into it every second.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Parser;
 use dstream::StreamingContext;
+use dstream::logging::BatchLogger;
 
 #[derive(Parser)]
 #[command(about = "Counts the words of new files in a directory, batch by batch")]
@@ -28,8 +31,7 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("dstream=info"))
-        .init();
+    common::init_logging();
     let args = Args::parse();
 
     // Files already in the directory at start are not read, so the demo writer
@@ -54,10 +56,8 @@ fn main() -> anyhow::Result<()> {
         .reduce_by_key(|x, y| x + y);
     word_counts.pprint()?;
 
-    let stopper = ssc.clone();
-    ctrlc::set_handler(move || {
-        let _ = stopper.stop(true);
-    })?;
+    ssc.add_listener(BatchLogger);
+    ssc.stop_on_signal()?;
     ssc.start()?;
     if demo_dir.is_some() {
         println!(

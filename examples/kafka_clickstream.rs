@@ -15,7 +15,6 @@
 //! counts messages that do not parse, and keeps the totals per minute with
 //! `update_state_by_key`, checkpointed to `checkpoint/kafka_clickstream`.
 
-#[allow(dead_code)] // the line sources of the socket examples are not used here
 mod common;
 
 use std::time::Duration;

@@ -14,7 +14,6 @@
 //! lines with any Kafka producer instead. Stop with Ctrl-C and start again: counts
 //! continue, nothing counted twice. Delete the checkpoint directory to start from zero.
 
-#[allow(dead_code)] // the line sources of the socket examples are not used here
 mod common;
 
 use std::time::Duration;

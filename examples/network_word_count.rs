@@ -38,7 +38,7 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let (host, port, _demo_server) = args.source.open()?;
 
-    let ssc = StreamingContext::new(&args.master, args.schedule.batch_interval())?;
+    let ssc = StreamingContext::from_config(args.schedule.config(&args.master)?)?;
     let lines = ssc.socket_text_stream(&host, port);
     let words = lines.flat_map(|line| line.split(' ').map(String::from).collect::<Vec<_>>());
     let pairs = words.map(|word| (word, 1));

@@ -5,13 +5,15 @@
 //! cargo run --release --example queue_stream
 //! ```
 
+mod common;
+
 use std::time::Duration;
 
+use dstream::logging::BatchLogger;
 use dstream::{RddQueue, StreamingContext};
 
 fn main() -> anyhow::Result<()> {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("dstream=info"))
-        .init();
+    common::init_logging();
     let ssc = StreamingContext::new("local[2]", Duration::from_secs(1))?;
 
     let queue = RddQueue::new();
@@ -26,6 +28,7 @@ fn main() -> anyhow::Result<()> {
     let mapped = input.map(|x| (x % 10, 1));
     let reduced = mapped.reduce_by_key(|a, b| a + b);
     reduced.pprint()?;
+    ssc.add_listener(BatchLogger);
 
     ssc.start()?;
     // Five batches of one second each, then stop, keeping what was queued for them.

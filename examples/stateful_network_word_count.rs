@@ -36,10 +36,10 @@ fn main() -> anyhow::Result<()> {
     common::init_logging();
     let args = Args::parse();
     let (host, port, _demo_server) = args.source.open()?;
-    let batch = args.schedule.batch_interval();
+    let config = args.schedule.config("local[*]")?;
 
     let ssc = StreamingContext::get_or_create(CHECKPOINT, || {
-        let ssc = StreamingContext::new("local[*]", batch)?;
+        let ssc = StreamingContext::from_config(config)?;
         let lines = ssc.socket_text_stream(&host, port);
         let pairs = lines
             .flat_map(|line| line.split(' ').map(String::from).collect::<Vec<_>>())

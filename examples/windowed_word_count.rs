@@ -33,9 +33,10 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let (host, port, _demo_server) = args.source.open()?;
     let batch = args.schedule.batch_interval();
+    let config = args.schedule.config("local[*]")?;
 
     let ssc = StreamingContext::get_or_create(CHECKPOINT, || {
-        let ssc = StreamingContext::new("local[*]", batch)?;
+        let ssc = StreamingContext::from_config(config)?;
         let pairs = ssc
             .socket_text_stream(&host, port)
             .flat_map(|line| line.split(' ').map(String::from).collect::<Vec<_>>())

@@ -3,31 +3,30 @@
 //! scheduler, and reports how the stream ended.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::thread::ThreadId;
 use std::time::Duration;
 
 use crate::checkpoint::recovery::match_streams;
 use crate::checkpoint::{Checkpoint, CheckpointDir, PendingBatch};
+use crate::config::StreamingConfig;
 use crate::dstream::store::StatefulStream;
 use crate::dstream::{DStream, GraphNode, OutputOperation, StateSize, Timeline};
 use crate::error::{Error, Result};
 use crate::rdd::{Data, ExecEnv, Rdd};
 use crate::scheduler::{
     BatchHistory, BatchInfo, BatchLog, CheckpointPlan, Clock, JobGraph, ListenerBus, Progress,
-    QueueDepth, Scheduler, SchedulerParts, StreamingListener, SystemClock, identity,
+    QueueDepth, RateController, Scheduler, SchedulerParts, StreamingListener, SystemClock,
+    identity,
 };
 use crate::source::{
-    FileInput, InputHandle, InputSource, InputStream, NoCompute, QueueInput, RateInput, RddQueue,
-    ReceivedCounter, Receiver, ReceiverInput, ReceiverRegistry, ReceiverStatus, SocketInput,
-    SourceContext,
+    BufferSettings, BufferedRecords, FileInput, InputHandle, InputSource, InputStream, NoCompute,
+    QueueInput, RateInput, RateLimiter, RddQueue, ReceivedCounter, Receiver, ReceiverInput,
+    ReceiverRegistry, ReceiverStatus, SocketInput, SourceContext,
 };
 use crate::status_page;
 use crate::time::Time;
-
-/// How long a failed receiver waits before trying again, as Spark's default.
-const DEFAULT_RESTART_DELAY: Duration = Duration::from_secs(2);
 
 /// Checkpoints are written at least this far apart by default, as in Spark.
 const MIN_DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
@@ -86,7 +85,9 @@ impl Parallelism {
     }
 }
 
-/// Settings for a [`StreamingContext`]; made by [`StreamingContext::builder`].
+/// Settings for a [`StreamingContext`]; made by [`StreamingContext::builder`]. Each
+/// method sets one field of a [`StreamingConfig`] (see there for the defaults);
+/// [`config`](Self::config) sets them all at once.
 ///
 /// ```
 /// use dstream::{ManualClock, StreamingContext};
@@ -95,38 +96,55 @@ impl Parallelism {
 /// let ssc = StreamingContext::builder()
 ///     .batch_interval(Duration::from_secs(10))
 ///     .master("local[2]")
+///     .receiver_max_rate(10_000)
+///     .backpressure(true)
+///     .max_buffered_records(100_000)
 ///     .clock(ManualClock::default())
 ///     .build()?;
 /// assert_eq!(ssc.parallelism(), 2);
+/// assert_eq!(ssc.config().receiver_max_rate, Some(10_000));
 /// # Ok(())
 /// # }
 /// ```
 #[must_use = "a builder does nothing until build() is called"]
 pub struct StreamingContextBuilder {
-    batch_interval: Duration,
-    parallelism: Result<Parallelism>,
+    config: StreamingConfig,
+    /// A master setting that could not be parsed, reported by `build`.
+    master_error: Option<Error>,
     clock: Arc<dyn Clock>,
-    restart_delay: Duration,
-    backpressure: Option<usize>,
 }
 
 impl StreamingContextBuilder {
+    /// Every setting at once, replacing those set before.
+    pub fn config(mut self, config: StreamingConfig) -> Self {
+        self.config = config;
+        self.master_error = None;
+        self
+    }
+
     /// The batch interval: a positive whole number of milliseconds. Required.
     pub fn batch_interval(mut self, interval: Duration) -> Self {
-        self.batch_interval = interval;
+        self.config.batch_interval = interval;
         self
     }
 
     /// The parallelism as Spark's master setting: `"local[*]"`, `"local[N]"`,
     /// `"local"`, or a number. Default: one thread per logical core.
     pub fn master(mut self, master: &str) -> Self {
-        self.parallelism = Parallelism::parse(master);
+        match Parallelism::parse(master) {
+            Ok(parallelism) => {
+                self.config.parallelism = parallelism;
+                self.master_error = None;
+            }
+            Err(e) => self.master_error = Some(e),
+        }
         self
     }
 
     /// The parallelism as a value.
     pub fn parallelism(mut self, parallelism: Parallelism) -> Self {
-        self.parallelism = Ok(parallelism);
+        self.config.parallelism = parallelism;
+        self.master_error = None;
         self
     }
 
@@ -140,30 +158,95 @@ impl StreamingContextBuilder {
     /// How long a receiver waits after a failure (a refused or closed connection)
     /// before trying again. Default: 2 s, as Spark.
     pub fn receiver_restart_delay(mut self, delay: Duration) -> Self {
-        self.restart_delay = delay;
+        self.config.receiver_restart_delay = delay;
         self
     }
 
-    /// Turns backpressure on: each receiver (socket, user receivers) holds at most
-    /// about `max_buffered_records` records that no batch has taken yet, and stops
-    /// receiving while it is full (a socket's sender is then slowed by TCP flow
-    /// control); and a batch is cut only when no other batch is waiting to run. Memory
-    /// then stays bounded when input arrives faster than batches are processed. Off by
-    /// default, as in Spark: receivers then take everything as it comes.
-    pub fn backpressure(mut self, max_buffered_records: usize) -> Self {
-        self.backpressure = Some(max_buffered_records.max(1));
+    /// The most records per second each receiver (socket, user receivers) accepts,
+    /// as Spark's `spark.streaming.receiver.maxRate`. A receiver over its rate waits
+    /// before storing its next block (a socket's sender is then slowed by TCP). The
+    /// rate follows the context's clock. Default: no limit.
+    pub fn receiver_max_rate(mut self, records_per_second: u64) -> Self {
+        self.config.receiver_max_rate = Some(records_per_second);
+        self
+    }
+
+    /// Backpressure, as Spark's `spark.streaming.backpressure.enabled`: after every
+    /// batch a PID rate estimator sets each receiver's rate from how fast the batch was
+    /// processed and how long it waited, so the scheduling delay stays bounded when
+    /// input arrives faster than it is processed (never above
+    /// [`receiver_max_rate`](Self::receiver_max_rate)). Default: off.
+    pub fn backpressure(mut self, enabled: bool) -> Self {
+        self.config.backpressure = enabled;
+        self
+    }
+
+    /// Bounds memory: each receiver holds at most `records` records that no batch has
+    /// taken, and stops receiving while it is full; a batch is then cut only when no
+    /// other batch waits to run, so input waits in the receivers rather than in
+    /// queued batches. Default: no bound, as in Spark.
+    pub fn max_buffered_records(mut self, records: usize) -> Self {
+        self.config.max_buffered_records = Some(records);
+        self
+    }
+
+    /// Records a receiver stores per block, the unit of its rate limit. Default: 1024.
+    pub fn block_size(mut self, records: usize) -> Self {
+        self.config.block_size = records;
+        self
+    }
+
+    /// Saves checkpoints in `directory`, as [`StreamingContext::checkpoint`].
+    pub fn checkpoint_dir(mut self, directory: impl Into<PathBuf>) -> Self {
+        self.config.checkpoint_dir = Some(directory.into());
+        self
+    }
+
+    /// How often checkpoints are written, a multiple of the batch interval (a
+    /// stream's own checkpoint interval wins). Default: the smallest multiple of the
+    /// batch interval that is at least 10 s.
+    pub fn checkpoint_interval(mut self, interval: Duration) -> Self {
+        self.config.checkpoint_interval = Some(interval);
+        self
+    }
+
+    /// Every stream keeps its `Rdd`s for `duration` after their batch, on top of what
+    /// its windows need, as Spark's `ssc.remember`. Default: only what windows need.
+    pub fn remember(mut self, duration: Duration) -> Self {
+        self.config.remember = Some(duration);
+        self
+    }
+
+    /// Where the live status page listens. Default: off.
+    pub fn status_page(mut self, address: SocketAddr) -> Self {
+        self.config.status_page = Some(address);
+        self
+    }
+
+    /// How long a graceful stop may take before batches still queued are dropped.
+    /// Default: ten batch intervals (as Spark's `spark.streaming.gracefulStopTimeout`),
+    /// but at least 30 s.
+    pub fn stop_timeout(mut self, timeout: Duration) -> Self {
+        self.config.stop_timeout = Some(timeout);
+        self
+    }
+
+    /// Stops the context gracefully on SIGINT or SIGTERM, as
+    /// [`StreamingContext::stop_on_signal`]. Default: off.
+    pub fn stop_on_signal(mut self, enabled: bool) -> Self {
+        self.config.stop_on_signal = enabled;
         self
     }
 
     /// Makes the context, checking the settings.
     pub fn build(self) -> Result<StreamingContext> {
-        let interval = self.batch_interval;
-        if interval.is_zero() || !interval.subsec_nanos().is_multiple_of(1_000_000) {
-            return Err(Error::InvalidBatchInterval { interval });
+        if let Some(error) = self.master_error {
+            return Err(error);
         }
-        let parallelism = self.parallelism?;
+        let config = self.config;
+        config.validate()?;
         let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(parallelism.threads())
+            .num_threads(config.parallelism.threads())
             .thread_name(|i| format!("dstream-worker-{i}"))
             .build()
             .map_err(|e| Error::Runtime {
@@ -173,18 +256,18 @@ impl StreamingContextBuilder {
         let listeners = Arc::new(ListenerBus::default());
         let history = Arc::new(BatchHistory::default());
         listeners.add(history.clone());
+        let checkpoint_dir = config.checkpoint_dir.as_deref().map(CheckpointDir::new);
         Ok(StreamingContext {
             shared: Arc::new(ContextShared {
                 env: ExecEnv::with_pool(Arc::new(pool)),
                 clock: self.clock,
-                timeline: Arc::new(Timeline::new(interval)),
-                restart_delay: self.restart_delay,
-                backpressure: self.backpressure,
+                timeline: Arc::new(Timeline::new(config.batch_interval)),
                 listeners,
                 history,
                 receivers: Arc::new(ReceiverRegistry::default()),
                 progress: Arc::new(Progress::default()),
                 received: Arc::new(ReceivedCounter::default()),
+                buffered: Arc::new(BufferedRecords::default()),
                 scheduler_threads: OnceLock::new(),
                 inner: Mutex::new(Inner {
                     lifecycle: Lifecycle::Initialized,
@@ -193,11 +276,13 @@ impl StreamingContextBuilder {
                     outputs: Vec::new(),
                     stateful: Vec::new(),
                     eager: Vec::new(),
-                    checkpoint_dir: None,
+                    checkpoint_dir,
+                    stop_on_signal: config.stop_on_signal,
                     recovery: None,
                     running: None,
                     status_pages: Vec::new(),
                 }),
+                config,
             }),
         })
     }
@@ -259,12 +344,33 @@ impl StreamingContext {
     /// Settings for a new context.
     pub fn builder() -> StreamingContextBuilder {
         StreamingContextBuilder {
-            batch_interval: Duration::ZERO,
-            parallelism: Ok(Parallelism::all_cores()),
+            config: StreamingConfig::default(),
+            master_error: None,
             clock: Arc::new(SystemClock),
-            restart_delay: DEFAULT_RESTART_DELAY,
-            backpressure: None,
         }
+    }
+
+    /// A context with every setting from `config`, on the system clock.
+    ///
+    /// ```
+    /// use dstream::{StreamingConfig, StreamingContext};
+    /// use std::time::Duration;
+    /// # fn main() -> dstream::Result<()> {
+    /// let mut config = StreamingConfig::default();
+    /// config.batch_interval = Duration::from_millis(500);
+    /// config.backpressure = true;
+    /// let ssc = StreamingContext::from_config(config)?;
+    /// assert_eq!(ssc.batch_interval(), Duration::from_millis(500));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn from_config(config: StreamingConfig) -> Result<StreamingContext> {
+        StreamingContext::builder().config(config).build()
+    }
+
+    /// The settings this context was built with.
+    pub fn config(&self) -> &StreamingConfig {
+        &self.shared.config
     }
 
     /// The batch interval.
@@ -282,6 +388,20 @@ impl StreamingContext {
     /// streams are not counted.
     pub fn records_received(&self) -> u64 {
         self.shared.received.get()
+    }
+
+    /// Records that receivers hold now and no batch has taken yet, over all receivers.
+    /// With [`max_buffered_records`](StreamingContextBuilder::max_buffered_records),
+    /// each receiver holds at most that many.
+    pub fn records_buffered(&self) -> usize {
+        self.shared.buffered.now()
+    }
+
+    /// The most records receivers held at once since the context was made (see
+    /// [`records_buffered`](Self::records_buffered)): what a bound on buffered records
+    /// has to allow for.
+    pub fn peak_records_buffered(&self) -> usize {
+        self.shared.buffered.peak()
     }
 
     /// Waits until the inputs have accepted at least `at_least` records (see
@@ -321,11 +441,14 @@ impl StreamingContext {
     /// closes it, the receiver logs that and reconnects after the restart delay; the
     /// stream keeps running. Lines end at `\n` (a `\r` before it is dropped); a line
     /// that is not valid UTF-8 is decoded lossily and counted in a warning.
+    ///
+    /// A rate limit, backpressure or a bound on buffered records make the receiver stop
+    /// reading while it may not store more; the server is then held back by TCP.
     pub fn socket_text_stream(&self, host: &str, port: u16) -> DStream<String> {
-        let (received, limit) = (self.shared.received.clone(), self.shared.backpressure);
+        let (settings, controller) = self.shared.receiver_settings();
         self.input(
             "socket_text_stream",
-            SocketInput::new(host, port, received, limit),
+            SocketInput::new(host, port, settings, controller),
         )
     }
 
@@ -374,11 +497,13 @@ impl StreamingContext {
     }
 
     /// Records from a user-defined [`Receiver`], run on a thread of its own.
+    /// Its stores wait while it is over its rate or its buffer is full (see
+    /// [`ReceiverSink::store`](crate::ReceiverSink::store)).
     pub fn receiver_stream<R: Receiver>(&self, receiver: R) -> DStream<R::Item> {
-        let (received, limit) = (self.shared.received.clone(), self.shared.backpressure);
+        let (settings, controller) = self.shared.receiver_settings();
         self.input(
             "receiver_stream",
-            ReceiverInput::new(receiver, received, limit),
+            ReceiverInput::new(receiver, settings, controller),
         )
     }
 
@@ -504,6 +629,40 @@ impl StreamingContext {
         Ok(ssc)
     }
 
+    /// Makes SIGINT (Ctrl-C) and SIGTERM stop the context gracefully once it has
+    /// started: receivers stop accepting, everything already accepted is processed and
+    /// output, a last checkpoint is written, and
+    /// [`await_termination`](Self::await_termination) returns `Ok`, so `main` can
+    /// return and the process exit with status 0. A second signal during that stop
+    /// exits the process at once with status 128 + the signal's number (130 for
+    /// SIGINT, 143 for SIGTERM). Call it before [`start`](Self::start).
+    ///
+    /// The handlers stay installed for the life of the process: once the context has
+    /// stopped these signals no longer end it by themselves.
+    ///
+    /// ```no_run
+    /// use dstream::StreamingContext;
+    /// use std::time::Duration;
+    ///
+    /// fn main() -> dstream::Result<()> {
+    ///     let ssc = StreamingContext::new("local[*]", Duration::from_secs(1))?;
+    ///     ssc.socket_text_stream("localhost", 9999).pprint()?;
+    ///     ssc.stop_on_signal()?;
+    ///     ssc.start()?;
+    ///     ssc.await_termination() // returns Ok after Ctrl-C, once all is processed
+    /// }
+    /// ```
+    pub fn stop_on_signal(&self) -> Result<()> {
+        let mut inner = self.shared.inner();
+        if inner.lifecycle != Lifecycle::Initialized {
+            return Err(Error::AddedAfterStart {
+                operation: "stop_on_signal",
+            });
+        }
+        inner.stop_on_signal = true;
+        Ok(())
+    }
+
     /// Registers a listener for batch events.
     pub fn add_listener(&self, listener: impl StreamingListener) {
         self.shared.listeners.add(Arc::new(listener));
@@ -573,6 +732,15 @@ impl StreamingContext {
     /// context was started or stopped before, or if an input cannot start (for example
     /// a directory that does not exist).
     pub fn start(&self) -> Result<()> {
+        // The page a configuration asks for (`DSTREAM_STATUS_PAGE`) opens with the start.
+        let configured = self
+            .shared
+            .config
+            .status_page
+            .filter(|_| matches!(self.shared.inner().lifecycle, Lifecycle::Initialized));
+        if let Some(address) = configured {
+            self.status_page(&address.to_string())?;
+        }
         self.shared.start()
     }
 
@@ -602,8 +770,9 @@ impl StreamingContext {
     }
 
     /// Stops the context. With `stop_gracefully`, the receivers stop first and
-    /// everything already received is processed before this returns; otherwise the
-    /// batch running now finishes and queued batches are dropped. Stopping a stopped
+    /// everything already received is processed before this returns (if that takes
+    /// longer than the stop timeout, batches still queued then are dropped); otherwise
+    /// the batch running now finishes and queued batches are dropped. Stopping a stopped
     /// context does nothing. Called from inside a batch (an output function), the
     /// stop proceeds in the background and this returns at once.
     pub fn stop(&self, stop_gracefully: bool) -> Result<()> {
@@ -626,15 +795,14 @@ pub(crate) struct ContextShared {
     env: Arc<ExecEnv>,
     clock: Arc<dyn Clock>,
     timeline: Arc<Timeline>,
-    restart_delay: Duration,
-    /// The receivers' record limit, when backpressure is on.
-    backpressure: Option<usize>,
+    config: StreamingConfig,
     listeners: Arc<ListenerBus>,
     /// Recent batches, for the status page.
     history: Arc<BatchHistory>,
     receivers: Arc<ReceiverRegistry>,
     progress: Arc<Progress>,
     received: Arc<ReceivedCounter>,
+    buffered: Arc<BufferedRecords>,
     /// The generator's and executor's thread ids, once started.
     scheduler_threads: OnceLock<Vec<ThreadId>>,
     inner: Mutex<Inner>,
@@ -648,6 +816,7 @@ struct Inner {
     stateful: Vec<Arc<dyn StatefulStream>>,
     eager: Vec<Arc<dyn GraphNode>>,
     checkpoint_dir: Option<CheckpointDir>,
+    stop_on_signal: bool,
     recovery: Option<Recovery>,
     running: Option<Running>,
     /// Status page listeners bound before the start, served from the start on.
@@ -714,6 +883,27 @@ impl ContextShared {
 
     pub(crate) fn timeline(&self) -> &Arc<Timeline> {
         &self.timeline
+    }
+
+    /// What a new receiver's buffer needs: its bounds, its rate limit and, with
+    /// backpressure, the controller that sets its rate.
+    fn receiver_settings(&self) -> (BufferSettings, Option<Arc<RateController>>) {
+        let config = &self.config;
+        let controller = config
+            .backpressure
+            .then(|| Arc::new(RateController::new(config.batch_interval)));
+        let settings = BufferSettings {
+            received: self.received.clone(),
+            buffered: self.buffered.clone(),
+            limit: config.max_buffered_records,
+            block_size: config.block_size,
+            limiter: RateLimiter::new(
+                self.clock.clone(),
+                config.receiver_max_rate,
+                controller.clone(),
+            ),
+        };
+        (settings, controller)
     }
 
     pub(crate) fn env(&self) -> &Arc<ExecEnv> {
@@ -843,7 +1033,7 @@ impl ContextShared {
                 }
             })
             .collect();
-        log::info!(
+        tracing::info!(
             "recovered the checkpoint of batch {} from {} ({unfinished} unfinished batch(es) will run again)",
             saved.completed,
             directory.display(),
@@ -942,7 +1132,11 @@ impl ContextShared {
         let first_run = replay.first().map_or(first_batch, |batch| batch.time);
         let checkpoint = checkpoint_dir.map(|dir| CheckpointPlan {
             dir,
-            interval: checkpoint_interval(&graph.stateful, batch_interval),
+            interval: checkpoint_interval(
+                &graph.stateful,
+                batch_interval,
+                self.config.checkpoint_interval,
+            ),
             zero,
         });
 
@@ -954,9 +1148,16 @@ impl ContextShared {
                 tracing::error!("{e}");
             }
         }
+        if inner.stop_on_signal
+            && let Err(e) = crate::signals::stop_on_signal(tokio.handle(), Arc::downgrade(self))
+        {
+            drop(tokio);
+            self.progress.terminate();
+            return Err(e);
+        }
         let sources = SourceContext {
             tokio: tokio.handle().clone(),
-            restart_delay: self.restart_delay,
+            restart_delay: self.config.receiver_restart_delay,
             clock: self.clock.clone(),
             origin: zero,
             receivers: self.receivers.clone(),
@@ -982,7 +1183,9 @@ impl ContextShared {
             replay,
             first_batch,
             checkpoint,
-            backpressure: self.backpressure.is_some(),
+            hold_cuts_while_queued: self.config.max_buffered_records.is_some(),
+            remember: self.config.remember.unwrap_or_default(),
+            stop_timeout: self.config.effective_stop_timeout(),
             queue: QueueDepth::default(),
             log: BatchLog::default(),
             on_failure: Box::new(move || {
@@ -1001,6 +1204,7 @@ impl ContextShared {
             }
         };
         let _ = self.scheduler_threads.set(scheduler.thread_ids().to_vec());
+
         inner.running = Some(Running {
             scheduler,
             tokio,
@@ -1013,7 +1217,7 @@ impl ContextShared {
     }
 
     /// Stops the context (see [`StreamingContext::stop`]).
-    fn stop(self: &Arc<Self>, graceful: bool) {
+    pub(crate) fn stop(self: &Arc<Self>, graceful: bool) {
         let running = {
             let mut inner = self.inner();
             match inner.lifecycle {
@@ -1044,7 +1248,7 @@ impl ContextShared {
                 .name("dstream-stop".into())
                 .spawn(move || shared.shut_down(running, graceful));
             if let Err(e) = spawned {
-                log::error!("cannot start a thread to stop the streaming context: {e}");
+                tracing::error!("cannot start a thread to stop the streaming context: {e}");
             }
             return;
         }
@@ -1074,14 +1278,19 @@ impl ContextShared {
 }
 
 /// How often to checkpoint: the shortest interval set on a stateful stream, else the
-/// smallest multiple of the batch interval that is at least 10 seconds.
-fn checkpoint_interval(stateful: &[Arc<dyn StatefulStream>], batch: Duration) -> Duration {
-    let default = {
+/// configured one, else the smallest multiple of the batch interval that is at least
+/// 10 seconds.
+fn checkpoint_interval(
+    stateful: &[Arc<dyn StatefulStream>],
+    batch: Duration,
+    configured: Option<Duration>,
+) -> Duration {
+    let default = configured.unwrap_or_else(|| {
         let batches = MIN_DEFAULT_CHECKPOINT_INTERVAL
             .as_millis()
             .div_ceil(batch.as_millis().max(1));
         batch * u32::try_from(batches).unwrap_or(u32::MAX)
-    };
+    });
     stateful
         .iter()
         .filter_map(|s| s.checkpoint_interval())

@@ -103,7 +103,7 @@ fn accept_clients(listener: &TcpListener, pause: Duration, stopped: &Arc<AtomicB
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(POLL),
             Err(e) => {
-                log::warn!("demo server: accept failed: {e}");
+                tracing::warn!("demo server: accept failed: {e}");
                 std::thread::sleep(POLL);
             }
         }

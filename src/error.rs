@@ -43,6 +43,18 @@ pub enum Error {
         given: String,
     },
 
+    /// A setting of a [`StreamingConfig`](crate::StreamingConfig) (or the environment
+    /// variable that sets it) has a value that cannot be used.
+    #[error("invalid setting {setting}={value:?}: {reason}")]
+    InvalidSetting {
+        /// The setting or environment variable, for example `DSTREAM_BLOCK_SIZE`.
+        setting: &'static str,
+        /// The value that was given.
+        value: String,
+        /// What is wrong with it, and what is expected.
+        reason: String,
+    },
+
     /// A window length or slide is not a positive multiple of the parent stream's slide.
     #[error(
         "{what} {duration:?} of {operation} must be a positive multiple of the {base_name} {base:?}"

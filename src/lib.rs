@@ -56,26 +56,31 @@
 //! [`scheduler`] runs batches on a clock and reports to listeners.
 
 pub(crate) mod checkpoint;
+pub mod config;
 pub mod context;
 pub mod demo;
 pub mod dstream;
 pub mod error;
 #[cfg(feature = "kafka")]
 pub mod kafka;
+pub mod logging;
 pub mod rdd;
 pub mod scheduler;
+mod signals;
 pub mod source;
 mod status_page;
 pub mod time;
 
+pub use config::StreamingConfig;
 pub use context::{Parallelism, StreamingContext, StreamingContextBuilder};
 pub use dstream::{
-    DStream, MapWithStateStream, OutputResult, RejectedJson, State, StateData, StateSize,
-    StateSpec,
+    DStream, MapWithStateStream, OutputResult, RejectedJson, State, StateData, StateSize, StateSpec,
 };
 pub use error::{Error, Result};
 pub use rdd::{Data, HashPartitioner, Key, PartitionIter, Partitioner, Rdd};
-pub use scheduler::{BatchInfo, Clock, ManualClock, StreamingListener, SystemClock};
+pub use scheduler::{
+    BatchInfo, Clock, ManualClock, RateController, StreamingListener, SystemClock,
+};
 pub use source::{RddQueue, Receiver, ReceiverSink, ReceiverState, ReceiverStatus};
 pub use time::Time;
 

@@ -199,7 +199,7 @@ impl Drop for OpenOnDrop {
 }
 
 #[test]
-fn with_backpressure_a_full_receiver_stops_reading_until_batches_catch_up() {
+fn with_a_buffer_bound_a_full_receiver_stops_reading_until_batches_catch_up() {
     use std::sync::Arc;
     use std::time::Duration;
 
@@ -209,7 +209,7 @@ fn with_backpressure_a_full_receiver_stops_reading_until_batches_catch_up() {
         .batch_interval(Duration::from_secs(1))
         .master("local[2]")
         .clock(clock.clone())
-        .backpressure(1_000)
+        .max_buffered_records(1_000)
         .build()
         .unwrap();
     let lines = ssc.socket_text_stream("127.0.0.1", port);
@@ -251,14 +251,14 @@ fn with_backpressure_a_full_receiver_stops_reading_until_batches_catch_up() {
         other => panic!("the receiver kept reading: {other:?}"),
     }
     assert!(sent < total_bytes);
-    // The receiver holds at most the limit, plus a block in the buffer and one in its
-    // hands, and takes no more while no batch is cut: the lines already sent stay
-    // unread (without backpressure it would read them all at once).
-    let bound = (1 + 1_000 + 2 * (256 * 1024 / line.len() + 1)) as u64;
+    // The receiver stores at most the bound, and reads no more while no batch is cut:
+    // the lines already sent stay unread (without a bound it would read them all).
+    let bound = 1 + 1_000;
     let sent_lines = (sent / line.len()) as u64;
     assert!(sent_lines > 2 * bound);
     let more = ssc.await_records_received(bound + 1, Duration::from_millis(300));
     assert!(more.is_err(), "the receiver read on: {more:?}");
+    assert_eq!(ssc.peak_records_buffered(), 1_000);
 
     gate.open();
     server.set_nonblocking(false).unwrap();
@@ -273,6 +273,7 @@ fn with_backpressure_a_full_receiver_stops_reading_until_batches_catch_up() {
         counted = counts.lock().unwrap().iter().map(|(_, c)| c[0]).sum();
     }
     let _server = writer.join().unwrap();
+    assert_eq!(ssc.peak_records_buffered(), 1_000, "the bound held");
     ssc.stop(false).unwrap();
     assert_eq!(counted, total_lines as u64 + 1, "every line once");
 }

@@ -1,6 +1,12 @@
 //! What the socket examples share: where lines come from (netcat or the built-in demo
 //! server), logging, the status page, and stopping cleanly on Ctrl-C or after a number
 //! of batches.
+//!
+//! Settings can also come from the environment (`DSTREAM_RECEIVER_MAX_RATE`,
+//! `DSTREAM_BACKPRESSURE`, ...: see `StreamingConfig`), and `RUST_LOG` chooses what
+//! is logged (default: warnings and one line per batch).
+
+#![allow(dead_code)] // each example uses its own subset
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,7 +14,9 @@ use std::time::Duration;
 
 use clap::Args;
 use dstream::demo::DemoLineServer;
-use dstream::{BatchInfo, StreamingContext, StreamingListener};
+use dstream::logging::{BatchLogger, DEFAULT_FILTER};
+use dstream::{BatchInfo, StreamingConfig, StreamingContext, StreamingListener};
+use tracing_subscriber::EnvFilter;
 
 /// Where the lines come from.
 #[derive(Args)]
@@ -56,21 +64,31 @@ impl Schedule {
     pub fn batch_interval(&self) -> Duration {
         Duration::from_secs_f64(self.batch_secs)
     }
+
+    /// The settings: this batch interval and `master`, then whatever the `DSTREAM_*`
+    /// environment variables say.
+    pub fn config(&self, master: &str) -> anyhow::Result<StreamingConfig> {
+        let mut config = StreamingConfig::default();
+        config.batch_interval = self.batch_interval();
+        config.parallelism = dstream::Parallelism::parse(master)?;
+        Ok(config.with_env()?)
+    }
 }
 
-/// Shows dstream's own messages (connections, retries) unless RUST_LOG says otherwise.
+/// Logs warnings and one line per batch, unless RUST_LOG says otherwise (for example
+/// `RUST_LOG=dstream=debug`).
 pub fn init_logging() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("dstream=info"))
-        .init();
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
 }
 
-/// Starts `ssc` and runs it until Ctrl-C, or until the schedule's number of batches
-/// have completed, then stops it gracefully (what was received is processed first).
+/// Starts `ssc` and runs it until Ctrl-C (or SIGTERM), or until the schedule's number
+/// of batches have completed, then stops it gracefully (what was received is
+/// processed first). A second Ctrl-C exits at once.
 pub fn run(ssc: &StreamingContext, schedule: &Schedule) -> anyhow::Result<()> {
-    let stopper = ssc.clone();
-    ctrlc::set_handler(move || {
-        let _ = stopper.stop(true);
-    })?;
+    ssc.stop_on_signal()?;
+    ssc.add_listener(BatchLogger);
     if let Some(batches) = schedule.batches {
         ssc.add_listener(StopAfter {
             ssc: ssc.clone(),

@@ -42,10 +42,12 @@
 //! * `keys=compact` makes the words `CompactString`s (inline up to 24 bytes, no heap
 //!   allocation) instead of `String`s, in any workload: what the README recommends for
 //!   short keys.
-//! * keys: `host=127.0.0.1 port=9999 batch_ms=1000 threads=2 backpressure=0 checkpoint=DIR
-//!   expectedDistinct=N corpus=FILE lines=1000000 seed=42 (generator) chunks=10 (queue)
-//!   parts=DIR watch=DIR filesPerBatch=8 (files) variant=... (W2) rate=1000000
-//!   duration_s=10 warmup_s=1 (latency) keys=string timeout_s=900`. `batchMs` and `timeoutS` are
+//! * keys: `host=127.0.0.1 port=9999 batch_ms=1000 threads=2 backpressure=false
+//!   max_rate=N max_buffered=N checkpoint=DIR expectedDistinct=N corpus=FILE
+//!   lines=1000000 seed=42 (generator) chunks=10 (queue) parts=DIR watch=DIR
+//!   filesPerBatch=8 (files) variant=... (W2) rate=1000000 duration_s=10 warmup_s=1
+//!   (latency) keys=string timeout_s=900`. `batchMs`, `timeoutS`,
+//!   `spark.streaming.backpressure.enabled` and `spark.streaming.receiver.maxRate` are
 //!   accepted as in the Java program; an unknown key is an error.
 //!
 //! The program stops itself once the words counted reach the corpus's and prints one
@@ -131,6 +133,10 @@ const KNOWN_KEYS: &[&str] = &[
     "duration_s",
     "warmup_s",
     "keys",
+    "spark.streaming.backpressure.enabled",
+    "max_rate",
+    "spark.streaming.receiver.maxRate",
+    "max_buffered",
 ];
 
 /// The window of W3, in batch intervals; it slides by one batch interval.
@@ -629,7 +635,9 @@ fn load_corpus(args: &Args) -> anyhow::Result<Corpus> {
 }
 
 fn main() -> anyhow::Result<ExitCode> {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let args = Args::parse(&argv)?;
     let batch_ms: u64 = args.get(&["batch_ms", "batchMs"], 1000)?;
@@ -673,13 +681,23 @@ fn main() -> anyhow::Result<ExitCode> {
                 .map(|m| m.len())
         });
 
-    // backpressure=N: receivers hold at most N lines no batch has taken (0: off).
-    let backpressure: usize = args.get(&["backpressure"], 0)?;
+    // backpressure=true: the PID rate estimator; max_rate=N: at most N lines/s;
+    // max_buffered=N: receivers hold at most N lines no batch has taken (0: no bound).
+    let backpressure: bool = args.get(
+        &["backpressure", "spark.streaming.backpressure.enabled"],
+        false,
+    )?;
+    let max_rate: u64 = args.get(&["max_rate", "spark.streaming.receiver.maxRate"], 0)?;
+    let max_buffered: usize = args.get(&["max_buffered"], 0)?;
     let mut builder = StreamingContext::builder()
         .batch_interval(batch)
-        .parallelism(Parallelism::threads_exactly(threads));
-    if backpressure > 0 {
-        builder = builder.backpressure(backpressure);
+        .parallelism(Parallelism::threads_exactly(threads))
+        .backpressure(backpressure);
+    if max_rate > 0 {
+        builder = builder.receiver_max_rate(max_rate);
+    }
+    if max_buffered > 0 {
+        builder = builder.max_buffered_records(max_buffered);
     }
     let ssc = builder.build()?;
     let _checkpoint_scratch;

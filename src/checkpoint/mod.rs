@@ -126,7 +126,7 @@ impl CheckpointDir {
         file::write_atomically(&self.path, &name, &payload)?;
         for (_, old) in self.list()?.into_iter().skip(KEEP_CHECKPOINTS) {
             if let Err(e) = std::fs::remove_file(&old) {
-                log::warn!("cannot remove old checkpoint {}: {e}", old.display());
+                tracing::warn!("cannot remove old checkpoint {}: {e}", old.display());
             }
         }
         Ok(())
@@ -165,7 +165,7 @@ impl CheckpointDir {
             match loaded {
                 Ok(checkpoint) => return Ok(Some(checkpoint)),
                 Err(e) => {
-                    log::warn!("{e}; trying the previous checkpoint");
+                    tracing::warn!("{e}; trying the previous checkpoint");
                     first_error.get_or_insert(e);
                 }
             }

@@ -320,6 +320,50 @@ impl<T: Data> DStream<T> {
         self
     }
 
+    /// The `Rdd`s this stream still remembers for batch times from `from` to `to`
+    /// (both included), oldest first, as Spark's `slice`. A stream forgets a batch's
+    /// `Rdd` once the batch has completed, unless its windows or the context's
+    /// [`remember`](crate::StreamingContextBuilder::remember) duration keep it longer.
+    ///
+    /// ```
+    /// use dstream::{ManualClock, RddQueue, StreamingContext, Time};
+    /// use std::time::Duration;
+    /// # fn main() -> dstream::Result<()> {
+    /// let clock = ManualClock::default();
+    /// let ssc = StreamingContext::builder()
+    ///     .batch_interval(Duration::from_secs(1))
+    ///     .remember(Duration::from_secs(2))
+    ///     .clock(clock.clone())
+    ///     .build()?;
+    /// let queue = RddQueue::new();
+    /// for n in 1..=3 {
+    ///     queue.push(ssc.parallelize(vec![n]));
+    /// }
+    /// let numbers = ssc.queue_stream(&queue, true, None);
+    /// numbers.foreach_rdd(|_, _| ())?;
+    /// ssc.start()?;
+    /// for second in 1..=3 {
+    ///     clock.advance(Duration::from_secs(1));
+    ///     ssc.await_batch(Time::from_millis(second * 1000), Duration::from_secs(30))?;
+    /// }
+    /// let kept: Vec<_> = numbers
+    ///     .slice(Time::from_millis(0), Time::from_millis(3000))
+    ///     .into_iter()
+    ///     .map(|(time, rdd)| (time.as_millis(), rdd.collect()))
+    ///     .collect();
+    /// assert_eq!(kept, vec![(2000, vec![2]), (3000, vec![3])]);
+    /// ssc.stop(false)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn slice(&self, from: Time, to: Time) -> Vec<(Time, Rdd<T>)> {
+        self.node
+            .remembered()
+            .into_iter()
+            .filter(|(time, _)| (from..=to).contains(time))
+            .collect()
+    }
+
     /// How often this stream has an `Rdd`: the batch interval, or a window's slide.
     pub fn slide_duration(&self) -> Duration {
         self.node.meta.slide

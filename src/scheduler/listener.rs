@@ -159,7 +159,7 @@ impl ListenerBus {
             .clone();
         for listener in listeners {
             if catch_unwind(AssertUnwindSafe(|| event(&*listener))).is_err() {
-                log::error!("a StreamingListener panicked while handling an event; ignored");
+                tracing::error!("a StreamingListener panicked while handling an event; ignored");
             }
         }
     }

@@ -13,6 +13,7 @@
 mod clock;
 pub(crate) mod history;
 mod listener;
+mod rate_controller;
 
 use std::any::Any;
 use std::collections::{BTreeMap, VecDeque};
@@ -28,6 +29,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub(crate) use history::BatchHistory;
 pub(crate) use listener::ListenerBus;
 pub use listener::{BatchInfo, StreamingListener};
+pub use rate_controller::{PidRateEstimator, RateController};
 
 use crate::checkpoint::{Checkpoint, CheckpointDir, PendingBatch, StreamIdentity};
 use crate::dstream::store::StatefulStream;
@@ -84,6 +86,8 @@ enum JobOrigin {
 
 struct Batch {
     info: BatchInfo,
+    /// What each input gave the batch, in the graph's input order.
+    input_records: Vec<u64>,
     /// The jobs, or why the graph could not be computed for this batch.
     jobs: std::result::Result<Vec<(JobOrigin, Job)>, String>,
 }
@@ -264,8 +268,13 @@ pub(crate) struct SchedulerParts {
     /// The first batch to generate from the clock.
     pub(crate) first_batch: Time,
     pub(crate) checkpoint: Option<CheckpointPlan>,
-    /// Whether to cut a batch only when no other batch waits to run.
-    pub(crate) backpressure: bool,
+    /// Whether to cut a batch only when no other batch waits to run, so that input
+    /// waits in the receivers' bounded buffers rather than in queued batches.
+    pub(crate) hold_cuts_while_queued: bool,
+    /// How long streams keep their `Rdd`s after a batch, beyond what windows need.
+    pub(crate) remember: Duration,
+    /// How long a graceful stop may take before queued batches are dropped.
+    pub(crate) stop_timeout: Duration,
     pub(crate) queue: QueueDepth,
     pub(crate) log: BatchLog,
     /// Called (on the executor thread) after a batch failed, to stop the context.
@@ -278,6 +287,8 @@ pub(crate) struct Scheduler {
     stop: Arc<StopSignal>,
     generator: JoinHandle<()>,
     executor: JoinHandle<()>,
+    /// Closed when the executor thread ends.
+    executor_done: Receiver<()>,
     thread_ids: [ThreadId; 2],
 }
 
@@ -290,11 +301,15 @@ impl Scheduler {
             what: "scheduler thread",
             reason: e.to_string(),
         };
+        let (done, executor_done) = crossbeam_channel::bounded::<()>(0);
         let executor = {
             let (parts, stop) = (parts.clone(), stop.clone());
             std::thread::Builder::new()
                 .name("dstream-executor".into())
-                .spawn(move || run_executor(&parts, &stop, &queue))
+                .spawn(move || {
+                    run_executor(&parts, &stop, &queue);
+                    drop(done);
+                })
                 .map_err(spawn_error)?
         };
         let generator = {
@@ -310,6 +325,7 @@ impl Scheduler {
             stop,
             generator,
             executor,
+            executor_done,
             thread_ids,
         })
     }
@@ -323,12 +339,23 @@ impl Scheduler {
     /// inputs still hold, and every queued batch runs. Otherwise the batch running now
     /// finishes and queued batches are dropped.
     ///
-    /// A graceful stop also writes a last checkpoint, so that a restart has nothing to
-    /// run again.
+    /// A graceful stop that takes longer than the stop timeout drops the batches still
+    /// queued then (they stay recorded as unfinished in the checkpoint). A graceful
+    /// stop also writes a last checkpoint, so that a restart has nothing to run again.
     pub(crate) fn stop(self, graceful: bool) {
         self.stop.graceful.store(graceful, Ordering::SeqCst);
         self.stop.requested.store(true, Ordering::SeqCst);
         let _ = self.generator.join();
+        let timeout = self.parts.stop_timeout;
+        if graceful
+            && let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
+                self.executor_done.recv_timeout(timeout)
+        {
+            tracing::warn!(
+                "the graceful stop did not finish within {timeout:?}; batches still queued are dropped after the running one"
+            );
+            self.stop.graceful.store(false, Ordering::SeqCst);
+        }
         let _ = self.executor.join();
         let completed = self.parts.progress.state().last_completed;
         let healthy = self.parts.progress.failure().is_none();
@@ -336,7 +363,7 @@ impl Scheduler {
             (graceful, healthy, &self.parts.checkpoint, completed)
             && let Err(e) = write_checkpoint(&self.parts, time)
         {
-            log::error!("the last checkpoint could not be written: {e}");
+            tracing::error!("the last checkpoint could not be written: {e}");
         }
     }
 }
@@ -347,10 +374,7 @@ fn run_generator(parts: &SchedulerParts, stop: &StopSignal, batches: Sender<Batc
             return;
         }
         let inputs = BatchInputs::Replay(&pending.inputs);
-        if batches
-            .send(generate_batch(parts, pending.time, inputs))
-            .is_err()
-        {
+        if !queue_batch(parts, &batches, generate_batch(parts, pending.time, inputs)) {
             return;
         }
     }
@@ -368,17 +392,18 @@ fn run_generator(parts: &SchedulerParts, stop: &StopSignal, batches: Sender<Batc
             }
             return;
         }
-        if parts.backpressure && !parts.queue.is_empty() {
+        if parts.hold_cuts_while_queued && !parts.queue.is_empty() {
             // A batch is already waiting to run: let the input wait in the receivers.
             parts.queue.wait_empty(STOP_POLL);
             continue;
         }
         let now = parts.clock.wait_until(next, STOP_POLL);
         if now >= next {
-            if batches
-                .send(generate_batch(parts, next, BatchInputs::Cut))
-                .is_err()
-            {
+            if !queue_batch(
+                parts,
+                &batches,
+                generate_batch(parts, next, BatchInputs::Cut),
+            ) {
                 return; // the executor ended after a failure
             }
             next = next + parts.batch_interval;
@@ -444,22 +469,23 @@ enum BatchInputs<'a> {
 /// job and every stateful stream for its update.
 fn generate_batch(parts: &SchedulerParts, time: Time, inputs: BatchInputs<'_>) -> Batch {
     let graph = &parts.graph;
-    let mut num_records = 0;
+    let mut input_records = Vec::with_capacity(graph.inputs.len());
     let mut replays = Vec::with_capacity(graph.inputs.len());
     for (index, input) in graph.inputs.iter().enumerate() {
         match inputs {
             BatchInputs::Cut => {
                 let (records, replay) = input.generate(time);
-                num_records += records;
+                input_records.push(records);
                 replays.push(replay);
             }
             BatchInputs::Replay(recorded) => {
                 let replay = recorded.get(index).cloned().flatten();
-                num_records += input.regenerate(time, replay.as_deref());
+                input_records.push(input.regenerate(time, replay.as_deref()));
                 replays.push(replay);
             }
         }
     }
+    let num_records = input_records.iter().sum();
     let positions = graph.inputs.iter().map(|input| input.position()).collect();
     parts.log.generated(time, replays, positions);
 
@@ -500,21 +526,28 @@ fn generate_batch(parts: &SchedulerParts, time: Time, inputs: BatchInputs<'_>) -
         failure: None,
     };
     parts.listeners.post(|l| l.on_batch_submitted(&info));
-    Batch { info, jobs }
+    Batch {
+        info,
+        input_records,
+        jobs,
+    }
 }
 
 fn run_executor(parts: &SchedulerParts, stop: &StopSignal, queue: &Receiver<Batch>) {
-    for batch in queue {
+    for mut batch in queue {
         parts.queue.taken();
         if stop.requested.load(Ordering::SeqCst) && !stop.graceful.load(Ordering::SeqCst) {
             return;
         }
+        let input_records = std::mem::take(&mut batch.input_records);
         let info = run_batch(parts, batch);
         let time = info.batch_time;
         let failure = info.failure.clone();
         parts.listeners.post(|l| l.on_batch_completed(&info));
+        update_rates(parts, &info, &input_records);
+        let remembered_from = Time::from_millis(time.as_millis() - duration_millis(parts.remember));
         for node in &parts.graph.nodes {
-            node.forget_before(time);
+            node.forget_before(remembered_from);
         }
         for state in &parts.graph.stateful {
             state.forget_before(time);
@@ -529,6 +562,23 @@ fn run_executor(parts: &SchedulerParts, stop: &StopSignal, queue: &Receiver<Batc
             parts.progress.fail(error);
             (parts.on_failure)();
             return;
+        }
+    }
+}
+
+/// Tells each input's rate controller (with backpressure) how its records of the
+/// completed batch were processed.
+fn update_rates(parts: &SchedulerParts, info: &BatchInfo, input_records: &[u64]) {
+    let (Some(end), Some(processing), Some(scheduling)) = (
+        info.processing_end_time,
+        info.processing_delay(),
+        info.scheduling_delay(),
+    ) else {
+        return;
+    };
+    for (input, &records) in parts.graph.inputs.iter().zip(input_records) {
+        if let Some(controller) = input.rate_controller() {
+            controller.batch_completed(end, records, processing, scheduling);
         }
     }
 }

@@ -1,26 +1,44 @@
 //! Records received but not yet cut into a batch.
 //!
-//! Receivers store blocks (a socket read's worth of lines) or single records; a batch
-//! cut takes everything stored so far and lays it out over the context's partitions.
-//! One lock per block, not per record, on the fast path.
+//! Receivers store blocks (a socket read's worth of lines, cut into blocks of the
+//! configured size) or single records; a batch cut takes everything stored so far and
+//! lays it out over the context's partitions. One lock per block, not per record, on
+//! the fast path.
 //!
-//! With backpressure, a buffer holds a limited number of records: a store into a full
-//! buffer waits until the next cut empties it, so the receiver stops reading and the
-//! sender is slowed down (by TCP flow control, for a socket).
+//! Two things may make a store wait, so that the receiver stops reading and the sender
+//! is slowed down (by TCP flow control, for a socket): the receiver's rate limit (see
+//! `limiter`), checked once per block, and `max_buffered_records`, a bound on the
+//! records waiting for a cut, which is never exceeded. Once the receiver is stopping
+//! neither applies: what it has in hand is stored for the last batch, not dropped.
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
-use super::{Cut, ReceivedCounter};
+use super::limiter::RateLimiter;
+use super::{BufferedRecords, Cut, ReceivedCounter};
 use crate::rdd::{Data, ExecEnv, Rdd};
+
+/// What a receiver's buffer is told by the context.
+pub(crate) struct BufferSettings {
+    pub(crate) received: Arc<ReceivedCounter>,
+    pub(crate) buffered: Arc<BufferedRecords>,
+    /// Stores wait while this many records are waiting for a cut.
+    pub(crate) limit: Option<usize>,
+    /// Records per block: single stores are gathered, large stores are cut, to this.
+    pub(crate) block_size: usize,
+    pub(crate) limiter: RateLimiter,
+}
 
 /// Received blocks waiting for the next batch.
 pub(crate) struct BlockBuffer<T> {
     state: Mutex<Pending<T>>,
-    /// Signalled when a cut makes room or the buffer closes.
+    /// Signalled when a cut makes room, or the receiver starts stopping.
     room: Condvar,
-    /// With backpressure: stores wait while this many records are waiting.
-    limit: Option<usize>,
-    received: Arc<ReceivedCounter>,
+    settings: BufferSettings,
+    /// Set when the receiver is stopping: stores then neither wait nor limit.
+    draining: AtomicBool,
+    /// Single records stored in the current metered block.
+    unmetered: AtomicUsize,
 }
 
 struct Pending<T> {
@@ -29,11 +47,8 @@ struct Pending<T> {
     closed: bool,
 }
 
-/// How many records a single-record `store` gathers into one block.
-const RECORDS_PER_BLOCK: usize = 1024;
-
 impl<T: Data> BlockBuffer<T> {
-    pub(crate) fn new(received: Arc<ReceivedCounter>, limit: Option<usize>) -> Self {
+    pub(crate) fn new(settings: BufferSettings) -> Self {
         BlockBuffer {
             state: Mutex::new(Pending {
                 blocks: Vec::new(),
@@ -41,8 +56,9 @@ impl<T: Data> BlockBuffer<T> {
                 closed: false,
             }),
             room: Condvar::new(),
-            limit,
-            received,
+            settings,
+            draining: AtomicBool::new(false),
+            unmetered: AtomicUsize::new(0),
         }
     }
 
@@ -50,62 +66,138 @@ impl<T: Data> BlockBuffer<T> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Whether stores may have to wait for room.
-    pub(crate) fn is_limited(&self) -> bool {
-        self.limit.is_some()
+    /// Whether stores may have to wait (for room or for the rate limit).
+    pub(crate) fn may_wait(&self) -> bool {
+        self.settings.limit.is_some() || self.settings.limiter.is_limited()
     }
 
-    /// The buffer, once it has room for more records (or is closed).
-    fn pending_with_room(&self) -> MutexGuard<'_, Pending<T>> {
+    fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    /// The buffer once it has room for at least one record (or is closed or draining),
+    /// and how many records fit.
+    fn pending_with_room(&self) -> (MutexGuard<'_, Pending<T>>, usize) {
         let mut pending = self.pending();
-        if let Some(limit) = self.limit {
-            while pending.records >= limit && !pending.closed {
-                pending = self
-                    .room
-                    .wait(pending)
-                    .unwrap_or_else(PoisonError::into_inner);
-            }
+        let Some(limit) = self.settings.limit else {
+            return (pending, usize::MAX);
+        };
+        while pending.records >= limit && !pending.closed && !self.is_draining() {
+            pending = self
+                .room
+                .wait(pending)
+                .unwrap_or_else(PoisonError::into_inner);
         }
-        pending
+        let room = if self.is_draining() {
+            usize::MAX
+        } else {
+            limit.saturating_sub(pending.records)
+        };
+        (pending, room)
     }
 
-    /// Stores a block; `false` (and the block is dropped) once the buffer is closed.
-    pub(crate) fn push_block(&self, block: Vec<T>) -> bool {
-        if block.is_empty() {
-            return !self.pending().closed;
+    /// Stores records in blocks of the configured size, each after the rate limit
+    /// allows it; `false` (and what is left is dropped) once the buffer is closed.
+    pub(crate) fn push_block(&self, records: Vec<T>) -> bool {
+        let block_size = self.settings.limiter.block_size(self.settings.block_size);
+        if records.len() <= block_size {
+            if records.is_empty() {
+                return !self.pending().closed;
+            }
+            return self.store_metered(records);
         }
-        let records = block.len();
-        {
-            let mut pending = self.pending_with_room();
-            if pending.closed {
+        let mut records = records.into_iter();
+        loop {
+            // The rate may change between blocks, and with it the block size.
+            let size = self.settings.limiter.block_size(self.settings.block_size);
+            let block: Vec<T> = records.by_ref().take(size).collect();
+            if block.is_empty() {
+                return true;
+            }
+            if !self.store_metered(block) {
                 return false;
             }
-            pending.records += records;
-            pending.blocks.push(block);
         }
-        self.received.add(records as u64);
+    }
+
+    fn store_metered(&self, block: Vec<T>) -> bool {
+        if !self.is_draining() {
+            self.settings
+                .limiter
+                .acquire(block.len(), &|| self.is_draining());
+        }
+        self.store_within_room(block)
+    }
+
+    /// Stores `block`, as much as fits at a time when the buffer is bounded.
+    fn store_within_room(&self, mut block: Vec<T>) -> bool {
+        while !block.is_empty() {
+            let stored = {
+                let (mut pending, room) = self.pending_with_room();
+                if pending.closed {
+                    return false;
+                }
+                let rest = if block.len() > room {
+                    block.split_off(room)
+                } else {
+                    Vec::new()
+                };
+                let stored = block.len();
+                pending.records += stored;
+                pending.blocks.push(block);
+                // Under the buffer's lock, so that the gauge never runs ahead of a cut.
+                self.settings.buffered.add(stored);
+                block = rest;
+                stored
+            };
+            self.settings.received.add(stored as u64);
+        }
         true
     }
 
-    /// Stores one record; `false` once the buffer is closed.
+    /// Stores one record; `false` once the buffer is closed. The rate limit is
+    /// consulted once per block's worth of records.
     pub(crate) fn push(&self, item: T) -> bool {
+        let block_size = self.settings.block_size;
+        let metered = self.settings.limiter.block_size(block_size);
+        let in_block = self.unmetered.load(Ordering::Relaxed);
+        if in_block == 0 || in_block >= metered {
+            // A new block: it takes its tokens before its first record, as a stored
+            // block does.
+            if !self.is_draining() {
+                self.settings
+                    .limiter
+                    .acquire(metered, &|| self.is_draining());
+            }
+            self.unmetered.store(0, Ordering::Relaxed);
+        }
+        self.unmetered.fetch_add(1, Ordering::Relaxed);
         {
-            let mut pending = self.pending_with_room();
+            let (mut pending, _) = self.pending_with_room();
             if pending.closed {
                 return false;
             }
             pending.records += 1;
+            self.settings.buffered.add(1);
             match pending.blocks.last_mut() {
-                Some(block) if block.len() < RECORDS_PER_BLOCK => block.push(item),
+                Some(block) if block.len() < block_size => block.push(item),
                 _ => {
-                    let mut block = Vec::with_capacity(16);
+                    let mut block = Vec::with_capacity(16.min(block_size));
                     block.push(item);
                     pending.blocks.push(block);
                 }
             }
         }
-        self.received.add(1);
+        self.settings.received.add(1);
         true
+    }
+
+    /// The receiver is stopping: stores from now on neither wait for room nor for the
+    /// rate limit, so the receiver can hand over what it holds and end.
+    pub(crate) fn drain(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+        let _guard = self.pending();
+        self.room.notify_all();
     }
 
     /// Stops accepting records. Records already stored stay for the next cut.
@@ -120,13 +212,14 @@ impl<T: Data> BlockBuffer<T> {
 
     /// Takes everything stored so far. Received data cannot be replayed.
     pub(crate) fn cut(&self, env: &Arc<ExecEnv>) -> Cut<T> {
-        let blocks = {
+        let (blocks, taken) = {
             let mut pending = self.pending();
-            pending.records = 0;
-            std::mem::take(&mut pending.blocks)
+            let taken = std::mem::take(&mut pending.records);
+            self.settings.buffered.remove(taken);
+            (std::mem::take(&mut pending.blocks), taken)
         };
         self.room.notify_all();
-        let records = blocks.iter().map(|b| b.len() as u64).sum();
+        let records = taken as u64;
         let partitions = into_partitions(blocks, env.parallelism());
         Cut {
             rdd: Rdd::from_partitions(partitions, env.clone()),
@@ -176,10 +269,21 @@ pub(crate) fn into_partitions<T>(blocks: Vec<Vec<T>>, partitions: usize) -> Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scheduler::ManualClock;
+
+    fn buffer<T: Data>(limit: Option<usize>) -> BlockBuffer<T> {
+        BlockBuffer::new(BufferSettings {
+            received: Arc::default(),
+            buffered: Arc::default(),
+            limit,
+            block_size: 1024,
+            limiter: RateLimiter::new(Arc::new(ManualClock::default()), None, None),
+        })
+    }
 
     #[test]
     fn single_records_are_gathered_into_blocks() {
-        let buffer = BlockBuffer::new(Arc::default(), None);
+        let buffer = buffer(None);
         for i in 0..2500 {
             assert!(buffer.push(i));
         }
@@ -194,7 +298,7 @@ mod tests {
 
     #[test]
     fn a_closed_buffer_refuses_records_but_keeps_what_it_has() {
-        let buffer = BlockBuffer::new(Arc::default(), None);
+        let buffer = buffer(None);
         assert!(buffer.push_block(vec![1, 2]));
         buffer.close();
         assert!(!buffer.push(3));
@@ -204,7 +308,7 @@ mod tests {
 
     #[test]
     fn a_full_buffer_makes_stores_wait_for_the_next_cut() {
-        let buffer = Arc::new(BlockBuffer::new(Arc::default(), Some(3)));
+        let buffer = Arc::new(buffer(Some(3)));
         assert!(buffer.push_block(vec![1, 2, 3]));
         let (store, stored) = crossbeam_channel::bounded(1);
         let writer = buffer.clone();
@@ -223,13 +327,52 @@ mod tests {
 
     #[test]
     fn closing_releases_a_waiting_store() {
-        let buffer = Arc::new(BlockBuffer::new(Arc::default(), Some(1)));
+        let buffer = Arc::new(buffer(Some(1)));
         assert!(buffer.push(1));
         let writer = buffer.clone();
         let pusher = std::thread::spawn(move || writer.push(2));
         buffer.close();
         assert!(!pusher.join().unwrap());
         assert_eq!(buffer.cut(&ExecEnv::global()).rdd.collect(), vec![1]);
+    }
+
+    #[test]
+    fn a_large_block_is_stored_as_it_fits_and_the_bound_is_never_passed() {
+        let buffer = Arc::new(buffer(Some(4)));
+        let writer = buffer.clone();
+        let pusher = std::thread::spawn(move || writer.push_block((0..10).collect()));
+        let mut taken = Vec::new();
+        while taken.len() < 10 {
+            taken.extend(buffer.cut(&ExecEnv::global()).rdd.collect());
+            assert!(buffer.settings.buffered.peak() <= 4);
+        }
+        assert!(pusher.join().unwrap());
+        assert_eq!(taken, (0..10).collect::<Vec<_>>());
+        assert_eq!(buffer.settings.buffered.now(), 0);
+        assert_eq!(buffer.settings.received.get(), 10);
+    }
+
+    #[test]
+    fn draining_lets_a_waiting_store_through_instead_of_dropping_it() {
+        let buffer = Arc::new(buffer(Some(1)));
+        assert!(buffer.push(1));
+        let writer = buffer.clone();
+        let pusher = std::thread::spawn(move || writer.push_block(vec![2, 3]));
+        buffer.drain();
+        assert!(pusher.join().unwrap());
+        buffer.close();
+        assert_eq!(buffer.cut(&ExecEnv::global()).rdd.collect(), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn blocks_are_cut_to_the_block_size() {
+        let buffer = BlockBuffer::new(BufferSettings {
+            block_size: 3,
+            ..buffer::<u32>(None).settings
+        });
+        assert!(buffer.push_block((0..8).collect()));
+        let sizes: Vec<usize> = buffer.pending().blocks.iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![3, 3, 2]);
     }
 
     #[test]

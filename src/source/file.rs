@@ -66,7 +66,7 @@ impl FileInput {
         let names = match self.list() {
             Ok(names) => names,
             Err(e) => {
-                log::warn!("text_file_stream: {e}; no new files this batch");
+                tracing::warn!("text_file_stream: {e}; no new files this batch");
                 return Vec::new();
             }
         };
@@ -202,7 +202,7 @@ fn read_lines(path: &Path) -> Option<Vec<Vec<String>>> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) => {
-            log::warn!(
+            tracing::warn!(
                 "text_file_stream: skipping {}: cannot read it: {e}",
                 path.display()
             );
@@ -211,7 +211,7 @@ fn read_lines(path: &Path) -> Option<Vec<Vec<String>>> {
     };
     let (lines, invalid) = split_lines_in_chunks(&bytes, CHUNK_BYTES);
     if invalid > 0 {
-        log::warn!(
+        tracing::warn!(
             "text_file_stream: {invalid} line(s) of {} were not valid UTF-8 and were decoded with U+FFFD replacement characters",
             path.display()
         );

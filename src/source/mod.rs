@@ -8,6 +8,7 @@
 
 pub(crate) mod buffer;
 mod file;
+mod limiter;
 mod lines;
 mod queue;
 mod rate;
@@ -21,10 +22,12 @@ use std::time::{Duration, Instant};
 use crate::dstream::{GraphNode, StreamNode};
 use crate::error::Result;
 use crate::rdd::{Data, ExecEnv, Rdd};
-use crate::scheduler::Clock;
+use crate::scheduler::{Clock, RateController};
 use crate::time::Time;
 
+pub(crate) use buffer::BufferSettings;
 pub(crate) use file::FileInput;
+pub(crate) use limiter::RateLimiter;
 pub(crate) use queue::QueueInput;
 pub use queue::RddQueue;
 pub(crate) use rate::RateInput;
@@ -86,6 +89,12 @@ pub(crate) trait InputSource<T>: Send + Sync + 'static {
     /// Stops receiving. Data received before stays available to `cut`.
     fn stop(&self);
 
+    /// The controller that sets this input's rate from batch completions, when
+    /// backpressure is on and the input can be slowed down.
+    fn rate_controller(&self) -> Option<&Arc<RateController>> {
+        None
+    }
+
     /// Where a replayable source stands after its last cut, for a checkpoint.
     fn position(&self) -> Option<Vec<u8>> {
         None
@@ -112,6 +121,7 @@ pub(crate) trait InputHandle: Send + Sync + 'static {
     fn regenerate(&self, time: Time, replay: Option<&[u8]>) -> u64;
     fn has_pending(&self) -> bool;
     fn stop(&self);
+    fn rate_controller(&self) -> Option<Arc<RateController>>;
     fn position(&self) -> Option<Vec<u8>>;
     fn restore(&self, position: &[u8]) -> Result<()>;
 }
@@ -153,6 +163,38 @@ impl ReceivedCounter {
                 .0;
         }
         Some(*count)
+    }
+}
+
+/// Records that receivers hold and no batch has taken yet, now and at most so far.
+#[derive(Default)]
+pub(crate) struct BufferedRecords {
+    /// (now, peak)
+    counts: Mutex<(usize, usize)>,
+}
+
+impl BufferedRecords {
+    fn counts(&self) -> std::sync::MutexGuard<'_, (usize, usize)> {
+        self.counts.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn add(&self, records: usize) {
+        let mut counts = self.counts();
+        counts.0 += records;
+        counts.1 = counts.1.max(counts.0);
+    }
+
+    pub(crate) fn remove(&self, records: usize) {
+        let mut counts = self.counts();
+        counts.0 = counts.0.saturating_sub(records);
+    }
+
+    pub(crate) fn now(&self) -> usize {
+        self.counts().0
+    }
+
+    pub(crate) fn peak(&self) -> usize {
+        self.counts().1
     }
 }
 
@@ -200,7 +242,7 @@ impl<T: Data> InputHandle for InputStream<T> {
     fn regenerate(&self, time: Time, replay: Option<&[u8]>) -> u64 {
         let replayed = replay.and_then(|replay| self.source.replay(replay, &self.env));
         let (rdd, records) = replayed.unwrap_or_else(|| {
-            log::warn!(
+            tracing::warn!(
                 "{} cannot give the unfinished batch {time} its data again after the restart; the batch runs without it",
                 self.node.meta().describe()
             );
@@ -216,6 +258,10 @@ impl<T: Data> InputHandle for InputStream<T> {
 
     fn stop(&self) {
         self.source.stop();
+    }
+
+    fn rate_controller(&self) -> Option<Arc<RateController>> {
+        self.source.rate_controller().cloned()
     }
 
     fn position(&self) -> Option<Vec<u8>> {

@@ -13,12 +13,12 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::buffer::BlockBuffer;
+use super::buffer::{BlockBuffer, BufferSettings};
 use super::status::ReceiverReporter;
-use super::{Cut, InputSource, ReceivedCounter, SourceContext};
+use super::{Cut, InputSource, SourceContext};
 use crate::error::{Error, Result};
 use crate::rdd::{Data, ExecEnv};
-use crate::scheduler::panic_message;
+use crate::scheduler::{RateController, panic_message};
 use crate::time::Time;
 
 /// How long `stop` waits for a receiver thread to notice the stop.
@@ -97,15 +97,17 @@ impl Control {
 }
 
 impl<T: Data> ReceiverSink<T> {
-    /// Stores one record for the next batch. With backpressure, waits while the
-    /// receiver's buffer is full. Returns `false`, dropping the record, once the
-    /// context is stopping.
+    /// Stores one record for the next batch. Waits while the receiver is over its
+    /// rate (checked once per block of records) or its buffer holds
+    /// `max_buffered_records`. Returns `false`, dropping the record, once the context
+    /// has stopped; while it is stopping, records are still taken, without waiting.
     pub fn store(&self, item: T) -> bool {
         self.buffer.push(item)
     }
 
-    /// Stores many records at once (cheaper than one by one). Returns `false`,
-    /// dropping them, once the context is stopping.
+    /// Stores many records at once (cheaper than one by one), block by block, with
+    /// the same waits as [`store`](Self::store). Returns `false`, dropping what is
+    /// left, once the context has stopped.
     pub fn store_all(&self, items: impl IntoIterator<Item = T>) -> bool {
         self.buffer.push_block(items.into_iter().collect())
     }
@@ -122,15 +124,21 @@ pub(crate) struct ReceiverInput<R: Receiver> {
     buffer: Arc<BlockBuffer<R::Item>>,
     control: Arc<Control>,
     thread: Mutex<Option<(JoinHandle<()>, crossbeam_channel::Receiver<()>)>>,
+    rate_controller: Option<Arc<RateController>>,
 }
 
 impl<R: Receiver> ReceiverInput<R> {
-    pub(crate) fn new(receiver: R, received: Arc<ReceivedCounter>, limit: Option<usize>) -> Self {
+    pub(crate) fn new(
+        receiver: R,
+        settings: BufferSettings,
+        rate_controller: Option<Arc<RateController>>,
+    ) -> Self {
         ReceiverInput {
             receiver: Mutex::new(Some(receiver)),
-            buffer: Arc::new(BlockBuffer::new(received, limit)),
+            buffer: Arc::new(BlockBuffer::new(settings)),
             control: Arc::new(Control::default()),
             thread: Mutex::new(None),
+            rate_controller,
         }
     }
 }
@@ -175,7 +183,12 @@ impl<R: Receiver> InputSource<R::Item> for ReceiverInput<R> {
         self.buffer.has_pending()
     }
 
+    fn rate_controller(&self) -> Option<&Arc<RateController>> {
+        self.rate_controller.as_ref()
+    }
+
     fn stop(&self) {
+        self.buffer.drain();
         self.control.stop();
         let thread = self
             .thread

@@ -1,10 +1,10 @@
 //! `socket_text_stream`: lines of text read from a TCP server, such as `nc -lk 9999`.
 //!
 //! The receiver is a task on the context's tokio runtime. It connects, reads, splits
-//! lines and stores one block per read. When it cannot connect, or the server closes
-//! the connection, it tries again after the restart delay, as Spark's receiver does;
-//! the application keeps running. It reports each change (connected, retrying with
-//! the error, stopped) to the context's receiver registry, which logs it once.
+//! lines and stores a read's lines in blocks. When it cannot connect, or the server
+//! closes the connection, it tries again after the restart delay, as Spark's receiver
+//! does; the application keeps running. It reports each change (connected, retrying
+//! with the error, stopped) to the context's receiver registry, which logs it once.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -13,15 +13,16 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use super::buffer::BlockBuffer;
+use super::buffer::{BlockBuffer, BufferSettings};
 use super::lines::{decode_line, split_complete_lines};
 use super::status::ReceiverReporter;
-use super::{Cut, InputSource, ReceivedCounter, SourceContext};
+use super::{Cut, InputSource, SourceContext};
 use crate::error::Result;
 use crate::rdd::ExecEnv;
+use crate::scheduler::RateController;
 use crate::time::Time;
 
-/// Bytes asked for per read: one read becomes one block of lines.
+/// Bytes asked for per read; the read's lines are stored in blocks (see `buffer`).
 const READ_SIZE: usize = 256 * 1024;
 
 /// How long `stop` waits for the receiver task to finish.
@@ -32,6 +33,7 @@ pub(crate) struct SocketInput {
     port: u16,
     buffer: Arc<BlockBuffer<String>>,
     running: Mutex<Option<Running>>,
+    rate_controller: Option<Arc<RateController>>,
 }
 
 struct Running {
@@ -45,14 +47,15 @@ impl SocketInput {
     pub(crate) fn new(
         host: &str,
         port: u16,
-        received: Arc<ReceivedCounter>,
-        limit: Option<usize>,
+        settings: BufferSettings,
+        rate_controller: Option<Arc<RateController>>,
     ) -> Self {
         SocketInput {
             host: host.to_string(),
             port,
-            buffer: Arc::new(BlockBuffer::new(received, limit)),
+            buffer: Arc::new(BlockBuffer::new(settings)),
             running: Mutex::new(None),
+            rate_controller,
         }
     }
 }
@@ -89,7 +92,12 @@ impl InputSource<String> for SocketInput {
         self.buffer.has_pending()
     }
 
+    fn rate_controller(&self) -> Option<&Arc<RateController>> {
+        self.rate_controller.as_ref()
+    }
+
     fn stop(&self) {
+        self.buffer.drain();
         let running = self
             .running
             .lock()
@@ -189,8 +197,8 @@ impl SocketReceiver {
         }
     }
 
-    /// Stores a block of lines and warns about lines that were not UTF-8. With
-    /// backpressure the store may wait for room; the task then stops reading, and the
+    /// Stores a read's lines and warns about lines that were not UTF-8. The store may
+    /// wait for the rate limit or for room; the task then stops reading, and the
     /// sender is held back by TCP flow control.
     fn store(&self, lines: Vec<String>, invalid_before: u64) -> bool {
         let new_invalid = self.invalid_lines - invalid_before;
@@ -201,7 +209,7 @@ impl SocketReceiver {
                 self.invalid_lines
             );
         }
-        if self.buffer.is_limited() {
+        if self.buffer.may_wait() {
             // Waiting must not stall the runtime's other tasks.
             tokio::task::block_in_place(|| self.buffer.push_block(lines))
         } else {

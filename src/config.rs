@@ -1,0 +1,446 @@
+//! [`StreamingConfig`]: every setting of a [`StreamingContext`](crate::StreamingContext)
+//! in one value, with documented defaults, loadable from `DSTREAM_*` environment
+//! variables.
+//!
+//! A program sets what it needs in code and lets the environment override it, so the
+//! same binary runs with another batch interval, rate limit or checkpoint directory
+//! without a rebuild:
+//!
+//! ```
+//! use dstream::{StreamingConfig, StreamingContext};
+//! use std::time::Duration;
+//!
+//! # fn main() -> dstream::Result<()> {
+//! let mut config = StreamingConfig::default();
+//! config.batch_interval = Duration::from_secs(2);
+//! let config = config.with_vars([("DSTREAM_RECEIVER_MAX_RATE", "5000"), ("DSTREAM_MASTER", "local[2]")])?;
+//! assert_eq!(config.receiver_max_rate, Some(5000));
+//! let ssc = StreamingContext::from_config(config)?;
+//! assert_eq!(ssc.parallelism(), 2);
+//! # Ok(())
+//! # }
+//! ```
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::context::Parallelism;
+use crate::error::{Error, Result};
+
+/// How long a failed receiver waits before trying again, as Spark's default.
+pub const DEFAULT_RECEIVER_RESTART_DELAY: Duration = Duration::from_secs(2);
+
+/// Records a receiver stores per block: the unit of its rate limit and of its locking.
+pub const DEFAULT_BLOCK_SIZE: usize = 1024;
+
+/// The shortest default graceful stop timeout.
+pub const MIN_DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The environment variables [`StreamingConfig::from_env`] reads, with the setting
+/// each one fills.
+pub const ENV_VARS: &[(&str, &str)] = &[
+    ("DSTREAM_BATCH_INTERVAL_MS", "batch_interval"),
+    ("DSTREAM_MASTER", "parallelism"),
+    ("DSTREAM_PARALLELISM", "parallelism"),
+    ("DSTREAM_CHECKPOINT_DIR", "checkpoint_dir"),
+    ("DSTREAM_CHECKPOINT_INTERVAL_MS", "checkpoint_interval"),
+    ("DSTREAM_REMEMBER_MS", "remember"),
+    ("DSTREAM_RECEIVER_MAX_RATE", "receiver_max_rate"),
+    ("DSTREAM_BACKPRESSURE", "backpressure"),
+    ("DSTREAM_MAX_BUFFERED_RECORDS", "max_buffered_records"),
+    ("DSTREAM_BLOCK_SIZE", "block_size"),
+    (
+        "DSTREAM_RECEIVER_RESTART_DELAY_MS",
+        "receiver_restart_delay",
+    ),
+    ("DSTREAM_STATUS_PAGE", "status_page"),
+    ("DSTREAM_STOP_TIMEOUT_MS", "stop_timeout"),
+    ("DSTREAM_STOP_ON_SIGNAL", "stop_on_signal"),
+];
+
+/// Every setting of a streaming context. `Default` gives the documented defaults;
+/// [`from_env`](Self::from_env) and [`with_env`](Self::with_env) read `DSTREAM_*`
+/// environment variables; [`StreamingContext::from_config`](crate::StreamingContext::from_config)
+/// and [`StreamingContextBuilder::config`](crate::StreamingContextBuilder::config)
+/// use it. Invalid values are an [`Error::InvalidSetting`] naming the setting.
+///
+/// ```
+/// use dstream::{Error, StreamingConfig};
+///
+/// let err = StreamingConfig::default()
+///     .with_vars([("DSTREAM_BLOCK_SIZE", "lots")])
+///     .unwrap_err();
+/// assert!(matches!(err, Error::InvalidSetting { setting: "DSTREAM_BLOCK_SIZE", .. }));
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct StreamingConfig {
+    /// The batch interval, a positive whole number of milliseconds. No default: it
+    /// must be set (`DSTREAM_BATCH_INTERVAL_MS`).
+    pub batch_interval: Duration,
+    /// Worker threads and default partitions. Default: one per logical core
+    /// (`DSTREAM_MASTER` as `local[N]`/`local[*]`, or `DSTREAM_PARALLELISM` as N).
+    pub parallelism: Parallelism,
+    /// Where checkpoints go, as [`StreamingContext::checkpoint`](crate::StreamingContext::checkpoint).
+    /// Default: none (`DSTREAM_CHECKPOINT_DIR`).
+    pub checkpoint_dir: Option<PathBuf>,
+    /// How often checkpoints are written, a multiple of the batch interval; a stream's
+    /// own `checkpoint_interval` wins. Default: the smallest multiple of the batch
+    /// interval that is at least 10 s (`DSTREAM_CHECKPOINT_INTERVAL_MS`).
+    pub checkpoint_interval: Option<Duration>,
+    /// How long every stream keeps its `Rdd`s after their batch, on top of what its
+    /// windows need, as Spark's `ssc.remember`. Default: only what windows need
+    /// (`DSTREAM_REMEMBER_MS`).
+    pub remember: Option<Duration>,
+    /// The most records per second each receiver accepts, as Spark's
+    /// `spark.streaming.receiver.maxRate`. Default: no limit (`DSTREAM_RECEIVER_MAX_RATE`).
+    pub receiver_max_rate: Option<u64>,
+    /// Whether a rate estimator adapts the receivers' rate to what batches process,
+    /// as Spark's `spark.streaming.backpressure.enabled`. Default: off
+    /// (`DSTREAM_BACKPRESSURE`).
+    pub backpressure: bool,
+    /// The most records each receiver holds that no batch has taken; a batch is then
+    /// cut only when no other batch waits. Default: no bound
+    /// (`DSTREAM_MAX_BUFFERED_RECORDS`).
+    pub max_buffered_records: Option<usize>,
+    /// Records a receiver stores per block (and takes from its rate limit at once);
+    /// under a rate limit, at most a tenth of a second's worth. Default: 1024
+    /// (`DSTREAM_BLOCK_SIZE`).
+    pub block_size: usize,
+    /// How long a failed receiver waits before trying again. Default: 2 s
+    /// (`DSTREAM_RECEIVER_RESTART_DELAY_MS`).
+    pub receiver_restart_delay: Duration,
+    /// Where the live status page listens. Default: off (`DSTREAM_STATUS_PAGE`, an
+    /// address such as `127.0.0.1:4040`, or a port, bound to 127.0.0.1).
+    pub status_page: Option<SocketAddr>,
+    /// How long a graceful stop may take before queued batches are dropped, as
+    /// Spark's `spark.streaming.gracefulStopTimeout`. Default: ten batch intervals,
+    /// but at least 30 s, so that short batches do not make a stop drop data that a
+    /// busy machine needs a few seconds for (`DSTREAM_STOP_TIMEOUT_MS`).
+    pub stop_timeout: Option<Duration>,
+    /// Whether SIGINT and SIGTERM stop the context gracefully (see
+    /// [`StreamingContext::stop_on_signal`](crate::StreamingContext::stop_on_signal)).
+    /// Default: off (`DSTREAM_STOP_ON_SIGNAL`).
+    pub stop_on_signal: bool,
+}
+
+impl Default for StreamingConfig {
+    fn default() -> Self {
+        StreamingConfig {
+            batch_interval: Duration::ZERO,
+            parallelism: Parallelism::all_cores(),
+            checkpoint_dir: None,
+            checkpoint_interval: None,
+            remember: None,
+            receiver_max_rate: None,
+            backpressure: false,
+            max_buffered_records: None,
+            block_size: DEFAULT_BLOCK_SIZE,
+            receiver_restart_delay: DEFAULT_RECEIVER_RESTART_DELAY,
+            status_page: None,
+            stop_timeout: None,
+            stop_on_signal: false,
+        }
+    }
+}
+
+impl StreamingConfig {
+    /// The defaults, overridden by the `DSTREAM_*` environment variables that are set
+    /// (see [`ENV_VARS`]).
+    pub fn from_env() -> Result<StreamingConfig> {
+        StreamingConfig::default().with_env()
+    }
+
+    /// This configuration, overridden by the `DSTREAM_*` environment variables that
+    /// are set.
+    pub fn with_env(self) -> Result<StreamingConfig> {
+        self.with_vars(std::env::vars())
+    }
+
+    /// This configuration, overridden by the `DSTREAM_*` pairs among `vars`; other
+    /// names are ignored. Values are checked as [`validate`](Self::validate) does,
+    /// once all are read.
+    pub fn with_vars<K, V>(mut self, vars: impl IntoIterator<Item = (K, V)>) -> Result<Self>
+    where
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        for (name, value) in vars {
+            let Some(&(name, _)) = ENV_VARS.iter().find(|(known, _)| *known == name.as_ref())
+            else {
+                continue;
+            };
+            self.set(name, value.as_ref().trim())?;
+        }
+        self.validate()?;
+        Ok(self)
+    }
+
+    fn set(&mut self, name: &'static str, value: &str) -> Result<()> {
+        match name {
+            "DSTREAM_BATCH_INTERVAL_MS" => self.batch_interval = millis(name, value)?,
+            "DSTREAM_MASTER" | "DSTREAM_PARALLELISM" => {
+                self.parallelism = Parallelism::parse(value).map_err(|_| {
+                    invalid(
+                        name,
+                        value,
+                        "expected local, local[*], local[N], * or N > 0",
+                    )
+                })?;
+            }
+            "DSTREAM_CHECKPOINT_DIR" => {
+                if value.is_empty() {
+                    return Err(invalid(name, value, "expected a directory"));
+                }
+                self.checkpoint_dir = Some(PathBuf::from(value));
+            }
+            "DSTREAM_CHECKPOINT_INTERVAL_MS" => {
+                self.checkpoint_interval = Some(millis(name, value)?);
+            }
+            "DSTREAM_REMEMBER_MS" => self.remember = Some(millis(name, value)?),
+            "DSTREAM_RECEIVER_MAX_RATE" => self.receiver_max_rate = Some(number(name, value)?),
+            "DSTREAM_BACKPRESSURE" => self.backpressure = boolean(name, value)?,
+            "DSTREAM_MAX_BUFFERED_RECORDS" => {
+                self.max_buffered_records = Some(number(name, value)?);
+            }
+            "DSTREAM_BLOCK_SIZE" => self.block_size = number(name, value)?,
+            "DSTREAM_RECEIVER_RESTART_DELAY_MS" => {
+                self.receiver_restart_delay = millis(name, value)?;
+            }
+            "DSTREAM_STATUS_PAGE" => self.status_page = Some(address(name, value)?),
+            "DSTREAM_STOP_TIMEOUT_MS" => self.stop_timeout = Some(millis(name, value)?),
+            "DSTREAM_STOP_ON_SIGNAL" => self.stop_on_signal = boolean(name, value)?,
+            _ => unreachable!("every name in ENV_VARS is handled"),
+        }
+        Ok(())
+    }
+
+    /// Checks the settings against each other: the batch interval is set and a whole
+    /// number of milliseconds, the checkpoint interval is a multiple of it, counts and
+    /// rates are positive.
+    ///
+    /// ```
+    /// use dstream::{Error, StreamingConfig};
+    /// use std::time::Duration;
+    ///
+    /// let mut config = StreamingConfig::default();
+    /// config.batch_interval = Duration::from_secs(2);
+    /// config.checkpoint_interval = Some(Duration::from_secs(3));
+    /// let err = config.validate().unwrap_err();
+    /// assert!(matches!(err, Error::InvalidSetting { setting: "checkpoint_interval", .. }), "{err}");
+    /// ```
+    pub fn validate(&self) -> Result<()> {
+        let interval = self.batch_interval;
+        if interval.is_zero() || !interval.subsec_nanos().is_multiple_of(1_000_000) {
+            return Err(Error::InvalidBatchInterval { interval });
+        }
+        if let Some(every) = self.checkpoint_interval {
+            let (every_ms, batch_ms) = (every.as_millis(), interval.as_millis());
+            if every_ms == 0
+                || !every_ms.is_multiple_of(batch_ms)
+                || every.subsec_nanos() % 1_000_000 != 0
+            {
+                return Err(invalid(
+                    "checkpoint_interval",
+                    &format!("{every:?}"),
+                    &format!("it must be a positive multiple of the batch interval {interval:?}"),
+                ));
+            }
+        }
+        if self.receiver_max_rate == Some(0) {
+            return Err(invalid(
+                "receiver_max_rate",
+                "0",
+                "it must be at least 1 record per second; leave it unset for no limit",
+            ));
+        }
+        if self.max_buffered_records == Some(0) {
+            return Err(invalid(
+                "max_buffered_records",
+                "0",
+                "it must be at least 1; leave it unset for no bound",
+            ));
+        }
+        if self.block_size == 0 {
+            return Err(invalid("block_size", "0", "it must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// How long a graceful stop may take: the setting, or ten batch intervals but at
+    /// least [`MIN_DEFAULT_STOP_TIMEOUT`].
+    pub fn effective_stop_timeout(&self) -> Duration {
+        self.stop_timeout
+            .unwrap_or((self.batch_interval * 10).max(MIN_DEFAULT_STOP_TIMEOUT))
+    }
+}
+
+fn invalid(setting: &'static str, value: &str, reason: &str) -> Error {
+    Error::InvalidSetting {
+        setting,
+        value: value.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+fn number<N: FromStr>(name: &'static str, value: &str) -> Result<N> {
+    value
+        .parse()
+        .map_err(|_| invalid(name, value, "expected a whole number"))
+}
+
+fn millis(name: &'static str, value: &str) -> Result<Duration> {
+    number(name, value)
+        .map(Duration::from_millis)
+        .map_err(|_| invalid(name, value, "expected a whole number of milliseconds"))
+}
+
+fn boolean(name: &'static str, value: &str) -> Result<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(invalid(
+            name,
+            value,
+            "expected true or false (or 1/0, yes/no, on/off)",
+        )),
+    }
+}
+
+/// An address, or a port on the loopback interface.
+fn address(name: &'static str, value: &str) -> Result<SocketAddr> {
+    if let Ok(port) = value.parse::<u16>() {
+        return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
+    }
+    value.parse().map_err(|_| {
+        invalid(
+            name,
+            value,
+            "expected an address such as 127.0.0.1:4040, or a port",
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(vars: &[(&str, &str)]) -> Result<StreamingConfig> {
+        let config = StreamingConfig {
+            batch_interval: Duration::from_secs(1),
+            ..StreamingConfig::default()
+        };
+        config.with_vars(vars.iter().copied())
+    }
+
+    #[test]
+    fn every_variable_sets_its_setting() {
+        let config = with(&[
+            ("DSTREAM_BATCH_INTERVAL_MS", "500"),
+            ("DSTREAM_PARALLELISM", "3"),
+            ("DSTREAM_CHECKPOINT_DIR", "/tmp/ckpt"),
+            ("DSTREAM_CHECKPOINT_INTERVAL_MS", "5000"),
+            ("DSTREAM_REMEMBER_MS", "60000"),
+            ("DSTREAM_RECEIVER_MAX_RATE", "1000"),
+            ("DSTREAM_BACKPRESSURE", "true"),
+            ("DSTREAM_MAX_BUFFERED_RECORDS", "20000"),
+            ("DSTREAM_BLOCK_SIZE", "64"),
+            ("DSTREAM_RECEIVER_RESTART_DELAY_MS", "100"),
+            ("DSTREAM_STATUS_PAGE", "4040"),
+            ("DSTREAM_STOP_TIMEOUT_MS", "30000"),
+            ("DSTREAM_STOP_ON_SIGNAL", "on"),
+            ("HOME", "/ignored"),
+        ])
+        .unwrap();
+        let expected = StreamingConfig {
+            batch_interval: Duration::from_millis(500),
+            parallelism: Parallelism::threads_exactly(3),
+            checkpoint_dir: Some(PathBuf::from("/tmp/ckpt")),
+            checkpoint_interval: Some(Duration::from_secs(5)),
+            remember: Some(Duration::from_secs(60)),
+            receiver_max_rate: Some(1000),
+            backpressure: true,
+            max_buffered_records: Some(20_000),
+            block_size: 64,
+            receiver_restart_delay: Duration::from_millis(100),
+            status_page: Some("127.0.0.1:4040".parse().unwrap()),
+            stop_timeout: Some(Duration::from_secs(30)),
+            stop_on_signal: true,
+        };
+        assert_eq!(config, expected);
+        assert_eq!(ENV_VARS.len(), 14);
+    }
+
+    #[test]
+    fn the_master_variable_takes_spark_settings() {
+        let config = with(&[("DSTREAM_MASTER", "local[4]")]).unwrap();
+        assert_eq!(config.parallelism.threads(), 4);
+    }
+
+    #[test]
+    fn bad_values_name_the_variable_and_the_value() {
+        let cases = [
+            ("DSTREAM_BATCH_INTERVAL_MS", "1s"),
+            ("DSTREAM_MASTER", "yarn"),
+            ("DSTREAM_BACKPRESSURE", "maybe"),
+            ("DSTREAM_RECEIVER_MAX_RATE", "-5"),
+            ("DSTREAM_STATUS_PAGE", "localhost"),
+            ("DSTREAM_CHECKPOINT_DIR", ""),
+        ];
+        for (name, value) in cases {
+            let err = with(&[(name, value)]).unwrap_err();
+            match &err {
+                Error::InvalidSetting {
+                    setting, value: v, ..
+                } => {
+                    assert_eq!((*setting, v.as_str()), (name, value));
+                }
+                other => panic!("{name}={value}: {other}"),
+            }
+            let message = err.to_string();
+            assert!(
+                message.contains(name) && message.contains(value),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn settings_are_checked_together() {
+        let zero_interval = StreamingConfig::default().validate().unwrap_err();
+        assert!(matches!(zero_interval, Error::InvalidBatchInterval { .. }));
+        for (vars, setting) in [
+            (
+                &[("DSTREAM_CHECKPOINT_INTERVAL_MS", "1500")][..],
+                "checkpoint_interval",
+            ),
+            (
+                &[("DSTREAM_RECEIVER_MAX_RATE", "0")][..],
+                "receiver_max_rate",
+            ),
+            (
+                &[("DSTREAM_MAX_BUFFERED_RECORDS", "0")][..],
+                "max_buffered_records",
+            ),
+            (&[("DSTREAM_BLOCK_SIZE", "0")][..], "block_size"),
+        ] {
+            let err = with(vars).unwrap_err();
+            assert!(
+                matches!(err, Error::InvalidSetting { setting: s, .. } if s == setting),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_stop_timeout_defaults_to_ten_batches_and_at_least_30_seconds() {
+        let config = with(&[]).unwrap();
+        assert_eq!(config.effective_stop_timeout(), Duration::from_secs(30));
+        let config = with(&[("DSTREAM_BATCH_INTERVAL_MS", "5000")]).unwrap();
+        assert_eq!(config.effective_stop_timeout(), Duration::from_secs(50));
+        let config = with(&[("DSTREAM_STOP_TIMEOUT_MS", "250")]).unwrap();
+        assert_eq!(config.effective_stop_timeout(), Duration::from_millis(250));
+    }
+}
