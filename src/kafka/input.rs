@@ -22,6 +22,7 @@ use super::source::{BatchRanges, OffsetReset, StartingOffsets};
 use super::{KafkaConfig, kafka_error};
 use crate::error::{Error, Result};
 use crate::rdd::{ExecEnv, Rdd};
+use crate::scheduler::RateController;
 use crate::source::{Cut, InputSource, ReceivedCounter, SourceContext};
 use crate::time::Time;
 
@@ -38,6 +39,27 @@ pub(super) struct Settings {
     /// The most records one batch reads from one partition.
     pub(super) cap: Option<u64>,
     pub(super) group: Option<String>,
+    /// With backpressure: the rate, in records per second over all partitions, that
+    /// recent batches could process; a batch then reads that rate's share per partition.
+    pub(super) rate: Option<Arc<RateController>>,
+    pub(super) batch_interval: Duration,
+}
+
+impl Settings {
+    /// The most records one batch reads from each of `partitions` partitions: the fixed
+    /// cap and, with backpressure, an equal share of the estimated rate (as Spark's
+    /// direct stream without lag weighting).
+    fn partition_cap(&self, partitions: usize) -> Option<u64> {
+        let estimated = self
+            .rate
+            .as_ref()
+            .and_then(|rate| rate.current_rate())
+            .map(|rate| {
+                let share = rate * self.batch_interval.as_secs_f64() / partitions.max(1) as f64;
+                (share.ceil() as u64).max(1)
+            });
+        [self.cap, estimated].into_iter().flatten().min()
+    }
 }
 
 pub(super) struct DirectInput {
@@ -203,6 +225,7 @@ impl DirectInput {
         }
         positions.started = true;
         let mut ranges = Vec::with_capacity(partitions.len());
+        let cap = self.settings.partition_cap(partitions.len());
         for partition in partitions {
             let (low, high) = marks[&partition];
             let next = positions.next.get(&partition).copied().unwrap_or(low);
@@ -216,7 +239,7 @@ impl DirectInput {
                 next
             };
             let mut until = high.max(from);
-            if let Some(cap) = self.settings.cap {
+            if let Some(cap) = cap {
                 until = until.min(from.saturating_add(i64::try_from(cap).unwrap_or(i64::MAX)));
             }
             ranges.push(OffsetRange {
@@ -502,6 +525,10 @@ impl InputSource<KafkaRecord> for DirectInput {
         self.stopped.store(true, Ordering::SeqCst);
     }
 
+    fn rate_controller(&self) -> Option<&Arc<RateController>> {
+        self.settings.rate.as_ref()
+    }
+
     fn position(&self) -> Option<Vec<u8>> {
         let positions = lock(&self.positions);
         let next: Vec<(&TopicPartition, &i64)> = positions.next.iter().collect();
@@ -570,5 +597,44 @@ impl InputSource<KafkaRecord> for DirectInput {
         let (rdd, records) = DirectInput::into_rdd(partitions, env);
         self.received.add(records);
         Some((rdd, records))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(cap: Option<u64>, rate: Option<Arc<RateController>>) -> Settings {
+        Settings {
+            config: KafkaConfig::new("127.0.0.1:9"),
+            topics: vec!["t".into()],
+            starting: StartingOffsets::Earliest,
+            cap,
+            group: None,
+            rate,
+            batch_interval: Duration::from_secs(2),
+        }
+    }
+
+    #[test]
+    fn backpressure_shares_the_estimated_rate_among_partitions() {
+        assert_eq!(settings(None, None).partition_cap(4), None);
+        assert_eq!(settings(Some(500), None).partition_cap(4), Some(500));
+        let rate = Arc::new(RateController::new(Duration::from_secs(2)));
+        // No estimate before two batches: only the fixed cap applies.
+        assert_eq!(
+            settings(Some(500), Some(rate.clone())).partition_cap(4),
+            Some(500)
+        );
+        let second = Duration::from_secs(1);
+        rate.batch_completed(Time::from_millis(2_000), 400, second * 2, Duration::ZERO);
+        rate.batch_completed(Time::from_millis(4_000), 400, second * 2, Duration::ZERO);
+        // 200 records/s over 2 s batches, shared by 4 partitions: 100 each.
+        assert_eq!(rate.current_rate(), Some(200.0));
+        assert_eq!(
+            settings(None, Some(rate.clone())).partition_cap(4),
+            Some(100)
+        );
+        assert_eq!(settings(Some(60), Some(rate)).partition_cap(4), Some(60));
     }
 }

@@ -13,6 +13,7 @@ use crate::context::StreamingContext;
 use crate::dstream::{DStream, OutputResult};
 use crate::error::Result;
 use crate::rdd::Rdd;
+use crate::scheduler::RateController;
 use crate::time::Time;
 
 /// How many batches' offset ranges [`KafkaStream::offset_ranges`] remembers.
@@ -276,6 +277,11 @@ impl StreamingContext {
             starting: source.starting,
             cap,
             group: source.group,
+            rate: self
+                .config()
+                .backpressure
+                .then(|| Arc::new(RateController::new(self.batch_interval()))),
+            batch_interval: self.batch_interval(),
         };
         let input = DirectInput::new(settings, ranges.clone(), self.received_counter());
         Ok(KafkaStream {
