@@ -17,6 +17,12 @@ use std::time::Duration;
 
 use anyhow::{Context as _, ensure};
 
+// The generator the criterion benchmarks draw their data from.
+#[allow(dead_code)] // criterion's settings live there too
+#[path = "../../benches/common/mod.rs"]
+mod bench_common;
+use bench_common::SplitMix;
+
 /// Distinct words the generator draws from.
 pub const VOCABULARY: usize = 100_000;
 
@@ -107,24 +113,6 @@ impl Corpus {
             (start, index) = (end, index + 1);
         }
         Ok(())
-    }
-}
-
-/// A small deterministic generator (SplitMix64).
-pub struct SplitMix(pub u64);
-
-impl SplitMix {
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..bound`.
-    pub fn below(&mut self, bound: u64) -> u64 {
-        self.next() % bound
     }
 }
 
