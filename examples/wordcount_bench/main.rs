@@ -46,7 +46,7 @@
 //!   max_rate=N max_buffered=N checkpoint=DIR expectedDistinct=N corpus=FILE
 //!   lines=1000000 seed=42 (generator) chunks=10 (queue) parts=DIR watch=DIR
 //!   filesPerBatch=8 (files) variant=... (W2) rate=1000000 duration_s=10 warmup_s=1
-//!   (latency) keys=string timeout_s=900`. `batchMs`, `timeoutS`,
+//!   (latency) keys=string status_page=ADDR timeout_s=900`. `batchMs`, `timeoutS`,
 //!   `spark.streaming.backpressure.enabled` and `spark.streaming.receiver.maxRate` are
 //!   accepted as in the Java program; an unknown key is an error.
 //!
@@ -133,6 +133,7 @@ const KNOWN_KEYS: &[&str] = &[
     "duration_s",
     "warmup_s",
     "keys",
+    "status_page",
     "spark.streaming.backpressure.enabled",
     "max_rate",
     "spark.streaming.receiver.maxRate",
@@ -702,6 +703,11 @@ fn main() -> anyhow::Result<ExitCode> {
         builder = builder.max_buffered_records(max_buffered);
     }
     let ssc = builder.build()?;
+    // status_page=ADDR: serve the live status page while the benchmark runs, to check
+    // that watching a stream does not slow it.
+    if let Some((_, address)) = args.raw(&["status_page"]) {
+        eprintln!("status page: http://{}/", ssc.status_page(address)?);
+    }
     let _checkpoint_scratch;
     if args.workload != Workload::W1 {
         let directory = match args.raw(&["checkpoint"]) {
