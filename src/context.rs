@@ -278,6 +278,7 @@ impl StreamingContextBuilder {
                     eager: Vec::new(),
                     checkpoint_dir,
                     stop_on_signal: config.stop_on_signal,
+                    remember: config.remember,
                     recovery: None,
                     running: None,
                     status_pages: Vec::new(),
@@ -581,6 +582,27 @@ impl StreamingContext {
         Ok(())
     }
 
+    /// Makes every stream keep its `Rdd`s for `duration` after their batch, on top of
+    /// what its windows need, as Spark's `ssc.remember` (the builder's
+    /// [`remember`](StreamingContextBuilder::remember), for a context already built).
+    ///
+    /// ```
+    /// use dstream::StreamingContext;
+    /// use std::time::Duration;
+    /// let ssc = StreamingContext::new("local[2]", Duration::from_secs(1)).unwrap();
+    /// ssc.remember(Duration::from_secs(60)).unwrap();
+    /// ```
+    pub fn remember(&self, duration: Duration) -> Result<()> {
+        let mut inner = self.shared.inner();
+        if inner.lifecycle != Lifecycle::Initialized {
+            return Err(Error::AddedAfterStart {
+                operation: "remember",
+            });
+        }
+        inner.remember = Some(duration);
+        Ok(())
+    }
+
     /// Builds the program with `create` and, if `directory` holds a checkpoint,
     /// recovers it: the state of every stateful stream and the position of every
     /// replayable input are restored, and batches that were generated but not
@@ -817,6 +839,8 @@ struct Inner {
     eager: Vec<Arc<dyn GraphNode>>,
     checkpoint_dir: Option<CheckpointDir>,
     stop_on_signal: bool,
+    /// Set by [`StreamingContext::remember`]; the configuration's otherwise.
+    remember: Option<Duration>,
     recovery: Option<Recovery>,
     running: Option<Running>,
     /// Status page listeners bound before the start, served from the start on.
@@ -1184,7 +1208,7 @@ impl ContextShared {
             first_batch,
             checkpoint,
             hold_cuts_while_queued: self.config.max_buffered_records.is_some(),
-            remember: self.config.remember.unwrap_or_default(),
+            remember: inner.remember.unwrap_or_default(),
             stop_timeout: self.config.effective_stop_timeout(),
             queue: QueueDepth::default(),
             log: BatchLog::default(),
