@@ -8,11 +8,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dstream::{BatchInfo, ManualClock, RddQueue, StreamingContext, StreamingListener, Time};
+use dstream::{
+    BatchInfo, ManualClock, RddQueue, StreamingConfig, StreamingContext, StreamingListener, Time,
+};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::failure::to_py_err;
+use crate::failure::{failure_to_py_err, to_py_err};
 use crate::object::PyObj;
 use crate::partition;
 use crate::rdd::PyRdd;
@@ -52,7 +54,7 @@ impl PyManualClock {
 /// The engine's context.
 #[pyclass(name = "Context", module = "dstream._native", frozen)]
 pub struct PyContext {
-    ssc: StreamingContext,
+    pub(crate) ssc: StreamingContext,
 }
 
 /// Forwards the engine's listener events to a Python callable `on_event(name, info)`.
@@ -129,12 +131,32 @@ fn seconds(timeout: Option<f64>) -> Option<Duration> {
 
 #[pymethods]
 impl PyContext {
+    /// A context over `master`'s worker threads, batches every `batch_ms`. Settings
+    /// come from the `DSTREAM_*` environment variables (as on the Rust side), then
+    /// from the arguments, which PySpark's `SparkConf` settings fill.
     #[new]
-    #[pyo3(signature = (master, batch_ms, clock = None))]
-    fn new(master: &str, batch_ms: u64, clock: Option<PyManualClock>) -> PyResult<Self> {
+    #[pyo3(signature = (master, batch_ms, clock = None, backpressure = None, max_rate = None))]
+    fn new(
+        master: &str,
+        batch_ms: u64,
+        clock: Option<PyManualClock>,
+        backpressure: Option<bool>,
+        max_rate: Option<u64>,
+    ) -> PyResult<Self> {
+        let batch_interval = Duration::from_millis(batch_ms);
+        let mut config = StreamingConfig::default();
+        config.batch_interval = batch_interval;
+        let mut config = config.with_env().map_err(to_py_err)?;
+        if let Some(backpressure) = backpressure {
+            config.backpressure = backpressure;
+        }
+        if max_rate.is_some() {
+            config.receiver_max_rate = max_rate;
+        }
         let mut builder = StreamingContext::builder()
+            .config(config)
             .master(master)
-            .batch_interval(Duration::from_millis(batch_ms));
+            .batch_interval(batch_interval);
         if let Some(clock) = clock {
             builder = builder.clock(clock.clock);
         }
@@ -269,15 +291,20 @@ impl PyContext {
         result.map_err(to_py_err)
     }
 
-    /// Waits for the batch at `time_ms` to complete; fails if it failed.
+    /// Waits for the batch at `time_ms` to complete; raises the batch's exception if
+    /// it failed.
     #[pyo3(signature = (time_ms, timeout = 30.0))]
     fn await_batch(&self, py: Python<'_>, time_ms: i64, timeout: f64) -> PyResult<()> {
-        py.detach(|| {
-            self.ssc
-                .await_batch(Time::from_millis(time_ms), Duration::from_secs_f64(timeout))
-        })
-        .map(drop)
-        .map_err(to_py_err)
+        let info = py
+            .detach(|| {
+                self.ssc
+                    .await_batch(Time::from_millis(time_ms), Duration::from_secs_f64(timeout))
+            })
+            .map_err(to_py_err)?;
+        match info.failure {
+            Some(message) => Err(failure_to_py_err(&message)),
+            None => Ok(()),
+        }
     }
 
     fn stop(&self, py: Python<'_>, graceful: bool) -> PyResult<()> {

@@ -63,8 +63,12 @@ fn parked_in(message: &str) -> Option<PyErr> {
 /// The engine's error as a Python exception: the user's own exception where the error
 /// came from one, else a `RuntimeError` with the engine's message.
 pub fn to_py_err(err: dstream::Error) -> PyErr {
-    let message = err.to_string();
-    parked_in(&message).unwrap_or_else(|| PyRuntimeError::new_err(message))
+    failure_to_py_err(&err.to_string())
+}
+
+/// A failed batch's message as a Python exception, the user's own where it names one.
+pub fn failure_to_py_err(message: &str) -> PyErr {
+    parked_in(message).unwrap_or_else(|| PyRuntimeError::new_err(message.to_string()))
 }
 
 /// Runs engine work that may fail a user function (an action such as `collect` on an
@@ -78,7 +82,7 @@ pub fn catch_engine<R>(work: impl FnOnce() -> R) -> PyResult<R> {
         } else {
             "the engine failed without a message".to_string()
         };
-        parked_in(&message).unwrap_or_else(|| PyRuntimeError::new_err(message))
+        failure_to_py_err(&message)
     })
 }
 

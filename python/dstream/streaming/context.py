@@ -61,9 +61,14 @@ class StreamingContext:
         else:
             if batchDuration is None:
                 raise ValueError("batchDuration is required: the batch interval in seconds")
+            conf = sparkContext._conf
+            backpressure = conf.get("spark.streaming.backpressure.enabled")
+            max_rate = conf.get("spark.streaming.receiver.maxRate")
             self._jssc = _native.Context(
                 sparkContext.master, _millis(batchDuration, "batchDuration"),
-                clock._clock if clock is not None else None)
+                clock._clock if clock is not None else None,
+                None if backpressure is None else backpressure.strip().lower() == "true",
+                None if max_rate is None else int(max_rate))
         self._batchDuration = self._jssc.batch_ms() / 1000.0
         self._clock = clock
         self._started = False
