@@ -182,6 +182,9 @@ class StreamingContext:
 
     def checkpoint(self, directory):
         """Saves state and input positions in ``directory`` (created if needed)."""
+        # Created now, as PySpark does, so that a path that cannot be written fails
+        # here rather than at start.
+        os.makedirs(os.fspath(directory), exist_ok=True)
         self._jssc.checkpoint(os.fspath(directory))
 
     def remember(self, duration):
@@ -202,11 +205,11 @@ class StreamingContext:
     def socketTextStream(self, hostname, port, storageLevel=None):
         """Lines of text from a TCP server (``nc -lk 9999``). The connection is made
         at ``start``, and made again if it is lost."""
-        return DStream(self._jssc.socket_text_stream(hostname, int(port)), self)
+        return DStream(None, self, _text=self._jssc.socket_text_stream(hostname, int(port)))
 
     def textFileStream(self, directory):
         """The lines of each new file that appears in ``directory``."""
-        return DStream(self._jssc.text_file_stream(os.fspath(directory)), self)
+        return DStream(None, self, _text=self._jssc.text_file_stream(os.fspath(directory)))
 
     def queueStream(self, rdds, oneAtATime=True, default=None):
         """Batches from a list of RDDs (or of lists): one per batch, or all at once;

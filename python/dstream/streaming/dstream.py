@@ -7,10 +7,12 @@ incremental windows (``reduceByKeyAndWindow`` with an inverse function) live in 
 engine's stores, so they are checkpointed and recovered.
 """
 
+import inspect
 import operator
 from datetime import datetime
 
 from dstream.rdd import RDD, _combine_locally, _merge_combiners, portable_hash
+from dstream.streaming import _native_ops
 
 __all__ = ["DStream"]
 
@@ -39,7 +41,13 @@ def _to_millis(time):
 def _arity(func):
     code = getattr(func, "__code__", None)
     if code is None:
-        return None
+        # A callable object or a functools.partial: count its positional parameters,
+        # as co_argcount counts a function's.
+        try:
+            params = inspect.signature(func).parameters.values()
+        except (TypeError, ValueError):
+            return None
+        return sum(1 for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
     count = code.co_argcount
     if getattr(func, "__self__", None) is not None:
         count -= 1
@@ -74,10 +82,14 @@ class DStream:
     ...     .reduceByKey(lambda x, y: x + y)
     """
 
-    def __init__(self, native, ssc, _prev=None, _func=None):
+    def __init__(self, native, ssc, _prev=None, _func=None, _text=None, _counts=None):
         self._native_stream = native
         self._prev = _prev
         self._func = _func
+        # Records still held in Rust: str records (_text) or (str, int) pairs
+        # (_counts), made Python objects only when Python needs them.
+        self._text = _text
+        self._counts = _counts
         self._ssc = ssc
         self.is_cached = False
 
@@ -85,7 +97,13 @@ class DStream:
 
     def _native(self):
         if self._native_stream is None:
-            self._native_stream = self._prev._native().map_partitions_with_index(self._func)
+            if self._text is not None:
+                self._native_stream = self._text.to_py()
+            elif self._counts is not None:
+                self._native_stream = self._counts.to_py()
+            else:
+                self._native_stream = \
+                    self._prev._native().map_partitions_with_index(self._func)
         return self._native_stream
 
     def _wrap(self, native):
@@ -108,7 +126,7 @@ class DStream:
 
     def mapPartitionsWithIndex(self, f, preservesPartitioning=False):
         """``f(index, iterator) -> iterable`` over each partition of each RDD."""
-        if self._native_stream is None and not self.is_cached:
+        if self._native_stream is None and self._prev is not None and not self.is_cached:
             prev_func = self._func
             return DStream(None, self._ssc, self._prev,
                            lambda i, it: f(i, prev_func(i, it)))
@@ -120,10 +138,19 @@ class DStream:
 
     def map(self, f, preservesPartitioning=False):
         """``f(x)`` of each element."""
+        if self._text is not None:
+            value = _native_ops.pair_value(f)
+            if value is not None:
+                return DStream(None, self._ssc, _counts=self._text.pair_with(value))
         return self.mapPartitionsWithIndex(lambda _, it: map(f, it))
 
     def flatMap(self, f, preservesPartitioning=False):
         """The elements of ``f(x)`` for each element."""
+        if self._text is not None:
+            sep = _native_ops.split_separator(f)
+            if sep is not None:
+                return DStream(None, self._ssc, _text=self._text.split(sep))
+
         def flat(_, it):
             for x in it:
                 yield from f(x)
@@ -239,7 +266,7 @@ class DStream:
         """Saves each batch as the directory ``prefix-<time in ms>[.suffix]``."""
         def saveAsTextFile(time, rdd):
             path = "%s-%d" % (prefix, _to_millis(time))
-            if suffix:
+            if suffix is not None:
                 path += "." + suffix
             rdd.saveAsTextFile(path)
 
@@ -248,8 +275,12 @@ class DStream:
     # --- by key ------------------------------------------------------------------
 
     def partitionBy(self, numPartitions, partitionFunc=portable_hash):
-        """Each RDD's pairs moved to ``numPartitions`` partitions by their keys."""
-        return self._wrap(self._native().partition_by(self._default_partitions(numPartitions)))
+        """Each RDD's pairs moved to ``numPartitions`` partitions by their keys (see
+        ``RDD.partitionBy``)."""
+        n = self._default_partitions(numPartitions)
+        if partitionFunc is portable_hash:
+            return self._wrap(self._native().partition_by(n))
+        return self.transform(lambda rdd: rdd.partitionBy(n, partitionFunc))
 
     def combineByKey(self, createCombiner, mergeValue, mergeCombiners, numPartitions=None):
         """``combineByKey`` on each RDD (see ``RDD.combineByKey``)."""
@@ -259,6 +290,9 @@ class DStream:
 
     def reduceByKey(self, func, numPartitions=None):
         """``func`` over the values of each key, batch by batch."""
+        if self._counts is not None and _native_ops.is_addition(func):
+            n = self._default_partitions(numPartitions)
+            return DStream(None, self._ssc, _counts=self._counts.reduce_by_key_sum(n))
         return self.combineByKey(lambda x: x, func, func, numPartitions)
 
     def groupByKey(self, numPartitions=None):
