@@ -168,10 +168,10 @@ class SparkContext:
 
     def parallelize(self, c, numSlices=None):
         """An RDD of the elements of ``c`` in ``numSlices`` partitions (default: the
-        worker threads)."""
+        worker threads, however few the elements, as in PySpark)."""
         data = list(c)
-        slices = numSlices or max(1, min(self.defaultParallelism, len(data)))
-        return RDD(_native.parallelize(data, int(slices)), self)
+        slices = int(numSlices) if numSlices is not None else self.defaultParallelism
+        return RDD(_native.parallelize(data, max(1, slices)), self)
 
     def range(self, start, end=None, step=1, numSlices=None):
         """An RDD of ``range(start, end, step)``."""

@@ -161,10 +161,18 @@ class RDD:
         return self.union(other)
 
     def partitionBy(self, numPartitions, partitionFunc=portable_hash):
-        """The pairs moved to ``numPartitions`` partitions by their keys."""
+        """The pairs moved to ``numPartitions`` partitions by their keys: the pair
+        ``(k, v)`` goes to partition ``partitionFunc(k) % numPartitions``, or, by
+        default, to one chosen by dstream's own stable hash of ``k``."""
         if numPartitions is None:
             numPartitions = self._default_partitions()
-        return self._wrap(self._native().partition_by(int(numPartitions)))
+        n = int(numPartitions)
+        if partitionFunc is portable_hash:
+            return self._wrap(self._native().partition_by(n))
+        # The user's function places each pair, as PySpark's does: the engine only
+        # moves each record to the partition computed here.
+        indexed = self.map(lambda kv: (partitionFunc(kv[0]) % n, kv))
+        return self._wrap(indexed._native().partition_by_index(n))
 
     def _default_partitions(self):
         return self.getNumPartitions()
@@ -179,19 +187,19 @@ class RDD:
         if numPartitions is None:
             numPartitions = self._default_partitions()
         return self.mapPartitions(_combine_locally(createCombiner, mergeValue)) \
-            .partitionBy(numPartitions) \
+            .partitionBy(numPartitions, partitionFunc) \
             .mapPartitions(_merge_combiners(mergeCombiners))
 
     def reduceByKey(self, func, numPartitions=None, partitionFunc=portable_hash):
         """``func`` over the values of each key."""
-        return self.combineByKey(lambda x: x, func, func, numPartitions)
+        return self.combineByKey(lambda x: x, func, func, numPartitions, partitionFunc)
 
     def foldByKey(self, zeroValue, func, numPartitions=None, partitionFunc=portable_hash):
         """``func`` over the values of each key, starting from ``zeroValue``."""
         import copy
 
         return self.combineByKey(lambda v: func(copy.deepcopy(zeroValue), v), func, func,
-                                 numPartitions)
+                                 numPartitions, partitionFunc)
 
     def groupByKey(self, numPartitions=None, partitionFunc=portable_hash):
         """``(k, values)`` for each key, values in arrival order."""
@@ -203,13 +211,14 @@ class RDD:
             a.append(v)
             return a
 
-        return self.combineByKey(lambda v: [v], append, merge, numPartitions) \
+        return self.combineByKey(lambda v: [v], append, merge, numPartitions, partitionFunc) \
             .mapValues(ResultIterable)
 
     def cogroup(self, other, numPartitions=None):
         """``(k, (values here, values in other))`` for every key of either."""
         if numPartitions is None:
-            numPartitions = self._default_partitions()
+            # PySpark groups the union of both sides: the partitions of both.
+            numPartitions = self.getNumPartitions() + other.getNumPartitions()
         grouped = self._wrap(self._native().cogroup(other._native(), int(numPartitions)))
         return grouped.mapValues(lambda vw: (ResultIterable(vw[0]), ResultIterable(vw[1])))
 
@@ -239,7 +248,8 @@ class RDD:
 
     def _native_cogroup(self, other, numPartitions):
         if numPartitions is None:
-            numPartitions = self._default_partitions()
+            # PySpark groups the union of both sides: the partitions of both.
+            numPartitions = self.getNumPartitions() + other.getNumPartitions()
         return self._wrap(self._native().cogroup(other._native(), int(numPartitions)))
 
     def distinct(self, numPartitions=None):
@@ -302,9 +312,11 @@ class RDD:
     def reduce(self, f):
         """``f`` over all elements; ``ValueError`` if there are none."""
         def per_partition(it):
+            # The first element starts the fold: an empty partition adds nothing.
+            it = iter(it)
             marker = object()
-            acc = _reduce(f, it, marker)
-            return [] if acc is marker else [acc]
+            first = next(it, marker)
+            return [] if first is marker else [_reduce(f, it, first)]
 
         partial = self.mapPartitions(per_partition).collect()
         if not partial:

@@ -16,9 +16,9 @@ use pyo3::types::PyDict;
 
 use crate::failure::{failure_to_py_err, to_py_err};
 use crate::object::PyObj;
-use crate::partition;
 use crate::rdd::PyRdd;
 use crate::stream::PyStream;
+use crate::text::PyTextStream;
 
 /// A clock that moves only when told: batches happen exactly when a test says.
 #[pyclass(
@@ -204,20 +204,16 @@ impl PyContext {
         u64::try_from(self.ssc.batch_interval().as_millis()).unwrap_or(u64::MAX)
     }
 
-    fn socket_text_stream(&self, host: &str, port: u16) -> PyStream {
-        PyStream::new(
-            self.ssc
-                .socket_text_stream(host, port)
-                .map_partitions(partition::strings),
-        )
+    fn socket_text_stream(&self, host: &str, port: u16) -> PyTextStream {
+        PyTextStream {
+            stream: self.ssc.socket_text_stream(host, port),
+        }
     }
 
-    fn text_file_stream(&self, directory: PathBuf) -> PyStream {
-        PyStream::new(
-            self.ssc
-                .text_file_stream(directory)
-                .map_partitions(partition::strings),
-        )
+    fn text_file_stream(&self, directory: PathBuf) -> PyTextStream {
+        PyTextStream {
+            stream: self.ssc.text_file_stream(directory),
+        }
     }
 
     #[pyo3(signature = (rdds, one_at_a_time, default = None))]

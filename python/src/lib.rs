@@ -4,10 +4,13 @@
 
 mod context;
 mod failure;
+#[cfg(feature = "kafka")]
+mod kafka;
 mod object;
 mod partition;
 mod rdd;
 mod stream;
+mod text;
 
 use pyo3::prelude::*;
 
@@ -17,7 +20,11 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<context::PyManualClock>()?;
     m.add_class::<stream::PyStream>()?;
     m.add_class::<rdd::PyRdd>()?;
+    m.add_class::<text::PyTextStream>()?;
+    m.add_class::<text::PyCountStream>()?;
     m.add_function(wrap_pyfunction!(parallelize, m)?)?;
+    #[cfg(feature = "kafka")]
+    kafka::register(m)?;
     Ok(())
 }
 
@@ -25,5 +32,5 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
 #[pyfunction]
 fn parallelize(data: Vec<Py<PyAny>>, slices: usize) -> rdd::PyRdd {
     let data = data.into_iter().map(object::PyObj::from_py).collect();
-    rdd::PyRdd::new(dstream::Rdd::from_vec(data, slices.max(1)))
+    rdd::PyRdd::new(rdd::slice(data, slices))
 }

@@ -3,8 +3,9 @@
 //! The engine clones, moves and drops records on its worker threads without the GIL,
 //! so a record is an `Arc` around a Python reference: cloning it touches no Python
 //! reference count. Keys hash and compare without the GIL when they are built from
-//! `str`, `int`, `float`, `bool`, `bytes`, `None` and tuples of those (nearly every
-//! key a streaming program uses); any other hashable object is compared by Python's
+//! `str`, `int`, `float`, `bool`, `bytes`, `None` and tuples of those, or of subclasses
+//! that keep their `==` and `hash` such as namedtuples (nearly every key a streaming
+//! program uses); any other hashable object is compared by Python's
 //! `hash` and `==`, taking the GIL for the comparison.
 
 use std::fmt;
@@ -146,15 +147,7 @@ impl Native {
             return Some(Native::None);
         }
         if let Ok(float) = obj.cast_exact::<PyFloat>() {
-            let value = float.value();
-            if value.is_nan() {
-                return None;
-            }
-            #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
-            if value.fract() == 0.0 && value.abs() < 9.0e15 {
-                return Some(Native::Int(value as i64));
-            }
-            return Some(Native::Float(value.to_bits()));
+            return Native::of_float(float.value());
         }
         if let Ok(tuple) = obj.cast_exact::<PyTuple>() {
             let items: Option<Vec<Native>> = tuple.iter().map(|item| Native::of(&item)).collect();
@@ -163,7 +156,64 @@ impl Native {
         if let Ok(bytes) = obj.cast_exact::<PyBytes>() {
             return Some(Native::Bytes(bytes.as_bytes().into()));
         }
-        None
+        Native::of_subclass(obj)
+    }
+
+    /// An instance of a subclass of `str`, `int`, `float`, `bytes` or `tuple` that
+    /// keeps its base's `==` and `hash` (a namedtuple, an `IntEnum`, a `str` enum) is
+    /// the same dict key as the plain value it equals, so it must hash as that value
+    /// does: it gets the plain value's `Native`.
+    fn of_subclass(obj: &Bound<'_, PyAny>) -> Option<Native> {
+        let py = obj.py();
+        let base = if obj.is_instance_of::<PyString>() {
+            py.get_type::<PyString>()
+        } else if obj.is_instance_of::<PyInt>() {
+            py.get_type::<PyInt>()
+        } else if obj.is_instance_of::<PyFloat>() {
+            py.get_type::<PyFloat>()
+        } else if obj.is_instance_of::<PyBytes>() {
+            py.get_type::<PyBytes>()
+        } else if obj.is_instance_of::<PyTuple>() {
+            py.get_type::<PyTuple>()
+        } else {
+            return None;
+        };
+        let kind = obj.get_type();
+        for name in ["__eq__", "__hash__"] {
+            if !kind.getattr(name).ok()?.is(&base.getattr(name).ok()?) {
+                return None;
+            }
+        }
+        if let Ok(text) = obj.cast::<PyString>() {
+            return text
+                .to_str()
+                .ok()
+                .map(|s| Native::Str(CompactString::new(s)));
+        }
+        if obj.is_instance_of::<PyInt>() {
+            return obj.extract::<i64>().ok().map(Native::Int);
+        }
+        if let Ok(float) = obj.cast::<PyFloat>() {
+            return Native::of_float(float.value());
+        }
+        if let Ok(bytes) = obj.cast::<PyBytes>() {
+            return Some(Native::Bytes(bytes.as_bytes().into()));
+        }
+        let tuple = obj.cast::<PyTuple>().ok()?;
+        let items: Option<Vec<Native>> = tuple.iter().map(|item| Native::of(&item)).collect();
+        items.map(|items| Native::Tuple(items.into_boxed_slice()))
+    }
+
+    /// A float as Python compares it: a whole one equals the int of its value.
+    fn of_float(value: f64) -> Option<Native> {
+        if value.is_nan() {
+            return None;
+        }
+        #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+        if value.fract() == 0.0 && value.abs() < 9.0e15 {
+            return Some(Native::Int(value as i64));
+        }
+        Some(Native::Float(value.to_bits()))
     }
 }
 
@@ -204,6 +254,14 @@ impl PyKey {
 
     pub fn obj(&self) -> &PyObj {
         &self.obj
+    }
+
+    /// The key's value if it is a whole number (a partition index).
+    pub fn index(&self) -> Option<i64> {
+        match self.native {
+            Some(Native::Int(index)) => Some(index),
+            _ => None,
+        }
     }
 }
 

@@ -9,13 +9,13 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use dstream::{HashPartitioner, Rdd};
+use dstream::{HashPartitioner, Partitioner, Rdd};
 use pyo3::exceptions::PyOSError;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 
 use crate::failure::catch_engine;
-use crate::object::PyObj;
+use crate::object::{PyKey, PyObj};
 use crate::partition::{self, PyFn};
 
 /// An immutable, partitioned collection of Python objects (the engine's `Rdd`).
@@ -41,6 +41,31 @@ impl PyRdd {
     }
 }
 
+/// `data` in `slices` partitions as Spark slices a collection: partition `i` holds
+/// positions `i * len / slices` to `(i + 1) * len / slices`, so that `glom()` shows
+/// what PySpark shows (the engine's own split puts the larger partitions first).
+pub fn slice(data: Vec<PyObj>, slices: usize) -> Rdd<PyObj> {
+    let slices = slices.max(1);
+    let len = data.len();
+    let mut rest = data.into_iter();
+    let parts: Vec<Rdd<PyObj>> = (0..slices)
+        .map(|i| {
+            let size = (i + 1) * len / slices - i * len / slices;
+            Rdd::from_vec(rest.by_ref().take(size).collect(), 1)
+        })
+        .collect();
+    union_balanced(&parts)
+}
+
+/// The union of `parts`, in order, as a balanced tree (no deep chain of unions).
+fn union_balanced(parts: &[Rdd<PyObj>]) -> Rdd<PyObj> {
+    if let [one] = parts {
+        return one.clone();
+    }
+    let (left, right) = parts.split_at(parts.len() / 2);
+    union_balanced(left).union(&union_balanced(right))
+}
+
 /// `f(index, iterator)` applied to every partition of `rdd`.
 pub fn map_partitions(rdd: &Rdd<PyObj>, f: PyFn) -> Rdd<PyObj> {
     rdd.map_partitions_with_index(move |index, input| partition::apply(&f, index, input))
@@ -51,6 +76,32 @@ pub fn partition_by(rdd: &Rdd<PyObj>, partitions: usize) -> Rdd<PyObj> {
     partition::keyed_records("partitionBy", rdd)
         .partition_by(HashPartitioner::new(partitions))
         .values()
+}
+
+/// The `(index, record)` pairs of `rdd` as their records, each moved to partition
+/// `index` (computed in Python by the user's `partitionFunc`).
+pub fn partition_by_index(rdd: &Rdd<PyObj>, partitions: usize) -> Rdd<PyObj> {
+    partition::pairs("partitionBy", rdd)
+        .partition_by(IndexPartitioner { partitions })
+        .values()
+}
+
+/// Places each record in the partition its key names: the key is an index that
+/// Python computed already.
+struct IndexPartitioner {
+    partitions: usize,
+}
+
+impl Partitioner<PyKey> for IndexPartitioner {
+    fn num_partitions(&self) -> usize {
+        self.partitions.max(1)
+    }
+
+    fn partition(&self, key: &PyKey) -> usize {
+        key.index()
+            .and_then(|index| usize::try_from(index).ok())
+            .unwrap_or(0)
+    }
 }
 
 /// `(key, (values here, values in other))` for every key of either.
@@ -73,6 +124,11 @@ impl PyRdd {
 
     fn partition_by(&self, partitions: usize) -> PyRdd {
         PyRdd::new(partition_by(&self.rdd, partitions))
+    }
+
+    /// `(index, record)` pairs as their records, each in partition `index`.
+    fn partition_by_index(&self, partitions: usize) -> PyRdd {
+        PyRdd::new(partition_by_index(&self.rdd, partitions))
     }
 
     fn cogroup(&self, other: &PyRdd, partitions: usize) -> PyRdd {

@@ -35,7 +35,9 @@ impl PyTextStream {
     fn split(&self, sep: String) -> PyTextStream {
         PyTextStream {
             stream: self.stream.flat_map(move |line: String| {
-                line.split(sep.as_str()).map(String::from).collect::<Vec<_>>()
+                line.split(sep.as_str())
+                    .map(String::from)
+                    .collect::<Vec<_>>()
             }),
         }
     }
@@ -43,9 +45,7 @@ impl PyTextStream {
     /// `(record, value)` of each record.
     fn pair_with(&self, value: i64) -> PyCountStream {
         PyCountStream {
-            stream: self
-                .stream
-                .map(move |word: String| (word, value)),
+            stream: self.stream.map(move |word: String| (word, value)),
         }
     }
 

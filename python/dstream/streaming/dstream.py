@@ -380,15 +380,35 @@ class DStream:
         computed from the previous one: the batches entering are added and those
         leaving are taken out, so the cost follows the slide, not the window; this
         needs ``ssc.checkpoint(directory)``. ``filterFunc(pair)`` then drops keys (for
-        example those whose count fell to 0)."""
+        example those whose count fell to 0).
+
+        As in PySpark, a key whose values have all left a window shorter than five
+        slides is gone from it; a longer window keeps it (with, say, a count of 0)
+        unless ``filterFunc`` drops it."""
         window_ms = _millis(windowDuration, "window duration")
         slide_ms = self._slide(slideDuration)
         n = self._default_partitions(numPartitions)
         reduced = self.reduceByKey(func, n)
         if invFunc is None:
             return reduced.window(windowDuration, slideDuration).reduceByKey(func, n)
-        return self._wrap(reduced._native().reduce_by_key_and_window_inv(
-            func, invFunc, window_ms, slide_ms, n, filterFunc))
+        if window_ms >= 5 * slide_ms:
+            return self._wrap(reduced._native().reduce_by_key_and_window_inv(
+                func, invFunc, window_ms, slide_ms, n, filterFunc))
+        # PySpark reduces a window shorter than five slides afresh from its batches, so
+        # only keys with values in the window appear, and filterFunc only filters what
+        # is output. Incrementally, the same: each value carries how many of the
+        # window's batches hold its key, and a key that none holds any more is dropped.
+        def add(a, b):
+            return (func(a[0], b[0]), a[1] + b[1])
+
+        def subtract(a, b):
+            return (invFunc(a[0], b[0]), a[1] - b[1])
+
+        counted = reduced.mapValues(lambda v: (v, 1))
+        windowed = self._wrap(counted._native().reduce_by_key_and_window_inv(
+            add, subtract, window_ms, slide_ms, n, lambda kv: kv[1][1] > 0))
+        values = windowed.mapValues(lambda vn: vn[0])
+        return values if filterFunc is None else values.filter(filterFunc)
 
     def slice(self, begin, end):
         """The RDDs of the batches from ``begin`` to ``end`` (``datetime``s or seconds
