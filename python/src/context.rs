@@ -205,15 +205,11 @@ impl PyContext {
     }
 
     fn socket_text_stream(&self, host: &str, port: u16) -> PyTextStream {
-        PyTextStream {
-            stream: self.ssc.socket_text_stream(host, port),
-        }
+        PyTextStream::lines(self.ssc.socket_text_stream(host, port))
     }
 
     fn text_file_stream(&self, directory: PathBuf) -> PyTextStream {
-        PyTextStream {
-            stream: self.ssc.text_file_stream(directory),
-        }
+        PyTextStream::lines(self.ssc.text_file_stream(directory))
     }
 
     #[pyo3(signature = (rdds, one_at_a_time, default = None))]

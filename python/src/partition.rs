@@ -36,13 +36,13 @@ pub fn apply(f: &Py<PyAny>, index: usize, input: PartitionIter<PyObj>) -> Vec<Py
     })
 }
 
-/// Lines from a text source as Python `str`s.
-pub fn strings(input: PartitionIter<String>) -> Vec<PyObj> {
-    let lines: Vec<String> = input.collect();
+/// Text records (lines from a source, words) as Python `str`s.
+pub fn strings<T: AsRef<str>>(input: PartitionIter<T>) -> Vec<PyObj> {
+    let lines: Vec<T> = input.collect();
     Python::attach(|py| {
         lines
             .iter()
-            .map(|line| PyObj::new(PyString::new(py, line).into_any()))
+            .map(|line| PyObj::new(PyString::new(py, line.as_ref()).into_any()))
             .collect()
     })
 }

@@ -4,10 +4,11 @@
 //! .map(lambda word: (word, 1)).reduceByKey(lambda x, y: x + y)`. The Python layer
 //! recognises exactly these functions (by their bytecode, see
 //! `dstream/streaming/_native_ops.py`) on a text source and builds the same pipeline
-//! here, on Rust `String`s, so that it runs on every worker thread without the GIL.
+//! here, on Rust strings, so that it runs on every worker thread without the GIL.
 //! Python sees the records only where a function it does not recognise, or an output,
 //! needs them: one `str` or `(str, int)` per record reaching it, not one per word.
 
+use compact_str::CompactString;
 use dstream::{DStream, PartitionIter};
 use pyo3::prelude::*;
 use pyo3::types::{PyString, PyTuple};
@@ -16,16 +17,35 @@ use crate::object::PyObj;
 use crate::partition;
 use crate::stream::PyStream;
 
-/// Lines or words: `str` records, held as Rust strings.
+/// Lines as the source read them, or words, which are short: a `CompactString` keeps up
+/// to 24 bytes inline, so a word costs no allocation and compares within a table slot.
+enum Texts {
+    Lines(DStream<String>),
+    Words(DStream<CompactString>),
+}
+
+/// `str` records (lines or words), held in Rust.
 #[pyclass(name = "TextStream", module = "dstream._native", frozen)]
 pub struct PyTextStream {
-    pub stream: DStream<String>,
+    texts: Texts,
+}
+
+impl PyTextStream {
+    pub fn lines(stream: DStream<String>) -> Self {
+        PyTextStream {
+            texts: Texts::Lines(stream),
+        }
+    }
 }
 
 /// `(word, count)` records with `int` counts, held in Rust.
 #[pyclass(name = "CountStream", module = "dstream._native", frozen)]
 pub struct PyCountStream {
-    stream: DStream<(String, i64)>,
+    stream: DStream<(CompactString, i64)>,
+}
+
+fn split_words<T: AsRef<str>>(text: &T, sep: &str) -> Vec<CompactString> {
+    text.as_ref().split(sep).map(CompactString::from).collect()
 }
 
 #[pymethods]
@@ -33,25 +53,34 @@ impl PyTextStream {
     /// Python's `s.split(sep)` of each record (a non-empty `sep`: every piece, empty
     /// ones included, exactly as `str.split` with a separator).
     fn split(&self, sep: String) -> PyTextStream {
+        let words = match &self.texts {
+            Texts::Lines(lines) => lines.flat_map(move |line: String| split_words(&line, &sep)),
+            Texts::Words(words) => {
+                words.flat_map(move |word: CompactString| split_words(&word, &sep))
+            }
+        };
         PyTextStream {
-            stream: self.stream.flat_map(move |line: String| {
-                line.split(sep.as_str())
-                    .map(String::from)
-                    .collect::<Vec<_>>()
-            }),
+            texts: Texts::Words(words),
         }
     }
 
     /// `(record, value)` of each record.
     fn pair_with(&self, value: i64) -> PyCountStream {
-        PyCountStream {
-            stream: self.stream.map(move |word: String| (word, value)),
-        }
+        let stream = match &self.texts {
+            Texts::Lines(lines) => {
+                lines.map(move |line: String| (CompactString::from(line), value))
+            }
+            Texts::Words(words) => words.map(move |word: CompactString| (word, value)),
+        };
+        PyCountStream { stream }
     }
 
     /// The records as Python `str`s.
     fn to_py(&self) -> PyStream {
-        PyStream::new(self.stream.map_partitions(partition::strings))
+        PyStream::new(match &self.texts {
+            Texts::Lines(lines) => lines.map_partitions(partition::strings),
+            Texts::Words(words) => words.map_partitions(partition::strings),
+        })
     }
 }
 
@@ -85,8 +114,8 @@ fn add_counts(a: i64, b: i64) -> i64 {
     }
 }
 
-fn count_tuples(input: PartitionIter<(String, i64)>) -> Vec<PyObj> {
-    let counts: Vec<(String, i64)> = input.collect();
+fn count_tuples(input: PartitionIter<(CompactString, i64)>) -> Vec<PyObj> {
+    let counts: Vec<(CompactString, i64)> = input.collect();
     Python::attach(|py| {
         counts
             .iter()
