@@ -171,7 +171,7 @@ class RDD:
             return self._wrap(self._native().partition_by(n))
         # The user's function places each pair, as PySpark's does: the engine only
         # moves each record to the partition computed here.
-        indexed = self.map(lambda kv: (partitionFunc(kv[0]) % n, kv))
+        indexed = self.map(lambda kv: (int(partitionFunc(kv[0])) % n, kv))
         return self._wrap(indexed._native().partition_by_index(n))
 
     def _default_partitions(self):

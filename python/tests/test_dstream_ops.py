@@ -11,7 +11,7 @@ import pytest
 
 from dstream import SparkContext
 from dstream.rdd import RDD
-from dstream.streaming import DStream, StreamingContext, StreamingListener
+from dstream.streaming import DStream, ManualClock, StreamingContext, StreamingListener
 
 from conftest import BATCH_TIMEOUT, at, collect, values
 
@@ -200,6 +200,45 @@ def test_foreach_rdd_accepts_bound_methods_and_callables(ssc, run):
     assert sink.seen == [(at(1), [7]), 1]
 
 
+def test_foreach_rdd_accepts_a_builtin_method(ssc, run):
+    rdds = []
+    ssc.queueStream([[1], [2]]).foreachRDD(rdds.append)
+    run(2)
+    assert [rdd.collect() for rdd in rdds] == [[1], [2]]
+
+
+def test_batch_times_are_local_times(sc, clock, capsys):
+    # Five and a half hours east of UTC, as a POSIX TZ string (no tz database needed).
+    os.environ["TZ"] = "IST-5:30"
+    time.tzset()
+    try:
+        ssc = StreamingContext(sc, 1, clock=clock)
+        out = collect(ssc.queueStream([["a"]]))
+        ssc.queueStream([["a"]]).pprint()
+        ssc.start()
+        clock.advance(1)
+        ssc.awaitBatch(clock.time(), timeout=BATCH_TIMEOUT)
+        ssc.stop(stopSparkContext=False)
+    finally:
+        os.environ["TZ"] = "UTC"
+        time.tzset()
+    assert out == [(datetime(1970, 1, 1, 5, 30, 1), ["a"])]
+    assert "Time: 1970-01-01 05:30:01\n" in capsys.readouterr().out
+
+
+def test_first_batch_follows_the_manual_clock_start(sc):
+    clock = ManualClock(100)
+    ssc = StreamingContext(sc, 2, clock=clock)
+    out = collect(ssc.queueStream([[1], [2]]))
+    ssc.start()
+    for _ in range(2):
+        clock.advance(2)
+        ssc.awaitBatch(clock.time(), timeout=BATCH_TIMEOUT)
+    ssc.stop(stopSparkContext=False)
+    assert clock.time() == 104.0
+    assert out == [(datetime(1970, 1, 1, 0, 1, 42), [1]), (datetime(1970, 1, 1, 0, 1, 44), [2])]
+
+
 def test_transform_with(ssc, run):
     left = ssc.queueStream([[1, 2], [3]])
     right = ssc.queueStream([[10], [20, 30]])
@@ -219,6 +258,7 @@ def test_context_transform_of_many_streams(ssc, run):
     got = []
 
     def combine(rdds):
+        assert type(rdds) is tuple  # as PySpark passes them
         got.append(len(rdds))
         return rdds[0].map(lambda x: ("a", x)).union(rdds[-1].map(lambda x: ("last", x)))
 
@@ -288,6 +328,17 @@ def test_save_as_text_files(ssc, run, tmp_path):
     assert read_dir(tmp_path / "suffixed-2000.txt") == read_dir(tmp_path / "out-2000")
 
 
+def test_save_as_text_files_leaves_output_written_already(ssc, run, tmp_path):
+    # A batch run again after recovery finds its directory: PySpark leaves it.
+    (tmp_path / "out-1000").mkdir()
+    (tmp_path / "out-1000" / "marker").write_text("first run\n")
+    ssc.queueStream([["a"], ["b"]]).saveAsTextFiles(str(tmp_path / "out"))
+    run(2)
+    assert read_dir(tmp_path / "out-1000") == {"marker": "first run\n"}
+    assert read_dir(tmp_path / "out-2000") == {"_SUCCESS": "", "part-00000": "",
+                                               "part-00001": "b\n"}
+
+
 def test_save_as_text_files_with_an_empty_suffix(ssc, run, tmp_path):
     # PySpark adds "." + suffix whenever a suffix is given.
     ssc.queueStream([["a"]]).saveAsTextFiles(str(tmp_path / "out"), "")
@@ -313,10 +364,12 @@ def test_map_values_and_flat_map_values(ssc, run):
 def test_reduce_by_key(ssc, run):
     pairs = ssc.queueStream(PAIRS)
     summed = collect(pairs.reduceByKey(lambda x, y: x + y))
+    default_parts = collect(pairs.reduceByKey(lambda x, y: x + y).glom(), key=list)
     one = pairs.reduceByKey(lambda x, y: x + y, 1)
     parts = collect(one.glom(), key=list)
     run(3)
     assert values(summed) == [[("a", 4), ("b", 2)], [("b", 4)], []]
+    assert [len(batch) for batch in values(default_parts)] == [2, 2, 2]  # defaultParallelism
     assert [len(batch) for batch in values(parts)] == [1, 1, 1]
     assert sorted(values(parts)[0][0]) == [("a", 4), ("b", 2)]
 
@@ -525,7 +578,7 @@ def test_await_termination_returns_when_another_thread_stops(ssc, clock):
     stopper.join()
 
 
-def test_stop_from_inside_foreach_rdd(ssc, run):
+def test_stop_from_inside_foreach_rdd(ssc, clock):
     seen = []
 
     def stop_once(rdd):
@@ -534,7 +587,7 @@ def test_stop_from_inside_foreach_rdd(ssc, run):
 
     ssc.queueStream([[1], [2]]).foreachRDD(stop_once)
     ssc.start()
-    ssc._clock.advance(1)
+    clock.advance(1)
     assert ssc.awaitTerminationOrTimeout(BATCH_TIMEOUT) is True
     assert seen == [[1]]
     assert StreamingContext.getActive() is None
@@ -686,17 +739,23 @@ def test_text_file_stream_reads_new_files(ssc, run, tmp_path):
     out = collect(lines)
     counts = collect(lines.flatMap(str.split).map(lambda w: (w, 1))
                      .reduceByKey(lambda a, b: a + b))
+    # The classroom word count, as written: split(" ") keeps empty words.
+    classroom = collect(lines.flatMap(lambda line: line.split(" "))
+                        .map(lambda word: (word, 1)).reduceByKey(lambda x, y: x + y))
     run(1)
     write_atomically(tmp_path, "a.txt", "x y\nz\n")
     write_atomically(tmp_path, "b.txt", "x")
     (tmp_path / "_ignored").write_text("never read\n")
     run(1)
     run(1)
-    write_atomically(tmp_path, "c.txt", "last\n\nline\n")
+    write_atomically(tmp_path, "c.txt", "last\n\nline  two\n")
     run(1)
     assert out == [(at(1), []), (at(2), ["x", "x y", "z"]), (at(3), []),
-                   (at(4), ["", "last", "line"])]
-    assert values(counts) == [[], [("x", 2), ("y", 1), ("z", 1)], [], [("last", 1), ("line", 1)]]
+                   (at(4), ["", "last", "line  two"])]
+    assert values(counts) == [[], [("x", 2), ("y", 1), ("z", 1)], [],
+                              [("last", 1), ("line", 1), ("two", 1)]]
+    assert values(classroom) == [[], [("x", 2), ("y", 1), ("z", 1)], [],
+                                 [("", 2), ("last", 1), ("line", 1), ("two", 1)]]
 
 
 class LineServer(socketserver.ThreadingTCPServer):
@@ -737,7 +796,7 @@ class LineHandler(socketserver.BaseRequestHandler):
 
 
 def test_socket_text_stream_counts_words(sc):
-    lines = ["a b a", "b c", "ünïcode a"] * 20
+    lines = ["a b a", "b  c", "ünïcode a"] * 20
     server = LineServer(lines)
     ssc = StreamingContext(sc, 0.05)
     counts = {}
@@ -752,9 +811,10 @@ def test_socket_text_stream_counts_words(sc):
 
     stream = ssc.socketTextStream("127.0.0.1", server.port)
     stream.foreachRDD(lambda rdd: received.extend(rdd.collect()))
-    stream.flatMap(str.split).map(lambda w: (w, 1)).reduceByKey(lambda a, b: a + b) \
-        .foreachRDD(add)
-    expected = {"a": 60, "b": 40, "c": 20, "ünïcode": 20}
+    # The classroom word count, as written.
+    stream.flatMap(lambda line: line.split(" ")).map(lambda word: (word, 1)) \
+        .reduceByKey(lambda x, y: x + y).foreachRDD(add)
+    expected = {"a": 60, "b": 40, "c": 20, "ünïcode": 20, "": 20}
     try:
         ssc.start()
         deadline = time.monotonic() + BATCH_TIMEOUT
@@ -768,3 +828,55 @@ def test_socket_text_stream_counts_words(sc):
         server.close()
     assert counts == expected
     assert received == lines
+
+
+def test_text_stream_word_count_pipelines_give_pyspark_results(ssc, run, tmp_path, capsys):
+    """The classroom lambdas on a text stream, followed by every kind of operation: the
+    results are those of the same functions run in Python."""
+    ssc.checkpoint(str(tmp_path / "checkpoint"))
+    source = tmp_path / "in"
+    source.mkdir()
+    lines = ssc.textFileStream(str(source))
+    words = lines.flatMap(lambda line: line.split(" "))
+    pairs = words.map(lambda word: (word, 1))
+    counts = pairs.reduceByKey(lambda x, y: x + y)
+    outs = {
+        "words": collect(words),
+        "pairs": collect(pairs),
+        "counts": collect(counts),
+        "one partition": collect(pairs.reduceByKey(lambda x, y: x + y, 1).glom(), key=len),
+        "by value": collect(words.countByValue()),
+        "grouped": collect(pairs.groupByKey().mapValues(sorted)),
+        "mapped": collect(counts.map(lambda kv: kv[1] * 10)),
+        "state": collect(pairs.updateStateByKey(lambda new, old: sum(new) + (old or 0))),
+        "window": collect(counts.reduceByKeyAndWindow(lambda x, y: x + y, None, 2)),
+        "inverse": collect(pairs.reduceByKeyAndWindow(lambda x, y: x + y,
+                                                       lambda x, y: x - y, 2)),
+        "huge": collect(words.map(lambda word: (word, 4611686018427387904))
+                        .reduceByKey(lambda x, y: x + y)),
+    }
+    counts.pprint()
+    run(1)
+    write_atomically(source, "1.txt", "a b a\nb\n")
+    run(1)
+    write_atomically(source, "2.txt", "a\n")
+    run(1)
+    run(1)
+    got = {name: values(out) for name, out in outs.items()}
+    assert got == {
+        "words": [[], ["a", "a", "b", "b"], ["a"], []],
+        "pairs": [[], [("a", 1), ("a", 1), ("b", 1), ("b", 1)], [("a", 1)], []],
+        "counts": [[], [("a", 2), ("b", 2)], [("a", 1)], []],
+        "one partition": [1, 1, 1, 1],
+        "by value": [[], [("a", 2), ("b", 2)], [("a", 1)], []],
+        "grouped": [[], [("a", [1, 1]), ("b", [1, 1])], [("a", [1])], []],
+        "mapped": [[], [20, 20], [10], []],
+        "state": [[], [("a", 2), ("b", 2)], [("a", 3), ("b", 2)], [("a", 3), ("b", 2)]],
+        "window": [[], [("a", 2), ("b", 2)], [("a", 3), ("b", 2)], [("a", 1)]],
+        "inverse": [[], [("a", 2), ("b", 2)], [("a", 3), ("b", 2)], [("a", 1)]],
+        # Python's ints do not overflow.
+        "huge": [[], [("a", 2 ** 63), ("b", 2 ** 63)], [("a", 2 ** 62)], []],
+    }
+    printed = capsys.readouterr().out
+    assert "Time: 1970-01-01 00:00:02\n%s\n('a', 2)\n('b', 2)\n\n" % DASHES in printed \
+        or "Time: 1970-01-01 00:00:02\n%s\n('b', 2)\n('a', 2)\n\n" % DASHES in printed

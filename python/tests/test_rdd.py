@@ -328,6 +328,9 @@ def test_partition_by_places_keys_with_partition_func(sc):
         [[(0, "0"), (2, "2"), (4, "4")], [(1, "1"), (3, "3"), (5, "5")]]
     assert pairs.partitionBy(3, lambda k: k // 2).glom().collect() == \
         [[(0, "0"), (1, "1")], [(2, "2"), (3, "3")], [(4, "4"), (5, "5")]]
+    # Any int-like partition number will do, as in PySpark.
+    assert pairs.partitionBy(2, lambda k: k > 2).glom().collect() == \
+        [[(0, "0"), (1, "1"), (2, "2")], [(3, "3"), (4, "4"), (5, "5")]]
     # The default (a hash of the key) keeps each key in one partition.
     parts = pairs.union(pairs).partitionBy(4).glom().collect()
     assert len(parts) == 4
@@ -365,6 +368,52 @@ def test_an_rdd_of_the_stream_is_an_rdd(ssc, run):
     ssc.queueStream([[1]]).foreachRDD(lambda rdd: kinds.append(type(rdd)))
     run(1)
     assert kinds == [RDD]
+
+
+def test_rdd_operations_on_the_rdds_a_stream_hands_out(ssc, sc, run):
+    results = []
+    lookup = sc.parallelize([("a", "A"), ("c", "C")])
+
+    def inspect(rdd):
+        parts = []
+        rdd.foreachPartition(lambda it: parts.append(sorted(it)))
+        seen = []
+        rdd.foreach(seen.append)
+        pairs = rdd.map(lambda w: (w, 1))
+        results.append({
+            "collect": rdd.collect(),
+            "take": rdd.take(2),
+            "first": rdd.first() if not rdd.isEmpty() else None,
+            "count": rdd.count(),
+            "isEmpty": rdd.isEmpty(),
+            "partitions": rdd.getNumPartitions(),
+            "foreachPartition": sorted(parts),
+            "foreach": sorted(seen),
+            "flatMap": rdd.flatMap(lambda w: [w, w.upper()]).collect(),
+            "filter": rdd.filter(lambda w: w != "b").collect(),
+            "reduceByKey": sorted(pairs.reduceByKey(lambda x, y: x + y).collect()),
+            "join": sorted(pairs.join(lookup).collect()),
+            "union": rdd.union(sc.parallelize(["z"])).collect(),
+            "sortBy": rdd.sortBy(lambda w: w, ascending=False).collect(),
+            "sortByKey": pairs.sortByKey().keys().collect(),
+        })
+
+    ssc.queueStream([["c", "a", "b", "a"], []]).foreachRDD(inspect)
+    run(2)
+    assert results == [{
+        "collect": ["c", "a", "b", "a"], "take": ["c", "a"], "first": "c", "count": 4,
+        "isEmpty": False, "partitions": 2, "foreachPartition": [["a", "b"], ["a", "c"]],
+        "foreach": ["a", "a", "b", "c"], "flatMap": ["c", "C", "a", "A", "b", "B", "a", "A"],
+        "filter": ["c", "a", "a"], "reduceByKey": [("a", 2), ("b", 1), ("c", 1)],
+        "join": [("a", (1, "A")), ("a", (1, "A")), ("c", (1, "C"))],
+        "union": ["c", "a", "b", "a", "z"], "sortBy": ["c", "b", "a", "a"],
+        "sortByKey": ["a", "a", "b", "c"],
+    }, {
+        "collect": [], "take": [], "first": None, "count": 0, "isEmpty": True,
+        "partitions": 2, "foreachPartition": [[], []], "foreach": [], "flatMap": [],
+        "filter": [], "reduceByKey": [], "join": [], "union": ["z"], "sortBy": [],
+        "sortByKey": [],
+    }]
 
 
 # --- keys: Python's dict-key equality ------------------------------------------------

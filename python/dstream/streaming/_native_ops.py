@@ -13,7 +13,9 @@ __all__ = ["split_separator", "pair_value", "is_addition"]
 
 # Set for functions defined inside other functions; it does not change what they do.
 _CO_NESTED = 0x10
-_I64 = (-(2 ** 63), 2 ** 63 - 1)
+# Pair values whose sums stay in i64 for any batch that fits in memory (2^32 words of
+# one key at most 2^31 each): larger ones run in Python, whose ints do not overflow.
+_I32 = (-(2 ** 31), 2 ** 31)
 
 _SPLIT = (lambda line: line.split(" ")).__code__
 _PAIR = (lambda word: (word, 1)).__code__
@@ -55,12 +57,12 @@ def split_separator(func):
 
 
 def pair_value(func):
-    """``N`` if ``func`` is ``lambda s: (s, N)`` with an ``int`` ``N`` in 64 bits."""
+    """``N`` if ``func`` is ``lambda s: (s, N)`` with an ``int`` ``N`` of at most 2^31."""
     code = _code_like(func, _PAIR)
     if code is None:
         return None
     value = _constant(code, _PAIR, int)
-    return value if _I64[0] <= value <= _I64[1] else None
+    return value if _I32[0] <= value <= _I32[1] else None
 
 
 def is_addition(func):

@@ -1,5 +1,6 @@
 """``StreamingContext``: the entry point of a streaming program, as PySpark's."""
 
+import atexit
 import os
 import threading
 import warnings
@@ -236,21 +237,21 @@ class StreamingContext:
 
     def transform(self, dstreams, transformFunc):
         """``transformFunc(rdds)`` or ``transformFunc(time, rdds)`` over the RDDs of
-        ``dstreams`` at each batch."""
+        ``dstreams`` at each batch (``rdds`` a tuple, as PySpark passes them)."""
         dstreams = list(dstreams)
         func = _with_time(transformFunc, 1)
         if len(dstreams) == 1:
-            return dstreams[0].transform(lambda t, a: func(t, [a]))
+            return dstreams[0].transform(lambda t, a: func(t, (a,)))
         if len(dstreams) == 2:
-            return dstreams[0].transformWith(lambda t, a, b: func(t, [a, b]), dstreams[1])
+            return dstreams[0].transformWith(lambda t, a, b: func(t, (a, b)), dstreams[1])
         # More streams: tag each record with its stream, union, and split again.
         tagged = [s.map(lambda x, i=i: (i, x)) for i, s in enumerate(dstreams)]
         count = len(dstreams)
 
         def split(time, rdd):
             cached = rdd.cache()
-            parts = [cached.filter(lambda ix, i=i: ix[0] == i).map(lambda ix: ix[1])
-                     for i in range(count)]
+            parts = tuple(cached.filter(lambda ix, i=i: ix[0] == i).map(lambda ix: ix[1])
+                          for i in range(count))
             return func(time, parts)
 
         return self.union(*tagged).transform(split)
@@ -261,3 +262,12 @@ class StreamingContext:
         """Waits until the batch at ``time`` (a ``datetime`` or seconds since the epoch)
         has completed; raises the batch's exception if it failed."""
         self._jssc.await_batch(_to_millis(time), float(timeout))
+
+
+@atexit.register
+def _stop_at_exit():
+    """Stops a context still running when the interpreter exits, before Python is torn
+    down under the engine's threads (PySpark's JVM goes with its process the same way)."""
+    active = StreamingContext.getActive()
+    if active is not None:
+        active.stop(stopSparkContext=False, stopGracefully=False)

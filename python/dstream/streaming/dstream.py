@@ -9,6 +9,7 @@ engine's stores, so they are checkpointed and recovered.
 
 import inspect
 import operator
+import os
 from datetime import datetime
 
 from dstream.rdd import RDD, _combine_locally, _merge_combiners, portable_hash
@@ -268,7 +269,13 @@ class DStream:
             path = "%s-%d" % (prefix, _to_millis(time))
             if suffix is not None:
                 path += "." + suffix
-            rdd.saveAsTextFile(path)
+            try:
+                rdd.saveAsTextFile(path)
+            except OSError:
+                # As PySpark: a batch run again after recovery finds its output
+                # written already, and leaves it.
+                if not os.path.isdir(path):
+                    raise
 
         self.foreachRDD(saveAsTextFile)
 
@@ -342,11 +349,22 @@ class DStream:
     def _slide(self, slideDuration):
         return self._slide_ms() if slideDuration is None else _millis(slideDuration, "slide duration")
 
+    def _window_ms(self, windowDuration, slideDuration):
+        """The window's length and slide in ms; ``ValueError`` unless both are
+        multiples of this stream's slide, as PySpark checks."""
+        window_ms = _millis(windowDuration, "window duration")
+        slide_ms = self._slide(slideDuration)
+        parent_ms = self._slide_ms()
+        for name, ms in (("windowDuration", window_ms), ("slideDuration", slide_ms)):
+            if ms % parent_ms != 0:
+                raise ValueError("%s must be multiple of the parent dstream's slide (batch) "
+                                 "duration (%d ms)" % (name, parent_ms))
+        return window_ms, slide_ms
+
     def window(self, windowDuration, slideDuration=None):
         """The elements of the last ``windowDuration`` seconds, every
         ``slideDuration`` seconds (default: every batch)."""
-        return self._wrap(self._native().window(
-            _millis(windowDuration, "window duration"), self._slide(slideDuration)))
+        return self._wrap(self._native().window(*self._window_ms(windowDuration, slideDuration)))
 
     def reduceByWindow(self, reduceFunc, invReduceFunc, windowDuration, slideDuration):
         """``reduceFunc`` over each window's elements (incrementally, with
@@ -385,8 +403,7 @@ class DStream:
         As in PySpark, a key whose values have all left a window shorter than five
         slides is gone from it; a longer window keeps it (with, say, a count of 0)
         unless ``filterFunc`` drops it."""
-        window_ms = _millis(windowDuration, "window duration")
-        slide_ms = self._slide(slideDuration)
+        window_ms, slide_ms = self._window_ms(windowDuration, slideDuration)
         n = self._default_partitions(numPartitions)
         reduced = self.reduceByKey(func, n)
         if invFunc is None:
