@@ -7,11 +7,11 @@ is held only while Python code runs.
 """
 
 import heapq
-import itertools
 import operator
 from functools import reduce as _reduce
 
 from dstream import _native
+from dstream._elementwise import ElementWise
 
 __all__ = ["RDD", "ResultIterable", "portable_hash"]
 
@@ -45,7 +45,7 @@ def _pipeline(inner, outer):
     return lambda index, it: outer(index, inner(index, it))
 
 
-class RDD:
+class RDD(ElementWise):
     """An immutable, partitioned collection of Python objects.
 
     >>> from dstream import SparkContext
@@ -84,34 +84,6 @@ class RDD:
         if self._native_rdd is None and not self.is_cached:
             return RDD(None, self.ctx, self._prev, _pipeline(self._func, f))
         return RDD(None, self.ctx, self, f)
-
-    def mapPartitions(self, f, preservesPartitioning=False):
-        """``f(iterator) -> iterable`` over each partition."""
-        return self.mapPartitionsWithIndex(lambda _, it: f(it))
-
-    def map(self, f, preservesPartitioning=False):
-        """``f(x)`` of each element."""
-        return self.mapPartitionsWithIndex(lambda _, it: map(f, it))
-
-    def flatMap(self, f, preservesPartitioning=False):
-        """The elements of ``f(x)`` for each element."""
-        return self.mapPartitionsWithIndex(lambda _, it: itertools.chain.from_iterable(map(f, it)))
-
-    def filter(self, f):
-        """The elements for which ``f(x)`` is true."""
-        return self.mapPartitionsWithIndex(lambda _, it: filter(f, it))
-
-    def glom(self):
-        """Each partition as one list."""
-        return self.mapPartitionsWithIndex(lambda _, it: [list(it)])
-
-    def mapValues(self, f):
-        """``(k, f(v))`` of each pair."""
-        return self.map(lambda kv: (kv[0], f(kv[1])))
-
-    def flatMapValues(self, f):
-        """``(k, x)`` for each ``x`` of ``f(v)``."""
-        return self.flatMap(lambda kv: ((kv[0], x) for x in f(kv[1])))
 
     def keys(self):
         """The key of each pair."""

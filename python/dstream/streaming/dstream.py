@@ -12,6 +12,7 @@ import operator
 import os
 from datetime import datetime
 
+from dstream._elementwise import ElementWise
 from dstream.rdd import RDD, _combine_locally, _merge_combiners, portable_hash
 from dstream.streaming import _native_ops
 
@@ -72,7 +73,7 @@ def _rdd_result(rdd, what):
     return rdd._native()
 
 
-class DStream:
+class DStream(ElementWise):
     """A discretized stream: a sequence of RDDs, one per batch interval.
 
     >>> from dstream import SparkContext
@@ -133,17 +134,13 @@ class DStream:
                            lambda i, it: f(i, prev_func(i, it)))
         return DStream(None, self._ssc, self, f)
 
-    def mapPartitions(self, f, preservesPartitioning=False):
-        """``f(iterator) -> iterable`` over each partition of each RDD."""
-        return self.mapPartitionsWithIndex(lambda _, it: f(it))
-
     def map(self, f, preservesPartitioning=False):
         """``f(x)`` of each element."""
         if self._text is not None:
             value = _native_ops.pair_value(f)
             if value is not None:
                 return DStream(None, self._ssc, _counts=self._text.pair_with(value))
-        return self.mapPartitionsWithIndex(lambda _, it: map(f, it))
+        return super().map(f, preservesPartitioning)
 
     def flatMap(self, f, preservesPartitioning=False):
         """The elements of ``f(x)`` for each element."""
@@ -151,28 +148,7 @@ class DStream:
             sep = _native_ops.split_separator(f)
             if sep is not None:
                 return DStream(None, self._ssc, _text=self._text.split(sep))
-
-        def flat(_, it):
-            for x in it:
-                yield from f(x)
-
-        return self.mapPartitionsWithIndex(flat)
-
-    def filter(self, f):
-        """The elements for which ``f(x)`` is true."""
-        return self.mapPartitionsWithIndex(lambda _, it: filter(f, it))
-
-    def glom(self):
-        """Each partition of each RDD as one list."""
-        return self.mapPartitionsWithIndex(lambda _, it: [list(it)])
-
-    def mapValues(self, f):
-        """``(k, f(v))`` of each pair."""
-        return self.map(lambda kv: (kv[0], f(kv[1])))
-
-    def flatMapValues(self, f):
-        """``(k, x)`` for each ``x`` of ``f(v)``."""
-        return self.flatMap(lambda kv: ((kv[0], x) for x in f(kv[1])))
+        return super().flatMap(f, preservesPartitioning)
 
     # --- per batch ----------------------------------------------------------------
 
