@@ -4,7 +4,7 @@
 
 usage: wordcount_bench.py W1|W2 socket EXPECTED_WORDS [k=v ...]
   keys: host=127.0.0.1 port=9999 batchMs=1000 master=local[2] checkpoint=DIR
-        expectedDistinct=N timeoutS=900 variant=native|python
+        expectedDistinct=N timeoutS=900 variant=native|python spark.*=VALUE (SparkConf)
         (corpus=FILE and other harness keys are ignored)
 
 W1: socketTextStream -> flatMap(split ' ') -> map((w, 1)) -> reduceByKey(add)
@@ -98,6 +98,9 @@ def main():
     kv = dict(a.split("=", 1) for a in sys.argv[4:])
     batch_ms = int(kv.get("batchMs", kv.get("batch_ms", "1000")))
     conf = SparkConf().setMaster(kv.get("master", "local[2]")).setAppName("dstream-python-" + workload)
+    for k, v in kv.items():
+        if k.startswith("spark."):
+            conf.set(k, v)  # spark.streaming.receiver.maxRate and backpressure apply
     sc = SparkContext(conf=conf)
     sc.setLogLevel("WARN")
     ssc = StreamingContext(sc, batch_ms / 1000.0)

@@ -383,7 +383,7 @@ CRASH_PROGRAM = textwrap.dedent("""
 
 def run_crash_program(root, topic, total, kill_after=None):
     """Runs the program; SIGKILLs it after ``kill_after`` batches if given. Returns the
-    word total of the first batch it printed."""
+    word totals of the state at each batch it printed."""
     program = root / "program.py"
     program.write_text(CRASH_PROGRAM)
     env = dict(os.environ, DSTREAM_CHECKPOINT_INTERVAL_MS="1000")
@@ -393,19 +393,17 @@ def run_crash_program(root, topic, total, kill_after=None):
                              stdout=subprocess.PIPE, stderr=log, text=True,
                              env=env, cwd=str(root))
     try:
-        first, batches = None, 0
+        totals = []
         for line in child.stdout:
             if line.startswith("BATCH "):
-                batches += 1
-                if first is None:
-                    first = int(line.split()[1])
-                if kill_after is not None and batches == kill_after:
+                totals.append(int(line.split()[1]))
+                if kill_after is not None and len(totals) == kill_after:
                     child.kill()
                     break
         code = child.wait(timeout=WAIT * 2)
         if kill_after is None:
             assert code == 0, (root / "stderr.log").read_text()
-        return first
+        return totals
     finally:
         if child.poll() is None:
             child.kill()
@@ -421,9 +419,13 @@ def test_a_program_killed_mid_stream_recovers_with_nothing_lost_or_counted_twice
     root = tmp_path / "crash"
     root.mkdir()
     # At 20 records per second and partition, the 300 lines take about ten batches.
-    run_crash_program(root, topic, total, kill_after=5)
+    killed = run_crash_program(root, topic, total, kill_after=5)
     assert not (root / "final.json").exists(), "killed before the end"
-    resumed_with = run_crash_program(root, topic, total)
-    assert resumed_with > 0, "the restart recovered the checkpoint's state"
+    assert 0 < killed[0] < killed[-1] < total, killed
+    resumed = run_crash_program(root, topic, total)
+    # A checkpoint is written after every other batch, before the next one starts: the
+    # restart begins with the state of the fourth batch at least, where a fresh start
+    # would begin with one batch's worth.
+    assert resumed[0] >= killed[3], (killed, resumed)
     with open(root / "final.json") as saved:
         assert json.load(saved) == word_counts(texts)
