@@ -39,7 +39,7 @@ __all__ = ['Broker', 'KafkaMessageAndMetadata', 'KafkaUtils', 'OffsetRange',
 
 #: How to get a native module with Kafka support.
 BUILD_HINT = ('dstream was built without Kafka support: rebuild it with the "kafka" '
-              'feature, with pip install . --config-settings=build-args="--features kafka" '
+              'feature, with MATURIN_PEP517_ARGS="--features kafka" pip install . '
               'or maturin develop --features kafka (librdkafka is compiled with it, which '
               'needs a C/C++ compiler)')
 
