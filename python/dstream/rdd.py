@@ -156,15 +156,21 @@ class RDD(ElementWise):
         """Combines the values of each key: ``createCombiner(v)`` for a key's first
         value in a partition, ``mergeValue(c, v)`` for the next ones, and
         ``mergeCombiners(c1, c2)`` across partitions."""
+        return self._combine(createCombiner, mergeValue, mergeCombiners, numPartitions,
+                             partitionFunc, "combineByKey")
+
+    def _combine(self, create, merge_value, merge_combiners, numPartitions, partitionFunc,
+                 operation):
         if numPartitions is None:
             numPartitions = self._default_partitions()
-        return self.mapPartitions(_combine_locally(createCombiner, mergeValue)) \
+        return self.mapPartitions(_combine_locally(create, merge_value, operation)) \
             .partitionBy(numPartitions, partitionFunc) \
-            .mapPartitions(_merge_combiners(mergeCombiners))
+            .mapPartitions(_merge_combiners(merge_combiners))
 
     def reduceByKey(self, func, numPartitions=None, partitionFunc=portable_hash):
         """``func`` over the values of each key."""
-        return self.combineByKey(lambda x: x, func, func, numPartitions, partitionFunc)
+        return self._combine(lambda x: x, func, func, numPartitions, partitionFunc,
+                             "reduceByKey")
 
     def foldByKey(self, zeroValue, func, numPartitions=None, partitionFunc=portable_hash):
         """``func`` over the values of each key, starting from ``zeroValue``."""
@@ -175,16 +181,8 @@ class RDD(ElementWise):
 
     def groupByKey(self, numPartitions=None, partitionFunc=portable_hash):
         """``(k, values)`` for each key, values in arrival order."""
-        def merge(a, b):
-            a.extend(b)
-            return a
-
-        def append(a, v):
-            a.append(v)
-            return a
-
-        return self.combineByKey(lambda v: [v], append, merge, numPartitions, partitionFunc) \
-            .mapValues(ResultIterable)
+        return self._combine(lambda v: [v], _append, _extend, numPartitions, partitionFunc,
+                             "groupByKey").mapValues(ResultIterable)
 
     def cogroup(self, other, numPartitions=None):
         """``(k, (values here, values in other))`` for every key of either."""
@@ -349,11 +347,32 @@ class RDD(ElementWise):
         return "<dstream.RDD with %d partitions>" % self.getNumPartitions()
 
 
-def _combine_locally(create, merge_value):
+def _append(values, value):
+    values.append(value)
+    return values
+
+
+def _extend(values, more):
+    values.extend(more)
+    return values
+
+
+_UNPACKING = ("too many values to unpack", "not enough values to unpack", "cannot unpack")
+
+
+def _combine_locally(create, merge_value, operation):
     def combine(iterator):
         merged = {}
-        for k, v in iterator:
-            merged[k] = merge_value(merged[k], v) if k in merged else create(v)
+        try:
+            for k, v in iterator:
+                merged[k] = merge_value(merged[k], v) if k in merged else create(v)
+        except (TypeError, ValueError) as err:
+            # Raised by the unpacking above, not by a user function it called.
+            if err.__traceback__.tb_next is None and str(err).startswith(_UNPACKING):
+                raise type(err)(
+                    "%s works on (key, value) pairs, but a record is not one (%s): map each "
+                    "record to a 2-tuple first" % (operation, err)) from None
+            raise
         return merged.items()
 
     return combine

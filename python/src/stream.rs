@@ -67,6 +67,29 @@ fn call2(f: &Py<PyAny>, a: PyObj, b: PyObj) -> PyObj {
     })
 }
 
+/// PySpark's `updateFunc(new_values, last_state)` as the engine's update function:
+/// the state is a Python object, `None` drops the key.
+pub fn state_update<V>(
+    update: Py<PyAny>,
+    value: impl for<'py> Fn(Python<'py>, &V) -> PyResult<Bound<'py, PyAny>> + Send + Sync,
+) -> impl Fn(&[V], Option<PyObj>) -> Option<PyObj> + Send + Sync {
+    move |values: &[V], state: Option<PyObj>| {
+        Python::attach(|py| {
+            let run = || -> PyResult<Option<PyObj>> {
+                let values = values
+                    .iter()
+                    .map(|v| value(py, v))
+                    .collect::<PyResult<Vec<_>>>()?;
+                let values = PyList::new(py, values)?;
+                let state = state.as_ref().map(|s| s.bind(py).clone());
+                let new = update.bind(py).call1((values, state))?;
+                Ok((!new.is_none()).then(|| PyObj::new(new)))
+            };
+            run().or_fail(py)
+        })
+    }
+}
+
 #[pymethods]
 impl PyStream {
     fn map_partitions_with_index(&self, f: Py<PyAny>) -> PyStream {
@@ -155,17 +178,7 @@ impl PyStream {
         initial: Option<PyRdd>,
     ) -> PyStream {
         let pairs = self.pairs("updateStateByKey");
-        let update = move |values: &[PyObj], state: Option<PyObj>| -> Option<PyObj> {
-            Python::attach(|py| {
-                let run = || -> PyResult<Option<PyObj>> {
-                    let values = PyList::new(py, values.iter().map(|v| v.bind(py)))?;
-                    let state = state.as_ref().map(|s| s.bind(py).clone());
-                    let new = update.bind(py).call1((values, state))?;
-                    Ok((!new.is_none()).then(|| PyObj::new(new)))
-                };
-                run().or_fail(py)
-            })
-        };
+        let update = state_update(update, |py, value: &PyObj| Ok(value.bind(py).clone()));
         let partitions = partitions.max(1);
         let states = match initial {
             Some(initial) => pairs.update_state_by_key_with_initial(

@@ -13,9 +13,10 @@ use dstream::{DStream, PartitionIter};
 use pyo3::prelude::*;
 use pyo3::types::{PyString, PyTuple};
 
+use crate::failure::OrFail;
 use crate::object::PyObj;
 use crate::partition;
-use crate::stream::PyStream;
+use crate::stream::{PyStream, state_update};
 
 /// Lines as the source read them, or words, which are short: a `CompactString` keeps up
 /// to 24 bytes inline, so a word costs no allocation and compares within a table slot.
@@ -100,6 +101,20 @@ impl PyCountStream {
     fn to_py(&self) -> PyStream {
         PyStream::new(self.stream.map_partitions(count_tuples))
     }
+
+    /// PySpark's `updateStateByKey(update)` with keys and new values still in Rust:
+    /// Python sees one call per key and batch, with the key's new counts as a list of
+    /// `int`s, and keeps the state (pickled in checkpoints).
+    fn update_state_by_key(&self, update: Py<PyAny>, partitions: usize) -> PyStream {
+        let update = state_update(update, |py, count: &i64| {
+            let Ok(count) = count.into_pyobject(py);
+            Ok(count.into_any())
+        });
+        let states = self
+            .stream
+            .update_state_by_key_with_partitions(update, partitions.max(1));
+        PyStream::new(states.map_partitions(state_tuples))
+    }
 }
 
 /// Python's `int` never overflows; a count past `i64` is far beyond any stream (2^63
@@ -112,6 +127,22 @@ fn add_counts(a: i64, b: i64) -> i64 {
             i64::MAX
         ))),
     }
+}
+
+fn state_tuples(input: PartitionIter<(CompactString, PyObj)>) -> Vec<PyObj> {
+    let states: Vec<(CompactString, PyObj)> = input.collect();
+    Python::attach(|py| {
+        let tuples = states
+            .iter()
+            .map(|(word, state)| {
+                let word = PyString::new(py, word).into_any();
+                PyTuple::new(py, [word, state.bind(py).clone()]).map(|t| PyObj::new(t.into_any()))
+            })
+            .collect::<PyResult<Vec<_>>>()
+            .or_fail(py);
+        drop(states);
+        tuples
+    })
 }
 
 fn count_tuples(input: PartitionIter<(CompactString, i64)>) -> Vec<PyObj> {

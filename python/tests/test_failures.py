@@ -98,7 +98,9 @@ def test_records_that_are_not_pairs_get_a_message_that_says_what_to_do(tmp_path)
     ssc.start()
     clock.advance(1)
     with pytest.raises(ValueError, match="updateStateByKey works on \\(key, value\\) pairs, "
-                                         "but a record is 'a b': map each record to a 2-tuple"):
+                                         "but a record is not one \\(too many values to "
+                                         "unpack \\(expected 2\\)\\): map each record to a "
+                                         "2-tuple first"):
         ssc.awaitTermination(30)
     ssc.stop()
 

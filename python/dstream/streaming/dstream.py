@@ -13,7 +13,8 @@ import os
 from datetime import datetime
 
 from dstream._elementwise import ElementWise
-from dstream.rdd import RDD, _combine_locally, _merge_combiners, portable_hash
+from dstream.rdd import (RDD, _append, _combine_locally, _extend, _merge_combiners,
+                         portable_hash)
 from dstream.streaming import _native_ops
 
 __all__ = ["DStream"]
@@ -267,16 +268,20 @@ class DStream(ElementWise):
 
     def combineByKey(self, createCombiner, mergeValue, mergeCombiners, numPartitions=None):
         """``combineByKey`` on each RDD (see ``RDD.combineByKey``)."""
-        return self.mapPartitions(_combine_locally(createCombiner, mergeValue)) \
+        return self._combine(createCombiner, mergeValue, mergeCombiners, numPartitions,
+                             "combineByKey")
+
+    def _combine(self, create, merge_value, merge_combiners, numPartitions, operation):
+        return self.mapPartitions(_combine_locally(create, merge_value, operation)) \
             .partitionBy(numPartitions) \
-            .mapPartitions(_merge_combiners(mergeCombiners))
+            .mapPartitions(_merge_combiners(merge_combiners))
 
     def reduceByKey(self, func, numPartitions=None):
         """``func`` over the values of each key, batch by batch."""
         if self._counts is not None and _native_ops.is_addition(func):
             n = self._default_partitions(numPartitions)
             return DStream(None, self._ssc, _counts=self._counts.reduce_by_key_sum(n))
-        return self.combineByKey(lambda x: x, func, func, numPartitions)
+        return self._combine(lambda x: x, func, func, numPartitions, "reduceByKey")
 
     def groupByKey(self, numPartitions=None):
         """``(k, values)`` for each key of each batch."""
@@ -312,13 +317,25 @@ class DStream(ElementWise):
         """A running state per key: ``updateFunc(new_values, last_state)`` returns the
         new state, or ``None`` to drop the key. It is called for every key at every
         batch, as in PySpark. Needs ``ssc.checkpoint(directory)``."""
+        if self._counts is not None and initialRDD is None:
+            return self._wrap(self._counts.update_state_by_key(
+                updateFunc, self._default_partitions(numPartitions)))
         initial = None
         if initialRDD is not None:
             if not isinstance(initialRDD, RDD):
                 initialRDD = self._ssc._sc.parallelize(initialRDD)
             initial = initialRDD._native()
-        return self._wrap(self._native().update_state_by_key(
-            updateFunc, self._default_partitions(numPartitions), initial))
+        n = self._default_partitions(numPartitions)
+        # Each key's new values are gathered into one list in Python first (a dict per
+        # partition, as groupByKey), so the engine moves one record per key, not one
+        # per value.
+        grouped = self._combine(lambda v: [v], _append, _extend, n, "updateStateByKey")
+
+        def update(groups, last):
+            values = groups[0] if len(groups) == 1 else [v for g in groups for v in g]
+            return updateFunc(values, last)
+
+        return self._wrap(grouped._native().update_state_by_key(update, n, initial))
 
     # --- windows -----------------------------------------------------------------
 
