@@ -53,6 +53,50 @@ fn update_state_by_key_keeps_running_counts() {
 }
 
 #[test]
+fn update_state_by_key_scoped_runs_each_partitions_updates_inside_one_scope() {
+    thread_local! {
+        /// Whether this worker thread is inside a scope now.
+        static IN_SCOPE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    let (h, _dir) = stateful_harness();
+    let queue = RddQueue::new();
+    queue.push(h.ssc.parallelize(lines(&["a b", "a c d"])));
+    queue.push(h.ssc.parallelize(lines(&["b"])));
+    let scopes = Arc::new(AtomicUsize::new(0));
+    let outside = Arc::new(AtomicUsize::new(0));
+    let (counted, strays) = (scopes.clone(), outside.clone());
+    let update = move |new: &[i32], total: Option<i32>| {
+        if !IN_SCOPE.get() {
+            strays.fetch_add(1, Ordering::SeqCst);
+        }
+        running_count(new, total)
+    };
+    let totals =
+        collect(
+            &words(&h, &queue).update_state_by_key_scoped(update, 3, None, move |work| {
+                counted.fetch_add(1, Ordering::SeqCst);
+                IN_SCOPE.set(true);
+                work();
+                IN_SCOPE.set(false);
+            }),
+        );
+    h.ssc.start().unwrap();
+    h.run_batches(2);
+    h.ssc.stop(false).unwrap();
+
+    assert_eq!(
+        sorted_batches(&totals),
+        vec![
+            counts(&[("a", 2), ("b", 1), ("c", 1), ("d", 1)]),
+            counts(&[("a", 2), ("b", 2), ("c", 1), ("d", 1)]),
+        ]
+    );
+    // One scope per partition and batch (3 partitions, 2 batches), every call inside.
+    assert_eq!(scopes.load(Ordering::SeqCst), 6);
+    assert_eq!(outside.load(Ordering::SeqCst), 0);
+}
+
+#[test]
 fn update_state_by_key_calls_the_function_for_every_key_and_none_removes() {
     let (h, _dir) = stateful_harness();
     let queue = RddQueue::new();

@@ -90,6 +90,13 @@ pub fn state_update<V>(
     }
 }
 
+/// A partition's state updates, run holding the GIL once rather than taking it for
+/// each key: worker threads that took turns with the GIL key by key spent most of
+/// their time handing it over.
+pub fn holding_gil(work: &mut dyn FnMut()) {
+    Python::attach(|_| work());
+}
+
 #[pymethods]
 impl PyStream {
     fn map_partitions_with_index(&self, f: Py<PyAny>) -> PyStream {
@@ -179,15 +186,9 @@ impl PyStream {
     ) -> PyStream {
         let pairs = self.pairs("updateStateByKey");
         let update = state_update(update, |py, value: &PyObj| Ok(value.bind(py).clone()));
-        let partitions = partitions.max(1);
-        let states = match initial {
-            Some(initial) => pairs.update_state_by_key_with_initial(
-                update,
-                partitions,
-                partition::pairs("updateStateByKey", &initial.rdd),
-            ),
-            None => pairs.update_state_by_key_with_partitions(update, partitions),
-        };
+        let initial = initial.map(|initial| partition::pairs("updateStateByKey", &initial.rdd));
+        let states =
+            pairs.update_state_by_key_scoped(update, partitions.max(1), initial, holding_gil);
         PyStream::new(states.transform(|rdd, _| {
             partition::tuples(&rdd, |py, state: PyObj| Ok(state.bind(py).clone()))
         }))

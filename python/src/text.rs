@@ -16,7 +16,7 @@ use pyo3::types::{PyString, PyTuple};
 use crate::failure::OrFail;
 use crate::object::PyObj;
 use crate::partition;
-use crate::stream::{PyStream, state_update};
+use crate::stream::{PyStream, holding_gil, state_update};
 
 /// Lines as the source read them, or words, which are short: a `CompactString` keeps up
 /// to 24 bytes inline, so a word costs no allocation and compares within a table slot.
@@ -110,9 +110,9 @@ impl PyCountStream {
             let Ok(count) = count.into_pyobject(py);
             Ok(count.into_any())
         });
-        let states = self
-            .stream
-            .update_state_by_key_with_partitions(update, partitions.max(1));
+        let states =
+            self.stream
+                .update_state_by_key_scoped(update, partitions.max(1), None, holding_gil);
         PyStream::new(states.map_partitions(state_tuples))
     }
 }

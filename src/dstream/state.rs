@@ -30,6 +30,10 @@ impl<T: Data + Serialize + DeserializeOwned> StateData for T {}
 
 type UpdateFn<V, S> = dyn Fn(&[V], Option<S>) -> Option<S> + Send + Sync;
 
+/// Runs the work it is given, once: what a partition's updates run inside (see
+/// [`DStream::update_state_by_key_scoped`]).
+pub type PartitionScope = dyn Fn(&mut dyn FnMut()) + Send + Sync;
+
 /// A state to start from, handed to the first step only.
 struct InitialState<K, S>(Mutex<Option<Rdd<(K, S)>>>);
 
@@ -74,6 +78,7 @@ struct UpdateByKey<K, V, S> {
     parent: Arc<StreamNode<(K, V)>>,
     update: Arc<UpdateFn<V, S>>,
     initial: InitialState<K, S>,
+    scope: Option<Arc<PartitionScope>>,
 }
 
 impl<K: Key, V: Data, S: Data> Stepper<K, S, ()> for UpdateByKey<K, V, S> {
@@ -84,10 +89,21 @@ impl<K: Key, V: Data, S: Data> Stepper<K, S, ()> for UpdateByKey<K, V, S> {
     fn work(&self, time: Time) -> Option<Work<K, S, ()>> {
         let batch = self.parent.get_or_compute(time)?;
         let (initial, update) = (self.initial.take(), self.update.clone());
+        let scope = self.scope.clone();
         Some(Box::new(move |store, time| {
             InitialState::load(initial, store, time);
             store.apply(time, new_values(&batch, store), |table, new| {
-                update_every_key(table, new, &*update, time);
+                match &scope {
+                    Some(scope) => {
+                        let mut new = Some(new);
+                        scope(&mut || {
+                            if let Some(new) = new.take() {
+                                update_every_key(table, new, &*update, time);
+                            }
+                        });
+                    }
+                    None => update_every_key(table, new, &*update, time),
+                }
                 Vec::new()
             })
         }))
@@ -172,7 +188,7 @@ where
         update: impl Fn(&[V], Option<S>) -> Option<S> + Send + Sync + 'static,
     ) -> DStream<(K, S)> {
         let partitions = self.context().parallelism();
-        self.update_state(update, partitions, None)
+        self.update_state(update, partitions, None, None)
     }
 
     /// [`update_state_by_key`](DStream::update_state_by_key) with the state in
@@ -182,7 +198,7 @@ where
         update: impl Fn(&[V], Option<S>) -> Option<S> + Send + Sync + 'static,
         partitions: usize,
     ) -> DStream<(K, S)> {
-        self.update_state(update, partitions, None)
+        self.update_state(update, partitions, None, None)
     }
 
     /// [`update_state_by_key`](DStream::update_state_by_key) starting from the
@@ -193,7 +209,40 @@ where
         partitions: usize,
         initial: Rdd<(K, S)>,
     ) -> DStream<(K, S)> {
-        self.update_state(update, partitions, Some(initial))
+        self.update_state(update, partitions, Some(initial), None)
+    }
+
+    /// [`update_state_by_key`](DStream::update_state_by_key) into `partitions`
+    /// partitions, from `initial` if given, with each partition's calls of `update`
+    /// made inside one call of `scope`. A language binding uses it to hold its
+    /// interpreter's lock across a partition's calls rather than take it per key (the
+    /// Python package does). `scope` must run the work it is given exactly once.
+    ///
+    /// ```
+    /// use dstream::{RddQueue, StreamingContext};
+    /// use std::time::Duration;
+    /// # fn main() -> dstream::Result<()> {
+    /// let ssc = StreamingContext::new("local[2]", Duration::from_secs(10))?;
+    /// ssc.checkpoint(std::env::temp_dir().join("dstream-doc-update-scoped"))?;
+    /// let pairs = ssc.queue_stream(&RddQueue::<(String, i32)>::new(), true, None);
+    /// let totals = pairs.update_state_by_key_scoped(
+    ///     |new: &[i32], total: Option<i32>| Some(new.iter().sum::<i32>() + total.unwrap_or(0)),
+    ///     2,
+    ///     None,
+    ///     |work| work(), // for example: take a lock, run the work, let go
+    /// );
+    /// # let _ = totals;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn update_state_by_key_scoped<S: StateData>(
+        &self,
+        update: impl Fn(&[V], Option<S>) -> Option<S> + Send + Sync + 'static,
+        partitions: usize,
+        initial: Option<Rdd<(K, S)>>,
+        scope: impl Fn(&mut dyn FnMut()) + Send + Sync + 'static,
+    ) -> DStream<(K, S)> {
+        self.update_state(update, partitions, initial, Some(Arc::new(scope)))
     }
 
     fn update_state<S: StateData>(
@@ -201,6 +250,7 @@ where
         update: impl Fn(&[V], Option<S>) -> Option<S> + Send + Sync + 'static,
         partitions: usize,
         initial: Option<Rdd<(K, S)>>,
+        scope: Option<Arc<PartitionScope>>,
     ) -> DStream<(K, S)> {
         let store = Arc::new(StateStore::new(partitions));
         let core = Arc::new(StateCore::new(
@@ -210,6 +260,7 @@ where
                 parent: self.node().clone(),
                 update: Arc::new(update),
                 initial: InitialState::new(initial),
+                scope,
             },
         ));
         let stream = self.derive(
