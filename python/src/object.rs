@@ -209,8 +209,9 @@ impl Native {
         if value.is_nan() {
             return None;
         }
+        // Every whole float in i64's range converts exactly (2^63 itself does not fit).
         #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
-        if value.fract() == 0.0 && value.abs() < 9.0e15 {
+        if value.fract() == 0.0 && value.abs() < 9_223_372_036_854_775_808.0 {
             return Some(Native::Int(value as i64));
         }
         Some(Native::Float(value.to_bits()))

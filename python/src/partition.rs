@@ -47,9 +47,8 @@ pub fn strings<T: AsRef<str>>(input: PartitionIter<T>) -> Vec<PyObj> {
     })
 }
 
-/// Each `(key, value)` record as the engine's pair, with `value_of` choosing what
-/// travels with the key: the value, or the whole record when the shuffle only moves
-/// records.
+/// Each `(key, value)` record as the engine's pair; with `whole_record` the record
+/// itself travels with its key (a shuffle that only moves records), else the value.
 fn keyed(
     operation: &'static str,
     input: PartitionIter<PyObj>,
@@ -59,7 +58,7 @@ fn keyed(
     Python::attach(|py| {
         let mut out = Vec::with_capacity(records.len());
         for record in &records {
-            let pair = split_pair(py, operation, record.bind(py)).or_fail(py);
+            let pair = split_pair(operation, record.bind(py)).or_fail(py);
             let key = PyKey::new(pair.0).or_fail(py);
             let value = if whole_record {
                 record.clone()
@@ -74,7 +73,6 @@ fn keyed(
 }
 
 fn split_pair<'py>(
-    py: Python<'py>,
     operation: &str,
     record: &Bound<'py, PyAny>,
 ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
@@ -91,7 +89,6 @@ fn split_pair<'py>(
             return Ok((key, value));
         }
     }
-    let _ = py;
     Err(pyo3::exceptions::PyValueError::new_err(format!(
         "{operation} works on (key, value) pairs, but a record is {}: map each record to a 2-tuple first",
         record
