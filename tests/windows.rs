@@ -429,3 +429,33 @@ fn a_window_over_a_slower_slide_sees_every_batch() {
     );
     assert_eq!(sums.lock().unwrap()[2].0, Time::from_millis(6000));
 }
+
+#[test]
+fn group_by_key_and_window_keeps_values_oldest_batch_first() {
+    let h = Harness::seconds();
+    let queue = RddQueue::new();
+    // One key, many values per batch over several partitions, so that the order could
+    // only come out right by design.
+    for batch in 0..4u32 {
+        let values: Vec<(u8, u32)> = (0..40).map(|i| (7, batch * 100 + i)).collect();
+        queue.push(h.ssc.parallelize(values));
+    }
+    let grouped = collect(
+        &h.ssc
+            .queue_stream(&queue, true, None)
+            .group_by_key_and_window(secs(3), secs(1))
+            .unwrap(),
+    );
+    h.ssc.start().unwrap();
+    h.run_batches(4);
+    h.ssc.stop(false).unwrap();
+
+    let batches = sorted_batches(&grouped);
+    for (at, batch) in batches.iter().enumerate() {
+        let first = at.saturating_sub(2) as u32;
+        let expected: Vec<u32> = (first..=at as u32)
+            .flat_map(|b| (0..40).map(move |i| b * 100 + i))
+            .collect();
+        assert_eq!(batch, &vec![(7u8, expected)], "window ending at batch {at}");
+    }
+}

@@ -129,11 +129,12 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         )
     }
 
-    /// Collects the values of each key into a `Vec`.
+    /// Collects the values of each key into a `Vec`, in arrival order: partition by
+    /// partition, and within a partition as they come.
     ///
     /// ```
     /// use dstream::Rdd;
-    /// let mut groups = Rdd::from_vec(vec![("a", 1), ("b", 2), ("a", 3)], 1).group_by_key().collect();
+    /// let mut groups = Rdd::from_vec(vec![("a", 1), ("b", 2), ("a", 3)], 2).group_by_key().collect();
     /// groups.sort();
     /// assert_eq!(groups, vec![("a", vec![1, 3]), ("b", vec![2])]);
     /// ```

@@ -203,13 +203,23 @@ fn merge_map_outputs<K: Key, C: Send>(
     per_output
         .into_par_iter()
         .map(|mut tables| {
-            // Merge into the largest table so it grows the least.
-            let largest = (0..tables.len()).max_by_key(|&i| tables[i].len());
-            let mut merged = match largest {
-                Some(i) => tables.swap_remove(i),
-                None => return HashTable::new(),
+            // Merge into the largest table so it grows the least, keeping the map
+            // outputs' order: the tables before it are merged in front of what it
+            // holds (nearest first), those after it behind. A merge is associative,
+            // not commutative (group_by_key's values stay in arrival order).
+            let Some(largest) = (0..tables.len()).max_by_key(|&i| tables[i].len()) else {
+                return HashTable::new();
             };
-            for table in tables {
+            let after = tables.split_off(largest + 1);
+            let mut merged = tables.pop().unwrap_or_default();
+            let in_front = |later: C, earlier: C| merge(earlier, later);
+            for table in tables.into_iter().rev() {
+                merged.reserve(table.len(), |slot| slot.hash);
+                for slot in table {
+                    insert_combined(&mut merged, slot, &in_front);
+                }
+            }
+            for table in after {
                 merged.reserve(table.len(), |slot| slot.hash);
                 for slot in table {
                     insert_combined(&mut merged, slot, merge);
