@@ -128,6 +128,10 @@ fn save_as_text_files_writes_one_directory_per_batch() {
         .map(|(w, _)| w)
         .save_as_text_files(prefix.clone(), "")
         .unwrap();
+    // Tuples have no Display: a formatter writes them.
+    stream
+        .save_as_text_files_with(prefix.clone(), "debug", |pair| format!("{pair:?}"))
+        .unwrap();
     h.ssc.start().unwrap();
     h.run_batches(2);
     h.ssc.stop(false).unwrap();
@@ -152,6 +156,10 @@ fn save_as_text_files_writes_one_directory_per_batch() {
     };
     assert_eq!(read_dir("counts-1000.csv"), lines(&["a,1", "b,2"]));
     assert_eq!(read_dir("counts-1000"), lines(&["a", "b"]));
+    assert_eq!(
+        read_dir("counts-1000.debug"),
+        lines(&["(\"a\", 1)", "(\"b\", 2)"])
+    );
     assert_eq!(read_dir("counts-2000.csv"), Vec::<String>::new());
     let mut names: Vec<String> = fs::read_dir(dir.path())
         .unwrap()
@@ -163,8 +171,10 @@ fn save_as_text_files_writes_one_directory_per_batch() {
         [
             "counts-1000",
             "counts-1000.csv",
+            "counts-1000.debug",
             "counts-2000",
-            "counts-2000.csv"
+            "counts-2000.csv",
+            "counts-2000.debug"
         ],
         "only finished batch directories, no staging leftovers"
     );

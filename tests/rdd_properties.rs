@@ -115,6 +115,41 @@ impl Partitioner<u8> for Scaled {
 
 proptest! {
     #[test]
+    fn cartesian_pairs_every_element_with_every_other_partition_by_partition(
+        left in vec(0u8..50, 0..20),
+        right in vec(-5i32..5, 0..20),
+        m in partition_counts(),
+        n in partition_counts(),
+    ) {
+        let a = Rdd::from_vec(left, m);
+        let b = Rdd::from_vec(right, n);
+        let pairs = a.cartesian(&b);
+        prop_assert_eq!(pairs.num_partitions(), m * n);
+        // Spark's order: partition (i, j) is partition i of the left crossed with
+        // partition j of the right, row by row.
+        let mut expected = Vec::new();
+        for left_part in a.glom().collect() {
+            for right_part in b.glom().collect() {
+                for x in &left_part {
+                    for y in &right_part {
+                        expected.push((*x, *y));
+                    }
+                }
+            }
+        }
+        prop_assert_eq!(pairs.collect(), expected);
+    }
+
+    #[test]
+    fn from_partitions_keeps_the_partitions_given(
+        parts in vec(vec(any::<i16>(), 0..10), 1..6),
+    ) {
+        let rdd = Rdd::from_partitions(parts.clone());
+        prop_assert_eq!(rdd.num_partitions(), parts.len());
+        prop_assert_eq!(rdd.glom().collect(), parts);
+    }
+
+    #[test]
     fn map_applies_to_every_element_in_order(data in ints(), m in partition_counts()) {
         let out = Rdd::from_vec(data.clone(), m).map(|x| x * 3 - 1).collect();
         prop_assert_eq!(out, data.iter().map(|x| x * 3 - 1).collect::<Vec<_>>());

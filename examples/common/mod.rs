@@ -76,11 +76,16 @@ impl Schedule {
 }
 
 /// Logs warnings and one line per batch, unless RUST_LOG says otherwise (for example
-/// `RUST_LOG=dstream=debug`).
+/// `RUST_LOG=dstream=debug`). Logs go to stderr, so stdout holds only what the program
+/// prints (the pprint blocks), and are coloured only on a terminal.
 pub fn init_logging() {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
 }
 
 /// Starts `ssc` and runs it until Ctrl-C (or SIGTERM), or until the schedule's number

@@ -153,6 +153,38 @@ impl<T: Data> DStream<T> {
             save_partitions(&rdd, &dir).map_err(|e| e.to_string())
         })
     }
+
+    /// [`save_as_text_files`](Self::save_as_text_files) for elements of any type, each
+    /// written as the line `format` makes of it (for example
+    /// `|e| format!("{e:?}")`, the form `pprint` prints).
+    ///
+    /// ```
+    /// use dstream::{RddQueue, StreamingContext};
+    /// use std::time::Duration;
+    /// # fn main() -> dstream::Result<()> {
+    /// let ssc = StreamingContext::new("local[2]", Duration::from_secs(1))?;
+    /// let counts = ssc.queue_stream(&RddQueue::<(String, i32)>::new(), true, None);
+    /// counts.save_as_text_files_with("output/counts", "tsv", |(word, count)| {
+    ///     format!("{word}\t{count}")
+    /// })?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn save_as_text_files_with(
+        &self,
+        prefix: impl Into<String>,
+        suffix: impl Into<String>,
+        format: impl Fn(&T) -> String + Send + Sync + 'static,
+    ) -> Result<()> {
+        let (prefix, suffix) = (prefix.into(), suffix.into());
+        let format = Arc::new(format);
+        self.register_output("save_as_text_files", move |rdd, time| {
+            let dir = batch_directory(&prefix, &suffix, time);
+            let format = format.clone();
+            let lines = rdd.map(move |element| format(&element));
+            save_partitions(&lines, &dir).map_err(|e| e.to_string())
+        })
+    }
 }
 
 impl<T: Data + Debug> DStream<T> {

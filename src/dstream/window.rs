@@ -195,7 +195,8 @@ type ReduceFn<V> = Arc<dyn Fn(V, V) -> V + Send + Sync>;
 type FilterFn<K, V> = Arc<dyn Fn(&K, &V) -> bool + Send + Sync>;
 
 impl<K: Key, V: Data> DStream<(K, V)> {
-    /// The values of each key in each window, collected.
+    /// The values of each key in each window, collected in arrival order: oldest
+    /// batch first, as Spark and PySpark give them.
     pub fn group_by_key_and_window(
         &self,
         length: Duration,
@@ -469,7 +470,7 @@ where
             let env = crate::rdd::ExecEnv::global();
             self.reduced.put(
                 Time::from_millis(time),
-                Rdd::from_partitions(partitions, env),
+                Rdd::from_partitions_in(partitions, env),
             );
         }
         Ok(())

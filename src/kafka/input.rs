@@ -401,7 +401,7 @@ impl DirectInput {
         let rdd = if partitions.is_empty() {
             Rdd::empty_in(env.clone())
         } else {
-            Rdd::from_partitions(partitions, env.clone())
+            Rdd::from_partitions_in(partitions, env.clone())
         };
         (rdd, records)
     }

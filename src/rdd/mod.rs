@@ -15,6 +15,7 @@
 //! `sort`, `pair` (the pair-RDD API) and `actions`.
 
 mod actions;
+mod cartesian;
 mod cogroup;
 pub(crate) mod materialized;
 mod narrow;
@@ -176,11 +177,28 @@ impl<T: Data> Rdd<T> {
     }
 
     pub(crate) fn from_vec_in(data: Vec<T>, num_partitions: usize, env: Arc<ExecEnv>) -> Rdd<T> {
-        Rdd::from_partitions(materialized::split_evenly(data, num_partitions), env)
+        Rdd::from_partitions_in(materialized::split_evenly(data, num_partitions), env)
     }
 
-    /// An `Rdd` whose partitions are exactly `partitions`.
-    pub(crate) fn from_partitions(partitions: Vec<Vec<T>>, env: Arc<ExecEnv>) -> Rdd<T> {
+    /// An `Rdd` whose partitions are exactly `partitions` (an empty `Vec` gives one
+    /// empty partition), computed on rayon's global pool.
+    ///
+    /// ```
+    /// use dstream::Rdd;
+    /// let rdd = Rdd::from_partitions(vec![vec!['a', 'b'], vec![], vec!['c']]);
+    /// assert_eq!(rdd.num_partitions(), 3);
+    /// assert_eq!(rdd.glom().collect(), vec![vec!['a', 'b'], vec![], vec!['c']]);
+    /// ```
+    pub fn from_partitions(partitions: Vec<Vec<T>>) -> Rdd<T> {
+        let partitions = if partitions.is_empty() {
+            vec![Vec::new()]
+        } else {
+            partitions
+        };
+        Rdd::from_partitions_in(partitions, ExecEnv::global())
+    }
+
+    pub(crate) fn from_partitions_in(partitions: Vec<Vec<T>>, env: Arc<ExecEnv>) -> Rdd<T> {
         Rdd::from_node(Materialized::new(partitions), env)
     }
 
@@ -195,7 +213,7 @@ impl<T: Data> Rdd<T> {
     }
 
     pub(crate) fn empty_in(env: Arc<ExecEnv>) -> Rdd<T> {
-        Rdd::from_partitions(vec![Vec::new()], env)
+        Rdd::from_partitions_in(vec![Vec::new()], env)
     }
 
     /// The number of partitions.

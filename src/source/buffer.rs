@@ -222,7 +222,7 @@ impl<T: Data> BlockBuffer<T> {
         let records = taken as u64;
         let partitions = into_partitions(blocks, env.parallelism());
         Cut {
-            rdd: Rdd::from_partitions(partitions, env.clone()),
+            rdd: Rdd::from_partitions_in(partitions, env.clone()),
             records,
             replay: None,
         }

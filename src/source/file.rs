@@ -110,7 +110,7 @@ impl FileInput {
         let records = chunks.iter().map(|c| c.len() as u64).sum();
         self.received.add(records);
         let partitions = into_partitions(chunks, env.parallelism());
-        (Rdd::from_partitions(partitions, env.clone()), records)
+        (Rdd::from_partitions_in(partitions, env.clone()), records)
     }
 }
 
