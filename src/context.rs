@@ -537,6 +537,47 @@ impl StreamingContext {
         DStream::union_all(first, rest)
     }
 
+    /// A stream made by `f` from the `Rdd`s of all `streams` (in the order given) at
+    /// each batch time, as Spark's `ssc.transform(dstreams, f)`. The streams must
+    /// belong to this context and slide alike.
+    ///
+    /// ```
+    /// use dstream::{RddQueue, StreamingContext};
+    /// use std::time::Duration;
+    /// # fn main() -> dstream::Result<()> {
+    /// let ssc = StreamingContext::new("local[2]", Duration::from_secs(1))?;
+    /// let streams: Vec<_> = (0..3).map(|_| ssc.queue_stream(&RddQueue::<u32>::new(), true, None)).collect();
+    /// // The elements of the first stream that none of the others has.
+    /// let only_first = ssc.transform(&streams, |rdds, _time| {
+    ///     let others = rdds[1].union(&rdds[2]).map(|x| (x, ()));
+    ///     rdds[0].map(|x| (x, ())).left_outer_join(&others)
+    ///         .filter(|(_, (_, other))| other.is_none())
+    ///         .keys()
+    /// })?;
+    /// # let _ = only_first;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn transform<T: Data, U: Data>(
+        &self,
+        streams: &[DStream<T>],
+        f: impl Fn(Vec<Rdd<T>>, Time) -> Rdd<U> + Send + Sync + 'static,
+    ) -> Result<DStream<U>> {
+        let Some((first, rest)) = streams.split_first() else {
+            return Err(Error::IncompatibleStreams {
+                operation: "transform",
+                reason: "no streams were given".into(),
+            });
+        };
+        if !Arc::ptr_eq(first.context(), &self.shared) {
+            return Err(Error::IncompatibleStreams {
+                operation: "transform",
+                reason: "the streams belong to another streaming context".into(),
+            });
+        }
+        DStream::transform_all(first, rest, f)
+    }
+
     pub(crate) fn input<T: Data>(
         &self,
         kind: &'static str,

@@ -144,6 +144,61 @@ fn transform_sees_the_batch_time_and_transform_with_sees_both_streams() {
 }
 
 #[test]
+fn context_transform_sees_every_streams_rdd_in_order() {
+    let h = Harness::seconds();
+    let queues: Vec<RddQueue<u32>> = (0..3).map(|_| RddQueue::new()).collect();
+    for batch in 1..=2u32 {
+        for (i, queue) in queues.iter().enumerate() {
+            let base = batch * 100 + i as u32 * 10;
+            queue.push(h.ssc.parallelize(vec![base, base + 1]));
+        }
+    }
+    let streams: Vec<_> = queues
+        .iter()
+        .map(|q| h.ssc.queue_stream(q, true, None))
+        .collect();
+    // Each batch: "stream index: its sum", from the Rdds in the order given.
+    let sums = collect(
+        &h.ssc
+            .transform(&streams, |rdds, time| {
+                let sums: Vec<String> = rdds
+                    .iter()
+                    .enumerate()
+                    .map(|(i, rdd)| {
+                        let sum: u32 = rdd.collect().iter().sum();
+                        format!("{i}:{sum}@{}", time.as_millis())
+                    })
+                    .collect();
+                dstream::Rdd::from_vec(sums, 1)
+            })
+            .unwrap(),
+    );
+    let other = StreamingContext::new("local[1]", Duration::from_secs(1)).unwrap();
+    assert!(
+        other
+            .transform(&streams, |rdds, _| rdds[0].clone())
+            .is_err()
+    );
+    let none: &[dstream::DStream<u32>] = &[];
+    assert!(
+        h.ssc
+            .transform(none, |_, _| dstream::Rdd::<u32>::empty())
+            .is_err()
+    );
+    h.ssc.start().unwrap();
+    h.run_batches(2);
+    h.ssc.stop(false).unwrap();
+
+    assert_eq!(
+        sorted_batches(&sums),
+        vec![
+            lines(&["0:201@1000", "1:221@1000", "2:241@1000"]),
+            lines(&["0:401@2000", "1:421@2000", "2:441@2000"]),
+        ]
+    );
+}
+
+#[test]
 fn unions_merge_streams_batch_by_batch() {
     let h = Harness::seconds();
     let queues: Vec<RddQueue<u32>> = (0..3).map(|_| RddQueue::new()).collect();

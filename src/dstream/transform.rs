@@ -1,6 +1,7 @@
 //! Per-batch operations: each batch's `Rdd` is made from the parents' `Rdd`s of the
-//! same batch time. All of them are one of three computes: [`Transformed`] (one
-//! parent), [`TransformedWith`] (two parents) and [`Unioned`] (any number).
+//! same batch time. All of them are one of four computes: [`Transformed`] (one
+//! parent), [`TransformedWith`] (two parents), [`TransformedAll`] and [`Unioned`] (any
+//! number).
 
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use crate::time::Time;
 
 type RddFn<A, T> = dyn Fn(Rdd<A>, Time) -> Rdd<T> + Send + Sync;
 type RddFn2<A, B, T> = dyn Fn(Rdd<A>, Rdd<B>, Time) -> Rdd<T> + Send + Sync;
+type RddFnAll<A, T> = dyn Fn(Vec<Rdd<A>>, Time) -> Rdd<T> + Send + Sync;
 
 /// A stream whose `Rdd` at `t` is a function of its parent's `Rdd` at `t`.
 pub(crate) struct Transformed<A, T> {
@@ -39,6 +41,23 @@ impl<A: Data, B: Data, T: Data> Compute<T> for TransformedWith<A, B, T> {
         let left = self.left.get_or_compute(time)?;
         let right = self.right.get_or_compute(time)?;
         Some((self.f)(left, right, time))
+    }
+}
+
+/// A stream whose `Rdd` at `t` is a function of several parents' `Rdd`s at `t`.
+struct TransformedAll<A, T> {
+    parents: Vec<Arc<StreamNode<A>>>,
+    f: Box<RddFnAll<A, T>>,
+}
+
+impl<A: Data, T: Data> Compute<T> for TransformedAll<A, T> {
+    fn compute(&self, time: Time) -> Option<Rdd<T>> {
+        let rdds = self
+            .parents
+            .iter()
+            .map(|p| p.get_or_compute(time))
+            .collect::<Option<Vec<_>>>()?;
+        Some((self.f)(rdds, time))
     }
 }
 
@@ -158,6 +177,32 @@ impl<T: Data> DStream<T> {
             TransformedWith {
                 left: self.node().clone(),
                 right: other.node().clone(),
+                f: Box::new(f),
+            },
+        ))
+    }
+
+    /// A stream made by `f` from the `Rdd`s of `first` and `rest` (in that order) at
+    /// each batch time, after checking that they fit together.
+    pub(crate) fn transform_all<U: Data>(
+        first: &DStream<T>,
+        rest: &[DStream<T>],
+        f: impl Fn(Vec<Rdd<T>>, Time) -> Rdd<U> + Send + Sync + 'static,
+    ) -> Result<DStream<U>> {
+        for other in rest {
+            first.check_compatible("transform", other)?;
+        }
+        let streams: Vec<&DStream<T>> = std::iter::once(first).chain(rest).collect();
+        Ok(DStream::create(
+            first.context(),
+            "transform",
+            first.slide_duration(),
+            streams
+                .iter()
+                .map(|s| s.node().clone() as Arc<dyn GraphNode>)
+                .collect(),
+            TransformedAll {
+                parents: streams.iter().map(|s| s.node().clone()).collect(),
                 f: Box::new(f),
             },
         ))
