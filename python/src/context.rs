@@ -17,7 +17,7 @@ use pyo3::types::PyDict;
 use crate::failure::{failure_to_py_err, to_py_err};
 use crate::object::PyObj;
 use crate::rdd::PyRdd;
-use crate::stream::PyStream;
+use crate::stream::{PyStream, call_for_rdd};
 use crate::text::PyTextStream;
 
 /// A clock that moves only when told: batches happen exactly when a test says.
@@ -233,6 +233,17 @@ impl PyContext {
         let streams: Vec<_> = streams.into_iter().map(|s| s.stream).collect();
         self.ssc
             .union(&streams)
+            .map(PyStream::new)
+            .map_err(to_py_err)
+    }
+
+    /// `f(time_ms, rdd, ...)` over the `Rdd`s of all `streams` at each batch.
+    fn transform(&self, streams: Vec<PyStream>, f: Py<PyAny>) -> PyResult<PyStream> {
+        let streams: Vec<_> = streams.into_iter().map(|s| s.stream).collect();
+        self.ssc
+            .transform(&streams, move |rdds, time| {
+                call_for_rdd(&f, time, &rdds.iter().collect::<Vec<_>>())
+            })
             .map(PyStream::new)
             .map_err(to_py_err)
     }

@@ -43,7 +43,7 @@ fn millis(ms: u64) -> Duration {
 }
 
 /// Calls the user's `f(time_ms, rdd, ...)` and returns the `Rdd` it gives back.
-fn call_for_rdd(f: &Py<PyAny>, time: Time, rdds: &[&Rdd<PyObj>]) -> Rdd<PyObj> {
+pub fn call_for_rdd(f: &Py<PyAny>, time: Time, rdds: &[&Rdd<PyObj>]) -> Rdd<PyObj> {
     Python::attach(|py| {
         let run = || -> PyResult<Rdd<PyObj>> {
             let mut args = vec![time.as_millis().into_pyobject(py)?.into_any()];

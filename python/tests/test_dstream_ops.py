@@ -631,13 +631,14 @@ def test_checkpoint_writes_the_directory(ssc, run, tmp_path):
     assert directory.is_dir()
     pairs = ssc.queueStream([[("a", 1)], [("a", 2)]])
     out = collect(pairs.updateStateByKey(lambda new, old: sum(new) + (old or 0)))
-    # The first checkpoint is at 10 s: the smallest multiple of the batch interval that
-    # is at least 10 s, as in Spark.
+    # A checkpoint is written before the first batch (so that recovery is exact from
+    # the start), then every 10 s: the smallest multiple of the batch interval that is
+    # at least 10 s, as in Spark.
     run(9)
-    assert os.listdir(directory) == []
+    assert sorted(os.listdir(directory)) == ["checkpoint-0"]
     run(1)
     assert values(out) == [[("a", 1)]] + [[("a", 3)]] * 9
-    assert os.listdir(directory) != []
+    assert sorted(os.listdir(directory)) == ["checkpoint-0", "checkpoint-10000"]
 
 
 def test_streams_are_dstreams(ssc):

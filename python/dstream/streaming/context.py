@@ -7,7 +7,8 @@ import warnings
 
 from dstream import _native
 from dstream.rdd import RDD
-from dstream.streaming.dstream import DStream, _millis, _to_millis, _with_time
+from dstream.streaming.dstream import (DStream, _millis, _rdd_result, _time, _to_millis,
+                                       _with_time)
 from dstream.streaming.listener import _dispatcher
 
 __all__ = ["StreamingContext", "ManualClock"]
@@ -239,22 +240,16 @@ class StreamingContext:
         """``transformFunc(rdds)`` or ``transformFunc(time, rdds)`` over the RDDs of
         ``dstreams`` at each batch (``rdds`` a tuple, as PySpark passes them)."""
         dstreams = list(dstreams)
+        if not dstreams:
+            raise ValueError("should have at least one DStream to transform")
         func = _with_time(transformFunc, 1)
-        if len(dstreams) == 1:
-            return dstreams[0].transform(lambda t, a: func(t, (a,)))
-        if len(dstreams) == 2:
-            return dstreams[0].transformWith(lambda t, a, b: func(t, (a, b)), dstreams[1])
-        # More streams: tag each record with its stream, union, and split again.
-        tagged = [s.map(lambda x, i=i: (i, x)) for i, s in enumerate(dstreams)]
-        count = len(dstreams)
+        ctx = self._sc
 
-        def split(time, rdd):
-            cached = rdd.cache()
-            parts = tuple(cached.filter(lambda ix, i=i: ix[0] == i).map(lambda ix: ix[1])
-                          for i in range(count))
-            return func(time, parts)
+        def run(time_ms, *natives):
+            rdds = tuple(RDD(native, ctx) for native in natives)
+            return _rdd_result(func(_time(time_ms), rdds), "transform")
 
-        return self.union(*tagged).transform(split)
+        return DStream(self._jssc.transform([s._native() for s in dstreams], run), self)
 
     # --- dstream's additions for tests -------------------------------------------
 
