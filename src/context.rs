@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::thread::ThreadId;
 use std::time::Duration;
 
-use crate::checkpoint::recovery::match_streams;
+use crate::checkpoint::recovery::{Stored, check_state_types, match_streams};
 use crate::checkpoint::{Checkpoint, CheckpointDir, PendingBatch};
 use crate::config::StreamingConfig;
 use crate::dstream::store::StatefulStream;
@@ -654,6 +654,10 @@ impl StreamingContext {
     /// streams are matched with the checkpoint's by name (see [`DStream::name`]) or
     /// else by the order they were defined in. A mismatch is an error naming the first
     /// stream that differs. Operations without state may change freely between runs.
+    /// A stateful stream must also store the same types as the checkpoint recorded
+    /// for it ([`Error::StateTypeMismatch`] names the stream and both types; see
+    /// [`DStream::accept_checkpointed_types`] for a renamed type). Checkpoints written
+    /// before dstream recorded types are recovered unchecked, with a warning.
     /// A [`ManualClock`](crate::ManualClock) is moved to the last batch the checkpoint
     /// knows of.
     ///
@@ -835,9 +839,11 @@ impl StreamingContext {
     /// Stops the context. With `stop_gracefully`, the receivers stop first and
     /// everything already received is processed before this returns (if that takes
     /// longer than the stop timeout, batches still queued then are dropped); otherwise
-    /// the batch running now finishes and queued batches are dropped. Stopping a stopped
-    /// context does nothing. Called from inside a batch (an output function), the
-    /// stop proceeds in the background and this returns at once.
+    /// the batch running now finishes and queued batches are dropped. Either way this
+    /// returns within the stop timeout: a batch still stuck then (in a user function, or
+    /// an input that blocks) is left running in the background, with a warning. Stopping
+    /// a stopped context does nothing. Called from inside a batch (an output function),
+    /// the stop proceeds in the background and this returns at once.
     pub fn stop(&self, stop_gracefully: bool) -> Result<()> {
         ContextShared::stop(&self.shared, stop_gracefully);
         Ok(())
@@ -1048,6 +1054,23 @@ impl ContextShared {
         }
     }
 
+    /// Lets the stateful stream `id` recover a checkpoint that recorded other types;
+    /// `false` if the stream has no state.
+    pub(crate) fn accept_checkpointed_types(&self, id: usize) -> bool {
+        let inner = self.inner();
+        let state = inner
+            .stateful
+            .iter()
+            .find(|s| s.stream().is_some_and(|n| n.meta().id == id));
+        match state {
+            Some(state) => {
+                state.accept_any_types();
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Restores a checkpoint into the streams `create` built (see
     /// [`StreamingContext::get_or_create`]).
     fn recover(&self, directory: &Path, saved: Checkpoint) -> Result<()> {
@@ -1074,6 +1097,15 @@ impl ContextShared {
             .collect();
         let saved_states: Vec<_> = saved.states.iter().map(|(id, _)| id.clone()).collect();
         let states = match_streams(directory, "stateful stream", &saved_states, &current_states)?;
+        let matched: Vec<Stored> = states
+            .iter()
+            .map(|&index| Stored {
+                stream: current_states[index].clone(),
+                types: inner.stateful[index].stored_types(),
+                accepts_any: inner.stateful[index].accepts_any_types(),
+            })
+            .collect();
+        check_state_types(directory, saved.state_types.as_ref(), &matched)?;
 
         for ((_, bytes), &index) in saved.states.iter().zip(&states) {
             inner.stateful[index].restore(bytes, saved.completed)?;

@@ -200,6 +200,27 @@ pub enum Error {
         difference: String,
     },
 
+    /// A stateful stream stores other types than the checkpoint being recovered holds
+    /// for it, so its state cannot be read back as it is (bincode would misread it:
+    /// an `i64` read as a `u64` comes back doubled). Raised by
+    /// [`get_or_create`](crate::StreamingContext::get_or_create); see
+    /// [`DStream::accept_checkpointed_types`](crate::DStream::accept_checkpointed_types)
+    /// for a change that keeps the encoding.
+    #[error(
+        "the checkpoint in {dir} does not match this program: stream {stream} stores {current} but the checkpoint holds {saved}. Use a new checkpoint directory; if only the types' names changed and not how serde encodes them, call .accept_checkpointed_types() on that stream"
+    )]
+    StateTypeMismatch {
+        /// The checkpoint directory.
+        dir: PathBuf,
+        /// The program's stream, as messages name it: `#2 update_state_by_key "totals"`.
+        stream: String,
+        /// What it stores, as [`std::any::type_name`] names it:
+        /// `(alloc::string::String, u64)`.
+        current: String,
+        /// What the checkpoint holds for it.
+        saved: String,
+    },
+
     /// State could not be encoded or decoded for a checkpoint.
     #[error("cannot {action} the state of {stream}: {reason}")]
     Codec {

@@ -33,7 +33,8 @@ fn a_context_takes_its_settings_from_the_variables() {
     assert_eq!(ssc.parallelism(), 3);
 
     // State needs the checkpoint directory, which comes from the configuration, and
-    // is written every configured interval: after batch 1000, not after batch 500.
+    // is written before the first batch, then every configured interval: after batch
+    // 1000, not after batch 500.
     let queue = RddQueue::new();
     for word in ["a", "b", "a"] {
         queue.push(ssc.parallelize(vec![word.to_string()]));
@@ -49,10 +50,10 @@ fn a_context_takes_its_settings_from_the_variables() {
     clock.advance(Duration::from_millis(500));
     ssc.await_batch(Time::from_millis(500), PATIENCE).unwrap();
     let written = || std::fs::read_dir(&checkpoint).map_or(0, |d| d.count());
-    assert_eq!(written(), 0);
+    assert_eq!(written(), 1);
     clock.advance(Duration::from_millis(500));
     ssc.await_batch(Time::from_millis(1000), PATIENCE).unwrap();
-    assert_eq!(written(), 1);
+    assert_eq!(written(), 2);
     clock.advance(Duration::from_millis(500));
     ssc.await_batch(Time::from_millis(1500), PATIENCE).unwrap();
     ssc.stop(true).unwrap();

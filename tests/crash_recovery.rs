@@ -17,6 +17,9 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 const CHILD_ENV: &str = "DSTREAM_CRASH_CHILD_DIR";
+/// Plays the program with the default checkpoint interval (10 s), for a crash before
+/// its first regular checkpoint.
+const EARLY_CHILD_ENV: &str = "DSTREAM_EARLY_CRASH_CHILD_DIR";
 const FILES: u32 = 40;
 const SECOND: Duration = Duration::from_secs(1);
 
@@ -52,16 +55,24 @@ fn drop_file(input: &Path, n: u32) {
 #[test]
 fn crash_child() {
     if let Ok(root) = std::env::var(CHILD_ENV) {
-        run_child(Path::new(&root)).unwrap();
+        run_child(Path::new(&root), Duration::from_secs(3)).unwrap();
     }
 }
 
-fn run_child(root: &Path) -> dstream::Result<()> {
+/// The early-crash child's role. Does nothing in an ordinary test run.
+#[test]
+fn early_crash_child() {
+    if let Ok(root) = std::env::var(EARLY_CHILD_ENV) {
+        run_child(Path::new(&root), Duration::from_secs(10)).unwrap();
+    }
+}
+
+fn run_child(root: &Path, checkpoint_every: Duration) -> dstream::Result<()> {
     let input = root.join("input");
     let total: i64 = expected_state().values().sum();
     let build_input = input.clone();
     let (ssc, clock, done) =
-        common::start_word_count_child(root, Duration::from_secs(3), total, move |ssc| {
+        common::start_word_count_child(root, checkpoint_every, total, move |ssc| {
             Ok(ssc.text_file_stream(&build_input))
         })?;
     let mut next = (1..=FILES)
@@ -92,6 +103,12 @@ fn run_child(root: &Path) -> dstream::Result<()> {
 fn run_program(root: &Path, kill_after: Option<usize>) -> i64 {
     let root = root.display().to_string();
     common::run_child_program("crash_child", (CHILD_ENV, &root), kill_after)
+}
+
+/// [`run_program`] with the early-crash child.
+fn run_early_program(root: &Path, kill_after: Option<usize>) -> i64 {
+    let root = root.display().to_string();
+    common::run_child_program("early_crash_child", (EARLY_CHILD_ENV, &root), kill_after)
 }
 
 fn final_state(root: &Path) -> BTreeMap<String, i64> {
@@ -133,4 +150,25 @@ fn a_program_killed_mid_stream_recovers_with_nothing_lost_or_counted_twice() {
             "killed after {kill_after} batches"
         );
     }
+}
+
+#[test]
+fn a_program_killed_before_its_first_regular_checkpoint_loses_no_file() {
+    if std::env::var(CHILD_ENV).is_ok() || std::env::var(EARLY_CHILD_ENV).is_ok() {
+        return;
+    }
+    // Killed after its first batch, nine batches before the first regular checkpoint:
+    // the files that arrived meanwhile are not "already there" for the restart.
+    let root = fresh_root();
+    run_early_program(root.path(), Some(1));
+    assert!(
+        !root.path().join("final.txt").exists(),
+        "killed before the end"
+    );
+    let resumed_at = run_early_program(root.path(), None);
+    assert_eq!(
+        resumed_at, 1000,
+        "the restart recovered the checkpoint of the start"
+    );
+    assert_eq!(final_state(root.path()), expected_state());
 }

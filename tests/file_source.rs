@@ -147,3 +147,63 @@ fn a_large_file_is_spread_over_the_partitions_in_order() {
     let expected: Vec<String> = (0..300_000).map(|i| format!("line {i}")).collect();
     assert!(all == expected, "every line once, in file order");
 }
+
+/// A harness whose `stop` gives up on a stuck batch after `stop_timeout`.
+fn harness_stopping_within(stop_timeout: Duration) -> Harness {
+    let clock = dstream::ManualClock::new(dstream::Time::from_millis(0));
+    let interval = Duration::from_secs(1);
+    let ssc = dstream::StreamingContext::builder()
+        .batch_interval(interval)
+        .master("local[2]")
+        .clock(clock.clone())
+        .stop_timeout(stop_timeout)
+        .build()
+        .unwrap();
+    Harness {
+        ssc,
+        clock,
+        interval,
+    }
+}
+
+/// Runs `body` on its own thread and fails the test if it has not returned within
+/// `limit`: a blocked read must fail the test rather than hang it.
+fn within(limit: Duration, body: impl FnOnce() + Send + 'static) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)));
+    });
+    match rx.recv_timeout(limit) {
+        Ok(Ok(())) => {}
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        Err(_) => panic!("still blocked after {limit:?}"),
+    }
+}
+
+#[test]
+fn named_pipes_and_directories_are_skipped_without_blocking_a_batch() {
+    within(Duration::from_secs(40), || {
+        let dir = tempfile::tempdir().unwrap();
+        let h = harness_stopping_within(Duration::from_secs(2));
+        let out = collect(&h.ssc.text_file_stream(dir.path()));
+        h.ssc.start().unwrap();
+        // A pipe with no writer: opening it to read would wait for one for ever.
+        let made = std::process::Command::new("mkfifo")
+            .arg(dir.path().join("pipe"))
+            .status()
+            .unwrap();
+        assert!(made.success());
+        fs::create_dir(dir.path().join("subdir")).unwrap();
+        drop_file(dir.path(), "good.txt", "one\ntwo\nthree\n");
+        let first = h.run_batch();
+        drop_file(dir.path(), "later.txt", "four\n");
+        let second = h.run_batch();
+        h.ssc.stop(false).unwrap();
+
+        assert_eq!((first.num_records, second.num_records), (3, 1));
+        assert_eq!(
+            sorted_batches(&out),
+            vec![lines(&["one", "three", "two"]), lines(&["four"])]
+        );
+    });
+}

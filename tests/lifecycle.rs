@@ -363,3 +363,90 @@ fn failed_batches_are_reported_to_listeners() {
     assert_eq!(infos.len(), 1);
     assert!(infos[0].failure.as_deref().unwrap().contains("nope"));
 }
+
+/// A context on a manual clock whose stop gives up on stuck batches after 300 ms.
+fn stopping_within_300ms() -> Harness {
+    let clock = dstream::ManualClock::new(Time::from_millis(0));
+    let interval = Duration::from_secs(1);
+    let ssc = StreamingContext::builder()
+        .batch_interval(interval)
+        .master("local[2]")
+        .clock(clock.clone())
+        .stop_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    Harness {
+        ssc,
+        clock,
+        interval,
+    }
+}
+
+/// Stops `h` (gracefully or not) on another thread; fails unless the stop returns
+/// well within a few stop timeouts although a batch is stuck.
+fn assert_stop_returns(h: Harness, graceful: bool) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let ssc = h.ssc.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(ssc.stop(graceful));
+    });
+    let stopped = rx.recv_timeout(Duration::from_secs(10));
+    assert!(
+        matches!(stopped, Ok(Ok(()))),
+        "stop({graceful}) did not return in time: {stopped:?}"
+    );
+    assert!(h.ssc.await_termination_or_timeout(PATIENCE).unwrap());
+}
+
+#[test]
+fn stop_returns_after_its_timeout_while_an_output_is_stuck() {
+    for graceful in [false, true] {
+        let h = stopping_within_300ms();
+        let (started, release) = (
+            Arc::new(std::sync::Barrier::new(2)),
+            Arc::new(Mutex::new(())),
+        );
+        let held = release.lock().unwrap();
+        let (entered, gate) = (started.clone(), release.clone());
+        h.ssc
+            .queue_stream(&RddQueue::<u8>::new(), true, None)
+            .foreach_rdd(move |_, _| {
+                entered.wait();
+                drop(gate.lock()); // blocks until the test lets go
+            })
+            .unwrap();
+        h.ssc.start().unwrap();
+        h.clock.advance(h.interval);
+        started.wait();
+        assert_stop_returns(h, graceful);
+        drop(held);
+    }
+}
+
+#[test]
+fn stop_returns_after_its_timeout_while_computing_a_batch_is_stuck() {
+    for graceful in [false, true] {
+        let h = stopping_within_300ms();
+        let (started, release) = (
+            Arc::new(std::sync::Barrier::new(2)),
+            Arc::new(Mutex::new(())),
+        );
+        let held = release.lock().unwrap();
+        let (entered, gate) = (started.clone(), release.clone());
+        // `transform` runs when the batch is generated, as an input's cut does.
+        collect(
+            &h.ssc
+                .queue_stream(&RddQueue::<u8>::new(), true, None)
+                .transform(move |rdd, _| {
+                    entered.wait();
+                    drop(gate.lock());
+                    rdd
+                }),
+        );
+        h.ssc.start().unwrap();
+        h.clock.advance(h.interval);
+        started.wait();
+        assert_stop_returns(h, graceful);
+        drop(held);
+    }
+}

@@ -495,3 +495,195 @@ fn an_incremental_window_recovers_exactly() {
     let reference = sorted_batches(&reference);
     assert_eq!(sorted_batches(&second), reference[4..6].to_vec());
 }
+
+/// The word count of [`word_count`] with its stateful stream defined by `state` over
+/// the word pairs (it must add an output).
+fn word_count_with(
+    clock: &ManualClock,
+    input: &Path,
+    state: impl FnOnce(&DStream<(String, i64)>) -> Result<()> + 'static,
+) -> impl FnOnce() -> Result<StreamingContext> {
+    let (clock, input) = (clock.clone(), input.to_path_buf());
+    move || {
+        let ssc = StreamingContext::builder()
+            .batch_interval(SECOND)
+            .master("local[2]")
+            .clock(clock)
+            .build()?;
+        state(&word_pairs(&ssc, &input))?;
+        Ok(ssc)
+    }
+}
+
+/// A checkpoint of [`word_count`] after files 1 and 2.
+fn checkpointed_word_count(d: &Dirs) {
+    let clock = ManualClock::default();
+    let ssc = launch(
+        &d.checkpoint,
+        word_count(&clock, &d.input, &Batches::default()),
+    );
+    for n in 1..=2 {
+        drop_file(&d.input, n);
+        step(&ssc, &clock);
+    }
+    ssc.stop(false).unwrap();
+}
+
+#[test]
+fn a_changed_state_type_is_refused_naming_the_stream_and_both_types() {
+    let d = dirs();
+    checkpointed_word_count(&d);
+
+    // i64 -> u64: bincode would read every count doubled.
+    let err = StreamingContext::get_or_create(
+        &d.checkpoint,
+        word_count_with(&ManualClock::default(), &d.input, |pairs| {
+            pairs
+                .map_values(|n| n as u64)
+                .update_state_by_key(|new: &[u64], total: Option<u64>| {
+                    Some(new.iter().sum::<u64>() + total.unwrap_or(0))
+                })
+                .name("totals")
+                .foreach_rdd(|_, _| ())
+        }),
+    )
+    .expect_err("a u64 state over an i64 checkpoint is refused");
+    assert!(matches!(err, Error::StateTypeMismatch { .. }), "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains(
+            "update_state_by_key \"totals\" stores (alloc::string::String, u64) but the checkpoint holds (alloc::string::String, i64)"
+        ),
+        "{message}"
+    );
+    assert!(message.contains("accept_checkpointed_types"), "{message}");
+
+    // i64 -> String: a clear refusal, not the codec's message.
+    let err = StreamingContext::get_or_create(
+        &d.checkpoint,
+        word_count_with(&ManualClock::default(), &d.input, |pairs| {
+            pairs
+                .update_state_by_key(|new: &[i64], total: Option<String>| {
+                    Some(format!("{}{}", total.unwrap_or_default(), new.len()))
+                })
+                .name("totals")
+                .foreach_rdd(|_, _| ())
+        }),
+    )
+    .expect_err("a String state over an i64 checkpoint is refused");
+    let message = err.to_string();
+    assert!(
+        message.contains(
+            "update_state_by_key \"totals\" stores (alloc::string::String, alloc::string::String) but the checkpoint holds (alloc::string::String, i64)"
+        ),
+        "{message}"
+    );
+    assert!(!message.contains("Utf8"), "{message}");
+
+    // The same types still recover exactly.
+    let clock = ManualClock::default();
+    let record = Batches::default();
+    let ssc = launch(&d.checkpoint, word_count(&clock, &d.input, &record));
+    drop_file(&d.input, 3);
+    step(&ssc, &clock);
+    ssc.stop(false).unwrap();
+    assert_eq!(last_state(&record), expected_counts(1..=3));
+}
+
+#[test]
+fn a_changed_window_value_type_is_refused() {
+    let d = dirs();
+    let clock = ManualClock::default();
+    let ssc = launch(
+        &d.checkpoint,
+        windowed(&clock, &d.input, &Batches::default()),
+    );
+    for n in 1..=2 {
+        drop_file(&d.input, n);
+        step(&ssc, &clock);
+    }
+    ssc.stop(false).unwrap();
+
+    let err = StreamingContext::get_or_create(
+        &d.checkpoint,
+        word_count_with(&ManualClock::default(), &d.input, |pairs| {
+            pairs
+                .map_values(|n| n as u64)
+                .reduce_by_key_and_window_inv(
+                    |a, b| a + b,
+                    |a, b| a - b,
+                    Duration::from_secs(3),
+                    SECOND,
+                )?
+                .foreach_rdd(|_, _| ())
+        }),
+    )
+    .expect_err("u64 window values over an i64 checkpoint are refused");
+    let message = err.to_string();
+    assert!(
+        message.contains(
+            "reduce_by_key_and_window stores (alloc::string::String, u64) but the checkpoint holds (alloc::string::String, i64)"
+        ),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_renamed_type_with_the_same_encoding_is_accepted_when_asked() {
+    use compact_str::CompactString;
+    let d = dirs();
+    checkpointed_word_count(&d);
+
+    // String keys -> CompactString keys: encoded alike, but refused unless accepted.
+    fn compact(
+        clock: &ManualClock,
+        input: &Path,
+        accept: bool,
+        record: &Batches<(CompactString, i64)>,
+    ) -> impl FnOnce() -> Result<StreamingContext> {
+        let record = record.clone();
+        word_count_with(clock, input, move |pairs| {
+            let totals = pairs
+                .map(|(word, n)| (CompactString::from(word), n))
+                .update_state_by_key(running_total)
+                .name("totals");
+            let totals = if accept {
+                totals.accept_checkpointed_types()?
+            } else {
+                totals
+            };
+            totals.foreach_rdd(move |rdd, time| record.lock().unwrap().push((time, rdd.collect())))
+        })
+    }
+    let err = StreamingContext::get_or_create(
+        &d.checkpoint,
+        compact(
+            &ManualClock::default(),
+            &d.input,
+            false,
+            &Batches::default(),
+        ),
+    )
+    .expect_err("a renamed key type is refused by default");
+    assert!(matches!(err, Error::StateTypeMismatch { .. }), "{err}");
+    assert!(err.to_string().contains("CompactString, i64)"), "{err}");
+
+    let clock = ManualClock::default();
+    let record = Batches::default();
+    let ssc = launch(&d.checkpoint, compact(&clock, &d.input, true, &record));
+    drop_file(&d.input, 3);
+    step(&ssc, &clock);
+    ssc.stop(false).unwrap();
+    let recovered: Vec<(String, i64)> = sorted_batches(&record)
+        .pop()
+        .unwrap()
+        .into_iter()
+        .map(|(word, n)| (word.to_string(), n))
+        .collect();
+    assert_eq!(recovered, expected_counts(1..=3), "recovered exactly");
+
+    // A stream without state has no types to accept.
+    let ssc = StreamingContext::new("local[2]", SECOND).unwrap();
+    let pairs = word_pairs(&ssc, &d.input);
+    assert!(pairs.accept_checkpointed_types().is_err());
+}

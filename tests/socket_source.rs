@@ -216,9 +216,11 @@ fn with_a_buffer_bound_a_full_receiver_stops_reading_until_batches_catch_up() {
     let gate = Arc::new(Gate::default());
     let _release = OpenOnDrop(gate.clone());
     let held = gate.clone();
+    let (reached, at_gate) = std::sync::mpsc::channel();
     lines
         .foreach_rdd(move |_, time| {
             if time.as_millis() == 1000 {
+                let _ = reached.send(());
                 held.wait();
             }
         })
@@ -229,6 +231,9 @@ fn with_a_buffer_bound_a_full_receiver_stops_reading_until_batches_catch_up() {
     server.write_all(b"first\n").unwrap();
     ssc.await_records_received(1, PATIENCE).unwrap();
     clock.advance(Duration::from_secs(1)); // batch 1 starts, and waits at the gate
+    // Batch 1 has been cut (it holds "first" only) before the flood below: on a busy
+    // machine the generator could otherwise cut it late, with part of the flood in it.
+    at_gate.recv_timeout(PATIENCE).unwrap();
 
     // Write as fast as the receiver reads, until the socket is full: far more than
     // the kernel's socket buffers hold.

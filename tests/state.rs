@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::{Harness, collect, counts, lines, sorted_batches};
-use dstream::{DStream, Error, RddQueue, State, StateSpec};
+use dstream::{DStream, Error, RddQueue, State, StateSpec, Time};
 use serde::{Deserialize, Serialize};
 
 /// A context with a checkpoint directory (kept alive by the returned guard).
@@ -446,5 +446,73 @@ fn a_state_that_no_output_reads_keeps_no_old_batches_alive() {
     assert!(
         alive.iter().all(|n| *n <= 100),
         "old batches are released: {alive:?}"
+    );
+}
+
+#[test]
+fn update_state_by_key_with_time_sees_each_batch_time() {
+    let (h, _dir) = stateful_harness();
+    let queue = RddQueue::new();
+    queue.push(h.ssc.parallelize(lines(&["a b"])));
+    queue.push(h.ssc.parallelize(lines(&["a"])));
+    // The running count, and the batch time of the key's last new value.
+    let last_seen = collect(&words(&h, &queue).update_state_by_key_with_time(
+        |time, new: &[i32], last: Option<(i32, i64)>| {
+            let (count, seen) = last.unwrap_or((0, 0));
+            let sum: i32 = new.iter().sum();
+            Some(if new.is_empty() {
+                (count, seen)
+            } else {
+                (count + sum, time.as_millis())
+            })
+        },
+        2,
+    ));
+    h.ssc.start().unwrap();
+    h.run_batches(3);
+    h.ssc.stop(false).unwrap();
+
+    let batch = |pairs: &[(&str, (i32, i64))]| -> Vec<(String, (i32, i64))> {
+        pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+    };
+    assert_eq!(
+        sorted_batches(&last_seen),
+        vec![
+            batch(&[("a", (1, 1000)), ("b", (1, 1000))]),
+            batch(&[("a", (2, 2000)), ("b", (1, 1000))]),
+            batch(&[("a", (2, 2000)), ("b", (1, 1000))]),
+        ]
+    );
+}
+
+#[test]
+fn map_with_state_function_with_time_emits_only_what_it_returns() {
+    let (h, _dir) = stateful_harness();
+    let queue = RddQueue::new();
+    queue.push(h.ssc.parallelize(lines(&["a b a"])));
+    queue.push(h.ssc.parallelize(lines(&["b c"])));
+    // A word the first time it is seen, with the batch time that saw it.
+    let first_seen = collect(
+        &words(&h, &queue).map_with_state(StateSpec::function_with_time(
+            |time: Time, word: &String, _: Option<i32>, seen: &mut State<bool>| {
+                if seen.exists() {
+                    return None;
+                }
+                seen.update(true);
+                Some((word.clone(), time.as_millis()))
+            },
+        )),
+    );
+    h.ssc.start().unwrap();
+    h.run_batches(3);
+    h.ssc.stop(false).unwrap();
+
+    assert_eq!(
+        sorted_batches(&first_seen),
+        vec![
+            vec![("a".to_string(), 1000), ("b".to_string(), 1000)],
+            vec![("c".to_string(), 2000)],
+            vec![],
+        ]
     );
 }

@@ -4,11 +4,14 @@
 //! ```text
 //! offset  size  field
 //! 0       8     magic "DSTRMCKP"
-//! 8       4     format version, little-endian (this build writes and reads 1)
+//! 8       4     format version, little-endian (this build writes 2, reads 1 and 2)
 //! 12      8     payload length, little-endian
 //! 20      4     CRC-32 of the payload, little-endian
 //! 24      ...   payload (bincode 2, serde mode)
 //! ```
+//!
+//! Format 2 added the types each stateful stream stores at the end of the payload;
+//! a format-1 payload is a format-2 payload without them.
 //!
 //! A file is written under a hidden temporary name, synced, renamed into place, and
 //! the directory synced: the rename is atomic, so a reader sees the old file or the
@@ -22,7 +25,9 @@ use crate::dstream::sync_directory;
 use crate::error::{Error, Result};
 
 const MAGIC: &[u8; 8] = b"DSTRMCKP";
-pub(crate) const FORMAT_VERSION: u32 = 1;
+pub(crate) const FORMAT_VERSION: u32 = 2;
+/// The oldest format this build reads.
+const OLDEST_FORMAT_VERSION: u32 = 1;
 const HEADER_LEN: usize = 24;
 
 /// Writes `payload` to `dir/name` atomically, with header and checksum.
@@ -50,8 +55,9 @@ pub(crate) fn write_atomically(dir: &Path, name: &str, payload: &[u8]) -> Result
     Ok(())
 }
 
-/// Reads a file written by [`write_atomically`], checking its header and checksum.
-pub(crate) fn read_verified(path: &Path) -> Result<Vec<u8>> {
+/// Reads a file written by [`write_atomically`], checking its header and checksum;
+/// returns its format version and payload.
+pub(crate) fn read_verified(path: &Path) -> Result<(u32, Vec<u8>)> {
     let bytes = fs::read(path).map_err(|e| Error::io("cannot read checkpoint", path, e))?;
     let corrupt = |reason: String| Error::CorruptCheckpoint {
         path: path.to_path_buf(),
@@ -62,9 +68,9 @@ pub(crate) fn read_verified(path: &Path) -> Result<Vec<u8>> {
     }
     let field = |range: std::ops::Range<usize>| -> Vec<u8> { bytes[range].to_vec() };
     let version = u32::from_le_bytes(field(8..12).try_into().unwrap_or_default());
-    if version != FORMAT_VERSION {
+    if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
         return Err(corrupt(format!(
-            "written in checkpoint format {version}; this build reads format {FORMAT_VERSION}"
+            "written in checkpoint format {version}; this build reads formats {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION}"
         )));
     }
     let length = u64::from_le_bytes(field(12..20).try_into().unwrap_or_default());
@@ -79,7 +85,7 @@ pub(crate) fn read_verified(path: &Path) -> Result<Vec<u8>> {
     if crc32fast::hash(payload) != checksum {
         return Err(corrupt("checksum mismatch: the file is damaged".into()));
     }
-    Ok(payload.to_vec())
+    Ok((version, payload.to_vec()))
 }
 
 #[cfg(test)]
@@ -91,7 +97,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         write_atomically(dir.path(), "c", b"hello state").unwrap();
         let path = dir.path().join("c");
-        assert_eq!(read_verified(&path).unwrap(), b"hello state");
+        assert_eq!(
+            read_verified(&path).unwrap(),
+            (FORMAT_VERSION, b"hello state".to_vec())
+        );
 
         let mut bytes = fs::read(&path).unwrap();
         let last = bytes.len() - 1;

@@ -48,6 +48,20 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> std::result::Result<T
     Ok(value)
 }
 
+/// How states are encoded: 1 is bincode 2's standard configuration in serde mode.
+/// Checkpoints record it, so that a build encoding differently refuses them.
+pub(crate) const STATE_CODEC: u32 = 1;
+
+/// What the stateful streams of a checkpoint store (checkpoint format 2 on).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct StateTypes {
+    /// [`STATE_CODEC`] of the build that wrote the checkpoint.
+    pub(crate) codec: u32,
+    /// Per entry of [`Checkpoint::states`], in order: what it stores, as
+    /// [`std::any::type_name`] names it, for example `(alloc::string::String, i64)`.
+    pub(crate) stored: Vec<String>,
+}
+
 /// Which stream a piece of checkpointed data belongs to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct StreamIdentity {
@@ -89,6 +103,9 @@ pub(crate) struct Checkpoint {
     pub(crate) inputs: Vec<(StreamIdentity, Option<Vec<u8>>)>,
     pub(crate) states: Vec<(StreamIdentity, Vec<u8>)>,
     pub(crate) pending: Vec<PendingBatch>,
+    /// `None` in checkpoints of format 1, written before the types were recorded.
+    /// Last, so that a format-1 payload is a format-2 one without it.
+    pub(crate) state_types: Option<StateTypes>,
 }
 
 /// A directory of checkpoint files.
@@ -156,7 +173,11 @@ impl CheckpointDir {
     pub(crate) fn load_latest(&self) -> Result<Option<Checkpoint>> {
         let mut first_error = None;
         for (_, path) in self.list()? {
-            let loaded = file::read_verified(&path).and_then(|payload| {
+            let loaded = file::read_verified(&path).and_then(|(version, mut payload)| {
+                if version == 1 {
+                    // Format 1 ends before `state_types`: read it as absent.
+                    payload.extend(encode(&None::<StateTypes>).unwrap_or_default());
+                }
                 decode::<Checkpoint>(&payload).map_err(|reason| Error::CorruptCheckpoint {
                     path: path.clone(),
                     reason: format!("cannot decode: {reason}"),
@@ -197,6 +218,10 @@ mod tests {
                 vec![completed as u8],
             )],
             pending: Vec::new(),
+            state_types: Some(StateTypes {
+                codec: STATE_CODEC,
+                stored: vec!["(alloc::string::String, i64)".into()],
+            }),
         }
     }
 
@@ -235,6 +260,37 @@ mod tests {
         let err = checkpoints.load_latest().err().unwrap();
         assert!(matches!(err, Error::CorruptCheckpoint { .. }), "{err}");
         assert!(err.to_string().contains("checkpoint-2000"), "{err}");
+    }
+
+    #[test]
+    fn a_format_1_checkpoint_reads_without_state_types() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut old = checkpoint_at(1000);
+        old.state_types = None;
+        let mut payload = encode(&old).unwrap();
+        // Format 1 had no `state_types`: drop the encoded `None` from the end.
+        assert_eq!(payload.pop(), Some(0));
+        file::write_atomically(dir.path(), "checkpoint-1000", &payload).unwrap();
+        let path = dir.path().join("checkpoint-1000");
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[8..12].copy_from_slice(&1u32.to_le_bytes());
+        std::fs::write(&path, bytes).unwrap();
+
+        let loaded = CheckpointDir::new(dir.path())
+            .load_latest()
+            .unwrap()
+            .unwrap();
+        assert_eq!(loaded.completed, Time::from_millis(1000));
+        assert_eq!(loaded.states, old.states);
+        assert_eq!(loaded.state_types, None);
+
+        let current = checkpoint_at(2000);
+        CheckpointDir::new(dir.path()).write(&current).unwrap();
+        let loaded = CheckpointDir::new(dir.path())
+            .load_latest()
+            .unwrap()
+            .unwrap();
+        assert_eq!(loaded.state_types, current.state_types);
     }
 
     #[test]

@@ -4,11 +4,12 @@
 //! unfinished batches) and the stateful streams (their state). Adding a `map` or an
 //! output operation between runs does not break recovery, as it does in Spark. A
 //! stream with a name matches the stream of that name wherever it is defined; the
-//! others match in the order they were defined, and must be of the same kind.
+//! others match in the order they were defined, and must be of the same kind. A
+//! matched stateful stream must also store the types the checkpoint recorded for it.
 
 use std::path::Path;
 
-use super::StreamIdentity;
+use super::{STATE_CODEC, StateTypes, StreamIdentity};
 use crate::error::{Error, Result};
 
 /// For each saved stream, the index of the program's stream it matches.
@@ -65,6 +66,71 @@ pub(crate) fn match_streams(
         )));
     }
     Ok(matches)
+}
+
+/// A program's stateful stream, as [`check_state_types`] sees it.
+pub(crate) struct Stored {
+    pub(crate) stream: StreamIdentity,
+    /// What it stores, as [`std::any::type_name`] names it.
+    pub(crate) types: &'static str,
+    /// Whether it accepts other recorded types (`accept_checkpointed_types`).
+    pub(crate) accepts_any: bool,
+}
+
+/// Checks that each stateful stream stores the types the checkpoint recorded for the
+/// state it is given: `matched[i]` is the stream that `saved.stored[i]` goes to. A
+/// checkpoint of format 1 recorded no types: it is accepted, with a warning.
+pub(crate) fn check_state_types(
+    dir: &Path,
+    saved: Option<&StateTypes>,
+    matched: &[Stored],
+) -> Result<()> {
+    let mismatch = |difference: String| Error::CheckpointMismatch {
+        dir: dir.to_path_buf(),
+        difference,
+    };
+    let Some(saved) = saved else {
+        if !matched.is_empty() {
+            tracing::warn!(
+                "the checkpoint in {} was written before dstream recorded state types: the types of its {} stateful stream(s) cannot be checked, and a changed type would be misread; the next checkpoint records them",
+                dir.display(),
+                matched.len()
+            );
+        }
+        return Ok(());
+    };
+    if saved.codec != STATE_CODEC {
+        return Err(mismatch(format!(
+            "its state was encoded with state codec {}, and this build uses codec {STATE_CODEC}",
+            saved.codec
+        )));
+    }
+    if saved.stored.len() != matched.len() {
+        return Err(mismatch(format!(
+            "it records the types of {} stateful stream(s) but holds the state of {}",
+            saved.stored.len(),
+            matched.len()
+        )));
+    }
+    for (types, here) in saved.stored.iter().zip(matched) {
+        if types == here.types {
+            continue;
+        }
+        if !here.accepts_any {
+            return Err(Error::StateTypeMismatch {
+                dir: dir.to_path_buf(),
+                stream: here.stream.describe(),
+                current: here.types.to_string(),
+                saved: types.clone(),
+            });
+        }
+        tracing::warn!(
+            "stream {} stores {} and the checkpoint holds {types}: accepted as asked",
+            here.stream.describe(),
+            here.types
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -142,5 +208,39 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("\"totals\""), "{err}");
+    }
+
+    #[test]
+    fn state_types_must_match_unless_accepted_or_unrecorded() {
+        let stored = |types: &'static str, accepts_any: bool| Stored {
+            stream: stream(2, "update_state_by_key", None),
+            types,
+            accepts_any,
+        };
+        let saved = StateTypes {
+            codec: STATE_CODEC,
+            stored: vec!["(alloc::string::String, i64)".into()],
+        };
+        let dir = Path::new("ckpt");
+        let same = [stored("(alloc::string::String, i64)", false)];
+        assert!(check_state_types(dir, Some(&saved), &same).is_ok());
+        let changed = [stored("(alloc::string::String, u64)", false)];
+        let err = check_state_types(dir, Some(&saved), &changed).unwrap_err();
+        assert!(matches!(err, Error::StateTypeMismatch { .. }), "{err}");
+        assert!(
+            err.to_string().contains(
+                "stream #2 update_state_by_key stores (alloc::string::String, u64) but the checkpoint holds (alloc::string::String, i64)"
+            ),
+            "{err}"
+        );
+        let accepted = [stored("(alloc::string::String, u64)", true)];
+        assert!(check_state_types(dir, Some(&saved), &accepted).is_ok());
+        assert!(check_state_types(dir, None, &changed).is_ok());
+
+        let other_codec = StateTypes { codec: 7, ..saved };
+        let err = check_state_types(dir, Some(&other_codec), &same)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("state codec 7"), "{err}");
     }
 }

@@ -28,7 +28,7 @@ use crate::time::{Time, is_positive_multiple};
 pub trait StateData: Data + Serialize + DeserializeOwned {}
 impl<T: Data + Serialize + DeserializeOwned> StateData for T {}
 
-type UpdateFn<V, S> = dyn Fn(&[V], Option<S>) -> Option<S> + Send + Sync;
+type UpdateFn<V, S> = dyn Fn(Time, &[V], Option<S>) -> Option<S> + Send + Sync;
 
 /// Runs the work it is given, once: what a partition's updates run inside (see
 /// [`DStream::update_state_by_key_scoped`]).
@@ -110,6 +110,13 @@ impl<K: Key, V: Data, S: Data> Stepper<K, S, ()> for UpdateByKey<K, V, S> {
     }
 }
 
+/// An update function that does not need the batch time.
+fn without_time<V, S>(
+    update: impl Fn(&[V], Option<S>) -> Option<S> + Send + Sync + 'static,
+) -> impl Fn(Time, &[V], Option<S>) -> Option<S> + Send + Sync + 'static {
+    move |_, values, state| update(values, state)
+}
+
 /// Calls `update` for every key that has state or new values, as Spark's
 /// `updateStateByKey`; `None` removes the key.
 fn update_every_key<K: Key, V, S>(
@@ -124,7 +131,7 @@ fn update_every_key<K: Key, V, S>(
             .ok()
             .and_then(|found| found.remove().0.value)
             .unwrap_or_default();
-        match update(&values, entry.state.take()) {
+        match update(time, &values, entry.state.take()) {
             Some(state) => {
                 entry.state = Some(state);
                 if !values.is_empty() {
@@ -137,7 +144,7 @@ fn update_every_key<K: Key, V, S>(
     });
     for slot in new {
         let values = slot.value.unwrap_or_default();
-        if let Some(state) = update(&values, None) {
+        if let Some(state) = update(time, &values, None) {
             table.insert_unique(
                 slot.hash,
                 StateEntry {
@@ -188,7 +195,7 @@ where
         update: impl Fn(&[V], Option<S>) -> Option<S> + Send + Sync + 'static,
     ) -> DStream<(K, S)> {
         let partitions = self.context().parallelism();
-        self.update_state(update, partitions, None, None)
+        self.update_state(without_time(update), partitions, None, None)
     }
 
     /// [`update_state_by_key`](DStream::update_state_by_key) with the state in
@@ -198,7 +205,7 @@ where
         update: impl Fn(&[V], Option<S>) -> Option<S> + Send + Sync + 'static,
         partitions: usize,
     ) -> DStream<(K, S)> {
-        self.update_state(update, partitions, None, None)
+        self.update_state(without_time(update), partitions, None, None)
     }
 
     /// [`update_state_by_key`](DStream::update_state_by_key) starting from the
@@ -209,7 +216,7 @@ where
         partitions: usize,
         initial: Rdd<(K, S)>,
     ) -> DStream<(K, S)> {
-        self.update_state(update, partitions, Some(initial), None)
+        self.update_state(without_time(update), partitions, Some(initial), None)
     }
 
     /// [`update_state_by_key`](DStream::update_state_by_key) into `partitions`
@@ -242,12 +249,48 @@ where
         initial: Option<Rdd<(K, S)>>,
         scope: impl Fn(&mut dyn FnMut()) + Send + Sync + 'static,
     ) -> DStream<(K, S)> {
-        self.update_state(update, partitions, initial, Some(Arc::new(scope)))
+        self.update_state(
+            without_time(update),
+            partitions,
+            initial,
+            Some(Arc::new(scope)),
+        )
+    }
+
+    /// [`update_state_by_key`](DStream::update_state_by_key) with a function that
+    /// also receives the batch time, as Spark's `updateStateByKey` variants that take
+    /// `(Time, K, Seq[V], Option[S])`, in `partitions` partitions.
+    ///
+    /// ```
+    /// use dstream::{RddQueue, StreamingContext, Time};
+    /// use std::time::Duration;
+    /// # fn main() -> dstream::Result<()> {
+    /// let ssc = StreamingContext::new("local[2]", Duration::from_secs(10))?;
+    /// ssc.checkpoint(std::env::temp_dir().join("dstream-doc-update-time"))?;
+    /// let pairs = ssc.queue_stream(&RddQueue::<(String, u32)>::new(), true, None);
+    /// // The running count and the last batch that changed it.
+    /// let totals = pairs.update_state_by_key_with_time(
+    ///     |time: Time, new: &[u32], last: Option<(u32, Time)>| {
+    ///         let (count, changed) = last.unwrap_or((0, time));
+    ///         Some(if new.is_empty() { (count, changed) } else { (count + new.iter().sum::<u32>(), time) })
+    ///     },
+    ///     2,
+    /// );
+    /// # let _ = totals;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn update_state_by_key_with_time<S: StateData>(
+        &self,
+        update: impl Fn(Time, &[V], Option<S>) -> Option<S> + Send + Sync + 'static,
+        partitions: usize,
+    ) -> DStream<(K, S)> {
+        self.update_state(update, partitions, None, None)
     }
 
     fn update_state<S: StateData>(
         &self,
-        update: impl Fn(&[V], Option<S>) -> Option<S> + Send + Sync + 'static,
+        update: impl Fn(Time, &[V], Option<S>) -> Option<S> + Send + Sync + 'static,
         partitions: usize,
         initial: Option<Rdd<(K, S)>>,
         scope: Option<Arc<PartitionScope>>,
@@ -337,7 +380,7 @@ impl<S> State<S> {
     }
 }
 
-type MappingFn<K, V, S, M> = dyn Fn(&K, Option<V>, &mut State<S>) -> M + Send + Sync;
+type MappingFn<K, V, S, M> = dyn Fn(Time, &K, Option<V>, &mut State<S>) -> Option<M> + Send + Sync;
 
 /// What [`map_with_state`](DStream::map_with_state) does: the function, and optionally
 /// the number of partitions, an idle timeout and an initial state.
@@ -367,6 +410,31 @@ impl<K: Key, V: Data, S: Data, M: Data> StateSpec<K, V, S, M> {
     /// and once with `None` when the key times out. Its results form the stream.
     pub fn function(
         function: impl Fn(&K, Option<V>, &mut State<S>) -> M + Send + Sync + 'static,
+    ) -> Self {
+        StateSpec::function_with_time(move |_, key, value, state| Some(function(key, value, state)))
+    }
+
+    /// A spec calling `function(batch_time, key, value, state)`, as Spark's
+    /// `StateSpec.function((time, key, value, state) => Option[M])`: a `None` result
+    /// adds nothing to the stream.
+    ///
+    /// ```
+    /// use dstream::{State, StateSpec, Time};
+    ///
+    /// // Emits a word only the first time it is seen, with the batch that saw it.
+    /// let spec = StateSpec::function_with_time(
+    ///     |time: Time, word: &String, _: Option<()>, seen: &mut State<bool>| {
+    ///         if seen.exists() {
+    ///             return None;
+    ///         }
+    ///         seen.update(true);
+    ///         Some((word.clone(), time))
+    ///     },
+    /// );
+    /// # let _ = spec;
+    /// ```
+    pub fn function_with_time(
+        function: impl Fn(Time, &K, Option<V>, &mut State<S>) -> Option<M> + Send + Sync + 'static,
     ) -> Self {
         StateSpec {
             function: Arc::new(function),
@@ -432,7 +500,15 @@ impl<K: Key, V: Data, S: Data, M: Data> Stepper<K, S, M> for MapWithState<K, V, 
                 let mut emitted =
                     map_new_records(table, new, &*function, time, timeout.map(|_| &mut *idle));
                 if let Some(timeout) = timeout {
-                    time_out_idle_keys(table, &mut idle, &*function, time - timeout, &mut emitted);
+                    let idle_since = time - timeout;
+                    time_out_idle_keys(
+                        table,
+                        &mut idle,
+                        &*function,
+                        time,
+                        idle_since,
+                        &mut emitted,
+                    );
                 }
                 emitted
             })
@@ -465,7 +541,7 @@ fn map_new_records<K: Key, V, S, M>(
             timing_out: false,
         };
         for value in slot.value.unwrap_or_default() {
-            emitted.push(function(&slot.key, Some(value), &mut state));
+            emitted.extend(function(time, &slot.key, Some(value), &mut state));
         }
         if let Some(value) = state.value {
             if let Some(idle) = idle.as_deref_mut() {
@@ -494,6 +570,7 @@ fn time_out_idle_keys<K: Key, V, S, M>(
     table: &mut StateTable<K, S>,
     idle: &mut IdleIndex<K>,
     function: &MappingFn<K, V, S, M>,
+    time: Time,
     idle_since: Time,
     emitted: &mut Vec<M>,
 ) {
@@ -506,7 +583,7 @@ fn time_out_idle_keys<K: Key, V, S, M>(
                     value: entry.state,
                     timing_out: true,
                 };
-                emitted.push(function(&entry.key, None, &mut state));
+                emitted.extend(function(time, &entry.key, None, &mut state));
             }
         }
     }
@@ -661,6 +738,52 @@ impl<T: Data> DStream<T> {
                 operation: "checkpoint_interval",
                 reason: format!(
                     "{} has no state to checkpoint; set the interval on the stream returned by update_state_by_key, map_with_state or an incremental window",
+                    self.node().meta().describe()
+                ),
+            });
+        }
+        Ok(self)
+    }
+
+    /// Lets this stateful stream recover a checkpoint that recorded other types for
+    /// its state, for a change that keeps how serde encodes them: a renamed or moved
+    /// type, `String` keys that became `CompactString`, a newtype around the old type.
+    /// Recovery otherwise refuses such a checkpoint with
+    /// [`Error::StateTypeMismatch`], naming the stream and both types, since bincode
+    /// would misread the state silently (an `i64` read as a `u64` comes back doubled).
+    /// Call it on the stream that `update_state_by_key`, an incremental window or
+    /// (through [`mapped`](MapWithStateStream::mapped))
+    /// `map_with_state` returned, while building the program given to
+    /// [`get_or_create`](crate::StreamingContext::get_or_create). Checkpoints written
+    /// before dstream recorded state types are recovered without this check, with a
+    /// warning in the log.
+    ///
+    /// ```
+    /// use compact_str::CompactString;
+    /// use dstream::{RddQueue, StreamingContext};
+    /// use std::time::Duration;
+    /// # fn main() -> dstream::Result<()> {
+    /// let ssc = StreamingContext::new("local[2]", Duration::from_secs(1))?;
+    /// let pairs = ssc.queue_stream(&RddQueue::<(CompactString, u64)>::new(), true, None);
+    /// // The checkpoint holds (String, u64): CompactString keys are encoded alike.
+    /// let totals = pairs
+    ///     .update_state_by_key(|v: &[u64], s: Option<u64>| Some(v.iter().sum::<u64>() + s.unwrap_or(0)))
+    ///     .name("totals")
+    ///     .accept_checkpointed_types()?;
+    /// assert!(pairs.accept_checkpointed_types().is_err()); // no state
+    /// # let _ = totals;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn accept_checkpointed_types(self) -> Result<Self> {
+        if !self
+            .context()
+            .accept_checkpointed_types(self.node().meta().id)
+        {
+            return Err(Error::IncompatibleStreams {
+                operation: "accept_checkpointed_types",
+                reason: format!(
+                    "{} has no state to checkpoint; call it on the stream returned by update_state_by_key, map_with_state or an incremental window",
                     self.node().meta().describe()
                 ),
             });

@@ -13,7 +13,7 @@
 //! checkpoint see of a stateful stream ([`StatefulStream`]).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
@@ -311,6 +311,8 @@ pub(crate) struct StateCore<K, S, M> {
     /// The stream users see, which names this state in checkpoints and messages.
     stream: OnceLock<Arc<dyn GraphNode>>,
     checkpoint_interval: Mutex<Option<Duration>>,
+    /// Set by `accept_checkpointed_types`: recovery may restore other recorded types.
+    accepts_any_types: AtomicBool,
 }
 
 impl<K: Key, S: Data, M: Data> StateCore<K, S, M> {
@@ -326,6 +328,7 @@ impl<K: Key, S: Data, M: Data> StateCore<K, S, M> {
             steps: Mutex::new(BTreeMap::new()),
             stream: OnceLock::new(),
             checkpoint_interval: Mutex::new(None),
+            accepts_any_types: AtomicBool::new(false),
         }
     }
 
@@ -436,6 +439,16 @@ pub(crate) trait StatefulStream: Send + Sync + 'static {
     /// The number of keys in the state after the last applied batch; cheap, and does
     /// not wait for a batch that is updating the state.
     fn num_keys(&self) -> usize;
+
+    /// What the state stores (and checkpoints), as [`std::any::type_name`] names it:
+    /// `(K, S)`, the key and state types, or the key and value types of a window.
+    fn stored_types(&self) -> &'static str;
+
+    /// Whether recovery may restore a checkpoint that recorded other types.
+    fn accepts_any_types(&self) -> bool;
+
+    /// Lets recovery restore a checkpoint that recorded other types.
+    fn accept_any_types(&self);
 }
 
 /// The checkpointed form of one stateful stream.
@@ -546,6 +559,18 @@ where
 
     fn num_keys(&self) -> usize {
         self.store.num_keys()
+    }
+
+    fn stored_types(&self) -> &'static str {
+        std::any::type_name::<(K, S)>()
+    }
+
+    fn accepts_any_types(&self) -> bool {
+        self.accepts_any_types.load(Ordering::Relaxed)
+    }
+
+    fn accept_any_types(&self) {
+        self.accepts_any_types.store(true, Ordering::Relaxed);
     }
 }
 

@@ -31,7 +31,9 @@ pub(crate) use listener::ListenerBus;
 pub use listener::{BatchInfo, StreamingListener};
 pub use rate_controller::{PidRateEstimator, RateController};
 
-use crate::checkpoint::{Checkpoint, CheckpointDir, PendingBatch, StreamIdentity};
+use crate::checkpoint::{
+    Checkpoint, CheckpointDir, PendingBatch, STATE_CODEC, StateTypes, StreamIdentity,
+};
 use crate::dstream::store::StatefulStream;
 use crate::dstream::{GraphNode, OutputOperation};
 use crate::error::{Error, Result};
@@ -287,6 +289,8 @@ pub(crate) struct Scheduler {
     stop: Arc<StopSignal>,
     generator: JoinHandle<()>,
     executor: JoinHandle<()>,
+    /// Closed when the generator thread ends.
+    generator_done: Receiver<()>,
     /// Closed when the executor thread ends.
     executor_done: Receiver<()>,
     thread_ids: [ThreadId; 2],
@@ -294,6 +298,19 @@ pub(crate) struct Scheduler {
 
 impl Scheduler {
     pub(crate) fn start(parts: SchedulerParts) -> Result<Scheduler> {
+        if let Some(plan) = &parts.checkpoint
+            && parts.replay.is_empty()
+            && parts.first_batch == plan.zero + parts.batch_interval
+        {
+            // A fresh start: checkpoint the inputs' starting positions (for the file
+            // source, the files already there) before any batch, so that a program
+            // killed before its first regular checkpoint restarts from here and does
+            // not take the files that arrived meanwhile for files that were already
+            // there.
+            let positions = parts.graph.inputs.iter().map(|i| i.position()).collect();
+            parts.log.state().positions = positions;
+            write_checkpoint(&parts, plan.zero)?;
+        }
         let parts = Arc::new(parts);
         let stop = Arc::new(StopSignal::default());
         let (batches, queue) = crossbeam_channel::unbounded::<Batch>();
@@ -312,11 +329,15 @@ impl Scheduler {
                 })
                 .map_err(spawn_error)?
         };
+        let (generated_all, generator_done) = crossbeam_channel::bounded::<()>(0);
         let generator = {
             let (parts, stop) = (parts.clone(), stop.clone());
             std::thread::Builder::new()
                 .name("dstream-generator".into())
-                .spawn(move || run_generator(&parts, &stop, batches))
+                .spawn(move || {
+                    run_generator(&parts, &stop, batches);
+                    drop(generated_all);
+                })
                 .map_err(spawn_error)?
         };
         let thread_ids = [generator.thread().id(), executor.thread().id()];
@@ -325,6 +346,7 @@ impl Scheduler {
             stop,
             generator,
             executor,
+            generator_done,
             executor_done,
             thread_ids,
         })
@@ -342,26 +364,51 @@ impl Scheduler {
     /// A graceful stop that takes longer than the stop timeout drops the batches still
     /// queued then (they stay recorded as unfinished in the checkpoint). A graceful
     /// stop also writes a last checkpoint, so that a restart has nothing to run again.
+    ///
+    /// Whatever the threads are doing, this returns within the stop timeout: a thread
+    /// still busy then (a batch blocked in a user function or in an input) is left
+    /// behind, with a warning, rather than waited for without end.
     pub(crate) fn stop(self, graceful: bool) {
+        use crossbeam_channel::RecvTimeoutError::Timeout;
+
         self.stop.graceful.store(graceful, Ordering::SeqCst);
         self.stop.requested.store(true, Ordering::SeqCst);
-        let _ = self.generator.join();
         let timeout = self.parts.stop_timeout;
-        if graceful
-            && let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
-                self.executor_done.recv_timeout(timeout)
-        {
+        let deadline = Instant::now() + timeout;
+        let generator_ended = !matches!(self.generator_done.recv_deadline(deadline), Err(Timeout));
+        if !generator_ended {
             tracing::warn!(
-                "the graceful stop did not finish within {timeout:?}; batches still queued are dropped after the running one"
+                "computing a batch (an input or a transform function) did not finish within the stop timeout of {timeout:?}; the context stops without it, and batches still queued are dropped"
             );
+            // The executor must not wait for batches that will never be queued.
             self.stop.graceful.store(false, Ordering::SeqCst);
         }
-        let _ = self.executor.join();
+        let executor_ended = match self.executor_done.recv_deadline(deadline) {
+            Err(Timeout) => {
+                tracing::warn!(
+                    "the running batch did not finish within the stop timeout of {timeout:?}; the context stops without it, and batches still queued are dropped"
+                );
+                self.stop.graceful.store(false, Ordering::SeqCst);
+                false
+            }
+            _ => true,
+        };
+        // Joining a thread left behind would wait for it; the ones that ended join at once.
+        if generator_ended {
+            let _ = self.generator.join();
+        }
+        if executor_ended {
+            let _ = self.executor.join();
+        }
         let completed = self.parts.progress.state().last_completed;
         let healthy = self.parts.progress.failure().is_none();
-        if let (true, true, Some(_), Some(time)) =
-            (graceful, healthy, &self.parts.checkpoint, completed)
-            && let Err(e) = write_checkpoint(&self.parts, time)
+        if let (true, true, true, Some(_), Some(time)) = (
+            graceful,
+            healthy,
+            generator_ended && executor_ended,
+            &self.parts.checkpoint,
+            completed,
+        ) && let Err(e) = write_checkpoint(&self.parts, time)
         {
             tracing::error!("the last checkpoint could not be written: {e}");
         }
@@ -534,7 +581,19 @@ fn generate_batch(parts: &SchedulerParts, time: Time, inputs: BatchInputs<'_>) -
 }
 
 fn run_executor(parts: &SchedulerParts, stop: &StopSignal, queue: &Receiver<Batch>) {
-    for mut batch in queue {
+    loop {
+        // Waits in steps, so that a stop that gave up on a stuck generator (which
+        // then never closes the queue) still ends this thread.
+        let mut batch = match queue.recv_timeout(STOP_POLL) {
+            Ok(batch) => batch,
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                if stop.requested.load(Ordering::SeqCst) && !stop.graceful.load(Ordering::SeqCst) {
+                    return;
+                }
+                continue;
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
+        };
         parts.queue.taken();
         if stop.requested.load(Ordering::SeqCst) && !stop.graceful.load(Ordering::SeqCst) {
             return;
@@ -601,9 +660,11 @@ fn write_checkpoint(parts: &SchedulerParts, completed: Time) -> Result<()> {
     };
     let graph = &parts.graph;
     let mut states = Vec::with_capacity(graph.stateful.len());
+    let mut stored = Vec::with_capacity(graph.stateful.len());
     for state in &graph.stateful {
         if let Some(stream) = state.stream() {
             states.push((identity(&*stream), state.encode()?));
+            stored.push(state.stored_types().to_string());
         }
     }
     let (generated, positions, pending) = {
@@ -637,6 +698,10 @@ fn write_checkpoint(parts: &SchedulerParts, completed: Time) -> Result<()> {
         inputs,
         states,
         pending,
+        state_types: Some(StateTypes {
+            codec: STATE_CODEC,
+            stored,
+        }),
     })
 }
 

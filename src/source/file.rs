@@ -5,7 +5,9 @@
 //! modification-time order (then by name), in parallel. Names starting with `.` or
 //! `_` are skipped, so a writer can create `.name.tmp` and rename it into place: the
 //! rename is atomic, and a reader never sees half a file. A file that cannot be read is
-//! reported in the log and skipped.
+//! reported in the log and skipped, and so is anything that is not a regular file (a
+//! directory, a named pipe, a socket, a device): reading a pipe with no writer would
+//! wait for ever, and with it the batch and every batch after it.
 
 use std::collections::HashSet;
 use std::ffi::OsString;
@@ -78,7 +80,8 @@ impl FileInput {
             }
             let path = self.dir.join(name);
             match std::fs::metadata(&path) {
-                Ok(meta) if meta.is_dir() => {}
+                // Noted in `seen` below like any name, so reported once while it stays.
+                Ok(meta) if !meta.is_file() => warn_not_regular(&path),
                 Ok(meta) => new.push((
                     meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
                     name.clone(),
@@ -196,11 +199,51 @@ fn name_from_bytes(bytes: Vec<u8>) -> OsString {
 /// not leave the other threads idle.
 const CHUNK_BYTES: usize = 1 << 20;
 
+/// Reports that `path` is skipped because it is not a regular file.
+fn warn_not_regular(path: &Path) {
+    tracing::warn!(
+        "text_file_stream: skipping {}: it is not a regular file",
+        path.display()
+    );
+}
+
+/// What reading a file gave.
+enum ReadOutcome {
+    Bytes(Vec<u8>),
+    NotRegular,
+}
+
+/// The whole content of the regular file at `path`. The file is opened so that the
+/// open itself cannot wait (a file replaced by a named pipe after the listing looked
+/// at it would otherwise block the batch until a writer came), and read only if what
+/// was opened is a regular file.
+fn read_regular(path: &Path) -> std::io::Result<ReadOutcome> {
+    use std::io::Read;
+
+    let mut options = std::fs::File::options();
+    options.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+    let mut file = options.open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Ok(ReadOutcome::NotRegular);
+    }
+    // O_NONBLOCK has no effect on regular files: the read below is an ordinary one.
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.read_to_end(&mut bytes)?;
+    Ok(ReadOutcome::Bytes(bytes))
+}
+
 /// The lines of the file at `path` in chunks, or `None` (reported) if it cannot be
-/// read.
+/// read or is not a regular file.
 fn read_lines(path: &Path) -> Option<Vec<Vec<String>>> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
+    let bytes = match read_regular(path) {
+        Ok(ReadOutcome::Bytes(bytes)) => bytes,
+        Ok(ReadOutcome::NotRegular) => {
+            warn_not_regular(path);
+            return None;
+        }
         Err(e) => {
             tracing::warn!(
                 "text_file_stream: skipping {}: cannot read it: {e}",
