@@ -522,19 +522,30 @@ impl StreamingContext {
     /// # }
     /// ```
     pub fn union<T: Data>(&self, streams: &[DStream<T>]) -> Result<DStream<T>> {
+        let (first, rest) = self.own_streams("union", streams)?;
+        DStream::union_all(first, rest)
+    }
+
+    /// The first of `streams` and the rest, if there is one and it is this context's
+    /// (`operation` checks that the others fit with it).
+    fn own_streams<'a, T: Data>(
+        &self,
+        operation: &'static str,
+        streams: &'a [DStream<T>],
+    ) -> Result<(&'a DStream<T>, &'a [DStream<T>])> {
         let Some((first, rest)) = streams.split_first() else {
             return Err(Error::IncompatibleStreams {
-                operation: "union",
+                operation,
                 reason: "no streams were given".into(),
             });
         };
         if !Arc::ptr_eq(first.context(), &self.shared) {
             return Err(Error::IncompatibleStreams {
-                operation: "union",
+                operation,
                 reason: "the streams belong to another streaming context".into(),
             });
         }
-        DStream::union_all(first, rest)
+        Ok((first, rest))
     }
 
     /// A stream made by `f` from the `Rdd`s of all `streams` (in the order given) at
@@ -563,18 +574,7 @@ impl StreamingContext {
         streams: &[DStream<T>],
         f: impl Fn(Vec<Rdd<T>>, Time) -> Rdd<U> + Send + Sync + 'static,
     ) -> Result<DStream<U>> {
-        let Some((first, rest)) = streams.split_first() else {
-            return Err(Error::IncompatibleStreams {
-                operation: "transform",
-                reason: "no streams were given".into(),
-            });
-        };
-        if !Arc::ptr_eq(first.context(), &self.shared) {
-            return Err(Error::IncompatibleStreams {
-                operation: "transform",
-                reason: "the streams belong to another streaming context".into(),
-            });
-        }
+        let (first, rest) = self.own_streams("transform", streams)?;
         DStream::transform_all(first, rest, f)
     }
 
