@@ -13,6 +13,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use anyhow::bail;
 use clap::Parser;
 use dstream::StreamingContext;
 use dstream::logging::BatchLogger;
@@ -47,6 +48,7 @@ fn main() -> anyhow::Result<()> {
             .map(|d| d.path().to_path_buf())
             .unwrap_or_default(),
     };
+    check_directory(&directory)?;
 
     let ssc = StreamingContext::new("local[*]", Duration::from_secs_f64(args.batch_secs))?;
     let lines = ssc.text_file_stream(&directory);
@@ -78,6 +80,25 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Checks the directory to watch before starting, so that a typo or a directory not
+/// made yet gets advice rather than a bare I/O error.
+fn check_directory(directory: &Path) -> anyhow::Result<()> {
+    let shown = directory.display();
+    match std::fs::metadata(directory) {
+        Ok(metadata) if metadata.is_dir() => Ok(()),
+        Ok(_) => bail!(
+            "{shown} is not a directory: give the directory to watch, or run without DIR \
+             to watch a demo directory that a writer fills every second"
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+            "the directory {shown} does not exist: create it first (mkdir -p {shown}) and \
+             move files into it while this runs, or run without DIR to watch a demo \
+             directory that a writer fills every second"
+        ),
+        Err(e) => bail!("cannot watch {shown}: {e}"),
+    }
+}
+
 /// Writes a small file every second, atomically: under a hidden name, then renamed.
 fn write_demo_files(directory: &Path) {
     for n in 1.. {
@@ -89,5 +110,30 @@ fn write_demo_files(directory: &Path) {
             return; // the directory is gone: the example is over
         }
         std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_directory_is_named_with_what_to_do() {
+        let parent = tempfile::tempdir().unwrap();
+        let missing = parent.path().join("incoming");
+        let message = check_directory(&missing).unwrap_err().to_string();
+        let shown = missing.display().to_string();
+        assert!(
+            message.starts_with(&format!("the directory {shown} does not exist")),
+            "{message}"
+        );
+        assert!(message.contains(&format!("mkdir -p {shown}")), "{message}");
+        assert!(message.contains("run without DIR"), "{message}");
+
+        let file = parent.path().join("file.txt");
+        std::fs::write(&file, "text").unwrap();
+        let message = check_directory(&file).unwrap_err().to_string();
+        assert!(message.contains("is not a directory"), "{message}");
+        assert!(check_directory(parent.path()).is_ok());
     }
 }

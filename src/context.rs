@@ -21,9 +21,10 @@ use crate::scheduler::{
     identity,
 };
 use crate::source::{
-    BufferSettings, BufferedRecords, FileInput, InputHandle, InputSource, InputStream, NoCompute,
-    QueueInput, RateInput, RateLimiter, RddQueue, ReceivedCounter, Receiver, ReceiverInput,
-    ReceiverRegistry, ReceiverStatus, SocketInput, SourceContext,
+    BinaryRecords, BufferSettings, BufferedRecords, FileInput, FileStreamOptions, InputHandle,
+    InputSource, InputStream, NoCompute, QueueInput, RateInput, RateLimiter, RddQueue,
+    ReceivedCounter, Receiver, ReceiverInput, ReceiverRegistry, ReceiverStatus, SocketInput,
+    SourceContext, TextLines,
 };
 use crate::status_page;
 use crate::time::Time;
@@ -457,12 +458,102 @@ impl StreamingContext {
     /// read once, oldest modification time first. Names starting with `.` or `_` are
     /// ignored: write a file under such a name and rename it into place, so that it is
     /// never read half-written. Unreadable files are logged and skipped.
+    ///
+    /// `directory` may be a pattern: `*` and `?` in its components match directories,
+    /// so `logs/*/` watches every directory in `logs`, those created later too
+    /// (wildcards do not match names starting with `.` or `_`). A pattern that matches
+    /// nothing is reported once in the log and watched on.
+    ///
+    /// ```
+    /// use dstream::StreamingContext;
+    /// use std::time::Duration;
+    /// let ssc = StreamingContext::new("local[2]", Duration::from_secs(1)).unwrap();
+    /// let lines = ssc.text_file_stream("incoming");
+    /// let all_days = ssc.text_file_stream("logs/2024-*/");
+    /// # let _ = (lines, all_days);
+    /// ```
     pub fn text_file_stream(&self, directory: impl AsRef<Path>) -> DStream<String> {
+        self.text_file_stream_with(directory, FileStreamOptions::new())
+    }
+
+    /// [`text_file_stream`](Self::text_file_stream) with options: with
+    /// `new_files_only(false)`, the files already in the directory at start are read in
+    /// the first batch. Files read are recorded in checkpoints, so none is read again
+    /// after a restart.
+    ///
+    /// ```
+    /// use dstream::{FileStreamOptions, StreamingContext};
+    /// use std::time::Duration;
+    /// let ssc = StreamingContext::new("local[2]", Duration::from_secs(1)).unwrap();
+    /// let everything = FileStreamOptions::new().new_files_only(false);
+    /// let lines = ssc.text_file_stream_with("incoming", everything);
+    /// # let _ = lines;
+    /// ```
+    pub fn text_file_stream_with(
+        &self,
+        directory: impl AsRef<Path>,
+        options: FileStreamOptions,
+    ) -> DStream<String> {
         let received = self.shared.received.clone();
         self.input(
             "text_file_stream",
-            FileInput::new(directory.as_ref(), received),
+            FileInput::new(directory.as_ref(), TextLines, options, received),
         )
+    }
+
+    /// The fixed-length records of each new file in `directory`, `record_length` bytes
+    /// each, as Spark's `binaryRecordsStream`. Files are found as by
+    /// [`text_file_stream`](Self::text_file_stream) (patterns included). A file whose
+    /// length is not a multiple of `record_length` is logged and skipped whole. A
+    /// `record_length` of 0 is an [`Error::InvalidRecordLength`].
+    ///
+    /// ```
+    /// use dstream::StreamingContext;
+    /// use std::time::Duration;
+    /// # fn main() -> dstream::Result<()> {
+    /// let ssc = StreamingContext::new("local[2]", Duration::from_secs(1))?;
+    /// // Readings of 8 bytes: a big-endian u32 sensor id and an f32 value.
+    /// let readings = ssc.binary_records_stream("incoming", 8)?.map(|record| {
+    ///     let id = u32::from_be_bytes(record[..4].try_into().unwrap());
+    ///     let value = f32::from_be_bytes(record[4..].try_into().unwrap());
+    ///     (id, value)
+    /// });
+    /// # let _ = readings;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn binary_records_stream(
+        &self,
+        directory: impl AsRef<Path>,
+        record_length: usize,
+    ) -> Result<DStream<Vec<u8>>> {
+        self.binary_records_stream_with(directory, record_length, FileStreamOptions::new())
+    }
+
+    /// [`binary_records_stream`](Self::binary_records_stream) with options (see
+    /// [`text_file_stream_with`](Self::text_file_stream_with)).
+    ///
+    /// ```
+    /// use dstream::{FileStreamOptions, StreamingContext};
+    /// use std::time::Duration;
+    /// let ssc = StreamingContext::new("local[2]", Duration::from_secs(1)).unwrap();
+    /// let everything = FileStreamOptions::new().new_files_only(false);
+    /// let records = ssc.binary_records_stream_with("incoming", 16, everything).unwrap();
+    /// # let _ = records;
+    /// ```
+    pub fn binary_records_stream_with(
+        &self,
+        directory: impl AsRef<Path>,
+        record_length: usize,
+        options: FileStreamOptions,
+    ) -> Result<DStream<Vec<u8>>> {
+        let directory = directory.as_ref();
+        let format = BinaryRecords::new(directory, record_length)?;
+        let received = self.shared.received.clone();
+        Ok(self.input(
+            "binary_records_stream",
+            FileInput::new(directory, format, options, received),
+        ))
     }
 
     /// Batches from a queue of `Rdd`s: one per batch (`one_at_a_time`) or all queued

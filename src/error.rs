@@ -55,6 +55,25 @@ pub enum Error {
         reason: String,
     },
 
+    /// [`binary_records_stream`](crate::StreamingContext::binary_records_stream) was
+    /// given a record length of zero.
+    ///
+    /// ```
+    /// use dstream::{Error, StreamingContext};
+    /// use std::time::Duration;
+    /// let ssc = StreamingContext::new("local[2]", Duration::from_secs(1)).unwrap();
+    /// let err = ssc.binary_records_stream("incoming", 0).unwrap_err();
+    /// assert!(matches!(err, Error::InvalidRecordLength { .. }));
+    /// ```
+    #[error(
+        "invalid record length 0 for binary_records_stream of {}: give the size of each record in bytes (at least 1)",
+        directory.display()
+    )]
+    InvalidRecordLength {
+        /// The directory the stream was to watch.
+        directory: PathBuf,
+    },
+
     /// A window length or slide is not a positive multiple of the parent stream's slide.
     #[error(
         "{what} {duration:?} of {operation} must be a positive multiple of the {base_name} {base:?}"

@@ -81,7 +81,9 @@ pub use rdd::{Data, HashPartitioner, Key, PartitionIter, Partitioner, Rdd};
 pub use scheduler::{
     BatchInfo, Clock, ManualClock, RateController, StreamingListener, SystemClock,
 };
-pub use source::{RddQueue, Receiver, ReceiverSink, ReceiverState, ReceiverStatus};
+pub use source::{
+    FileStreamOptions, RddQueue, Receiver, ReceiverSink, ReceiverState, ReceiverStatus,
+};
 pub use time::Time;
 
 // The README's code blocks are compiled and run with the other documentation tests.

@@ -194,6 +194,7 @@ fn the_json_api_reports_exact_batches_receivers_and_state_sizes() {
             "since_ms": 0,
             "last_error": null,
             "last_error_ms": null,
+            "last_error_resolved": false,
             "failed_attempts": 0,
         }])
     );
@@ -230,6 +231,7 @@ fn the_json_api_reports_exact_batches_receivers_and_state_sizes() {
         "{error}"
     );
     assert!(receiver["failed_attempts"].as_u64().unwrap() >= 1);
+    assert_eq!(receiver["last_error_resolved"], false);
 
     run.h.ssc.stop(false).unwrap();
     let statuses = run.h.ssc.receiver_statuses();
@@ -333,6 +335,44 @@ fn a_user_receiver_reports_its_failure_then_its_recovery() {
     assert_eq!(h.ssc.receiver_statuses()[0].state, ReceiverState::Stopped);
 }
 
+/// A started context whose only input is a [`FailsOnce`] receiver, its status page,
+/// once the receiver delivered after its failure.
+fn start_recovered_receiver() -> (Harness, SocketAddr) {
+    let h = Harness::seconds();
+    collect(&h.ssc.receiver_stream(FailsOnce { failed: false }));
+    let page = h.ssc.status_page("127.0.0.1:0").unwrap();
+    h.ssc.start().unwrap();
+    h.ssc.await_records_received(1, PATIENCE).unwrap();
+    (h, page)
+}
+
+#[test]
+fn a_reconnected_receiver_reports_its_last_error_as_resolved() {
+    let (h, page) = start_recovered_receiver();
+    let receiver = eventually("the receiver to report its connection", || {
+        let receiver = get(page, "/api/v1/receivers").json()[0].clone();
+        (receiver["state"] == "connected").then_some(receiver)
+    });
+    // The error stays as history, marked resolved: it is not what is wrong now.
+    assert_eq!(receiver["last_error"], "the receiver failed: not ready yet");
+    assert_eq!(receiver["last_error_ms"], 0);
+    assert_eq!(receiver["last_error_resolved"], true);
+    assert_eq!(receiver["failed_attempts"], 0);
+    assert!(h.ssc.receiver_statuses()[0].last_error_resolved);
+
+    // Times on the page are 24-hour: the script formats them itself instead of
+    // asking the browser's locale, which gives "8:54:19 PM" in en-US.
+    let html = get(page, "/").body;
+    for locale_time in [
+        "toLocaleTimeString",
+        "toLocaleString()",
+        "toLocaleDateString",
+    ] {
+        assert!(!html.contains(locale_time), "the page uses {locale_time}");
+    }
+    h.ssc.stop(false).unwrap();
+}
+
 /// Chromium's DOM of `url` after its scripts ran for a few seconds of virtual time.
 fn chromium_dom(url: &str) -> String {
     let chromium = ["chromium", "chromium-browser", "google-chrome"]
@@ -379,6 +419,16 @@ fn element<'a>(dom: &'a str, tag: &str, id: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no element #{id} in the page:\n{dom}"));
     let end = dom[start..].find(&format!("</{tag}>")).unwrap() + start;
     &dom[start..end]
+}
+
+/// Whether `text` is a 24-hour `HH:MM:SS`.
+fn is_24_hour_clock(text: &str) -> bool {
+    let parts: Vec<&str> = text.split(':').collect();
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_digit()))
+        && parts[0] < "24"
 }
 
 #[test]
@@ -444,5 +494,44 @@ fn chromium_renders_the_charts_and_the_batch_table_with_live_data() {
     // Words: w0..w4 and x0..x4.
     assert!(element(&dom, "tbody", "streams").contains("<td class=\"num keys\">10</td>"));
     assert!(dom.contains("<span id=\"status\" class=\"pill active\">active</span>"));
+
+    // Every time is 24-hour, the header's too: `updated 14:03:59`, not `2:03:59 PM`.
+    let updated = element(&dom, "span", "updated");
+    let updated = &updated[updated.find('>').unwrap() + 1..];
+    assert!(
+        updated
+            .strip_prefix("updated ")
+            .is_some_and(is_24_hour_clock),
+        "{updated}"
+    );
+    let summary = element(&dom, "div", "summary");
+    let since = &summary[summary.find(" since ").expect(summary) + " since ".len()..];
+    let (date, time) = (
+        since.get(..10).unwrap_or(""),
+        since.get(11..19).unwrap_or(""),
+    );
+    assert!(
+        date.len() == 10 && date.as_bytes()[4] == b'-' && is_24_hour_clock(time),
+        "{summary}"
+    );
     run.h.ssc.stop(false).unwrap();
+}
+
+#[test]
+#[ignore = "needs chromium: run bash .ci/test"]
+fn chromium_shows_a_resolved_error_as_history() {
+    let (h, page) = start_recovered_receiver();
+    eventually("the receiver to report its connection", || {
+        (get(page, "/api/v1/receivers").json()[0]["state"] == "connected").then_some(())
+    });
+    let dom = chromium_dom(&format!("http://{page}/"));
+    let receivers = element(&dom, "tbody", "receivers");
+    assert!(
+        receivers.contains(
+            "<span class=\"resolved\">last error (resolved): the receiver failed: not ready yet ("
+        ),
+        "{receivers}"
+    );
+    assert!(!receivers.contains("class=\"error\""), "{receivers}");
+    h.ssc.stop(false).unwrap();
 }

@@ -346,6 +346,27 @@ fn shuffles_use_the_requested_number_of_partitions() {
     assert_eq!(five.lock().unwrap()[0].1.len(), 5);
 }
 
+/// The batch log line and the status page show `num_records`: a queue stream counts
+/// the records of `Rdd`s held in memory, and only those, as counting others would
+/// compute them.
+#[test]
+fn queue_stream_batches_count_the_records_held_in_memory() {
+    let h = Harness::seconds();
+    let (all, one) = (RddQueue::new(), RddQueue::new());
+    all.push(h.ssc.parallelize(vec![1]));
+    all.push(h.ssc.parallelize(vec![2, 3]));
+    one.push(h.ssc.parallelize(vec![7, 8, 9]));
+    one.push(h.ssc.parallelize(vec![5, 6]).map(|x| x * 2));
+    let default = Some(h.ssc.parallelize(vec![-1]));
+    collect(&h.ssc.queue_stream(&all, false, None));
+    collect(&h.ssc.queue_stream(&one, true, default));
+    h.ssc.start().unwrap();
+    let records: Vec<u64> = h.run_batches(3).iter().map(|b| b.num_records).collect();
+    h.ssc.stop(false).unwrap();
+    // 1 + 2 + 3; then the mapped Rdd, not counted; then the default's one record.
+    assert_eq!(records, vec![6, 0, 1]);
+}
+
 #[test]
 fn queue_stream_takes_all_or_falls_back_to_its_default() {
     let h = Harness::seconds();

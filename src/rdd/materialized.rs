@@ -31,6 +31,10 @@ impl<T: Data> RddNode<T> for Materialized<T> {
     fn compute(&self, partition: usize) -> PartitionIter<T> {
         Box::new(ClonedPartition::new(self.partitions.clone(), partition))
     }
+
+    fn known_len(&self) -> Option<u64> {
+        Some(self.partitions.iter().map(|p| p.len() as u64).sum())
+    }
 }
 
 /// A value computed once from an input that is released afterwards.

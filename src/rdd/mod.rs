@@ -57,6 +57,13 @@ pub(crate) trait RddNode<T>: Send + Sync + 'static {
 
     /// The elements of partition `partition`. Only valid after `prepare`.
     fn compute(&self, partition: usize) -> PartitionIter<T>;
+
+    /// The number of elements, where it is known without computing anything (data
+    /// already in memory); `None` otherwise. Lets inputs report the records of a
+    /// batch they did not receive themselves (queue streams) without running it.
+    fn known_len(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Where an [`Rdd`]'s work runs: a context's thread pool, or rayon's global pool.
@@ -257,6 +264,12 @@ impl<T: Data> Rdd<T> {
 
     pub(crate) fn compute(&self, partition: usize) -> PartitionIter<T> {
         self.node.compute(partition)
+    }
+
+    /// The number of elements if it is known without computing (see
+    /// [`RddNode::known_len`]).
+    pub(crate) fn known_len(&self) -> Option<u64> {
+        self.node.known_len()
     }
 
     /// Computes every partition, in parallel, into memory.

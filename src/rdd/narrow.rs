@@ -57,6 +57,10 @@ impl<T: Data> RddNode<T> for Union<T> {
         }
         Box::new(std::iter::empty())
     }
+
+    fn known_len(&self) -> Option<u64> {
+        self.parents.iter().map(Rdd::known_len).sum()
+    }
 }
 
 impl<T: Data> Rdd<T> {

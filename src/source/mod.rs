@@ -5,6 +5,8 @@
 //! context. Receiver-based sources (`socket`, user [`Receiver`]s) collect records in a
 //! `buffer::BlockBuffer` as they arrive; the others (`file`, `queue`, `rate`) produce
 //! a batch's data when it is cut.
+//!
+//! [`FileStreamOptions`] are the options of the file streams.
 
 pub(crate) mod buffer;
 mod file;
@@ -26,7 +28,8 @@ use crate::scheduler::{Clock, RateController};
 use crate::time::Time;
 
 pub(crate) use buffer::BufferSettings;
-pub(crate) use file::FileInput;
+pub use file::FileStreamOptions;
+pub(crate) use file::{BinaryRecords, FileInput, TextLines};
 pub(crate) use limiter::RateLimiter;
 pub(crate) use queue::QueueInput;
 pub use queue::RddQueue;

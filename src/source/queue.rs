@@ -85,8 +85,10 @@ impl<T: Data> InputSource<T> for QueueInput<T> {
         Ok(())
     }
 
-    /// Takes the next `Rdd` (or all of them, unioned), else the default. Records are
-    /// not counted: that would compute the `Rdd`s twice.
+    /// Takes the next `Rdd` (or all of them, unioned), else the default. Its records
+    /// are counted where that needs no computing (`Rdd`s of data in memory, such as
+    /// `parallelize`'s): counting others would compute them twice, so they count 0,
+    /// as all queue streams do in Spark.
     fn cut(&self, _time: Time, env: &Arc<ExecEnv>) -> Cut<T> {
         let taken: Vec<Rdd<T>> = {
             let mut rdds = self.queue.rdds();
@@ -105,8 +107,8 @@ impl<T: Data> InputSource<T> for QueueInput<T> {
                 .unwrap_or_else(|| Rdd::empty_in(env.clone())),
         };
         Cut {
+            records: rdd.known_len().unwrap_or(0),
             rdd,
-            records: 0,
             replay: None,
         }
     }

@@ -7,9 +7,11 @@
 //! per attempt, so a server that stays down for an hour leaves one warning rather than
 //! one every restart delay. A failure is logged when its error differs from the last
 //! one logged, or when it ends a connection that had lasted [`STABLE_CONNECTION`]; a
-//! connection is logged when it follows a logged failure. A receiver that connects and
-//! fails the same way over and over thus logs a few lines, then its status shows the
-//! rest (`failed_attempts`, `last_error_ms`).
+//! connection is logged when it follows a logged failure, as a warning like the
+//! failure ("reconnected to ... after N failed attempts"), so that a log filtered to
+//! warnings says the receiver is back. A receiver that connects and fails the same way
+//! over and over thus logs a few lines, then its status shows the rest
+//! (`failed_attempts`, `last_error_ms`).
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -70,11 +72,15 @@ pub struct ReceiverStatus {
     /// When it entered `state`, on the context's clock.
     #[serde(rename = "since_ms")]
     pub since: Time,
-    /// The last error, kept after a later successful connection.
+    /// The last error, kept after a later successful connection as history (see
+    /// `last_error_resolved`).
     pub last_error: Option<String>,
     /// When the last error happened, on the context's clock.
     #[serde(rename = "last_error_ms")]
     pub last_error_time: Option<Time>,
+    /// Whether the receiver connected after `last_error`: the error is then history,
+    /// not what is wrong now. False while there is no error.
+    pub last_error_resolved: bool,
     /// Failed attempts since the receiver was last connected.
     pub failed_attempts: u64,
 }
@@ -109,6 +115,7 @@ impl ReceiverRegistry {
             since: clock.now(),
             last_error: None,
             last_error_time: None,
+            last_error_resolved: false,
             failed_attempts: 0,
         });
         ReceiverReporter {
@@ -157,13 +164,30 @@ impl ReceiverReporter {
 
     /// The receiver is receiving.
     pub(crate) fn connected(&mut self) {
+        let mut failed_attempts = 0;
         let status = self.update(|status, _| {
             status.state = ReceiverState::Connected;
-            status.failed_attempts = 0;
+            failed_attempts = std::mem::take(&mut status.failed_attempts);
+            if status.last_error.is_some() {
+                status.last_error_resolved = true;
+            }
         });
         self.connected_at = Some(Instant::now());
-        if self.failure_logged_since_connection {
-            self.failure_logged_since_connection = false;
+        if !self.failure_logged_since_connection {
+            return;
+        }
+        self.failure_logged_since_connection = false;
+        if self.last_logged_error.is_some() {
+            // The failure was logged as a warning, which the default filter shows: the
+            // recovery must show at the same level, or the log ends on "retrying"
+            // while the receiver works again.
+            tracing::warn!(
+                "{}: reconnected to {} after {failed_attempts} failed attempt{}",
+                status.stream,
+                status.source,
+                if failed_attempts == 1 { "" } else { "s" },
+            );
+        } else {
             tracing::info!("{}: connected to {}", status.stream, status.source);
         }
     }
@@ -179,6 +203,7 @@ impl ReceiverReporter {
             status.state = ReceiverState::Retrying;
             status.last_error = Some(error.clone());
             status.last_error_time = Some(now);
+            status.last_error_resolved = false;
             status.failed_attempts += 1;
         });
         if fresh {
@@ -232,6 +257,7 @@ mod tests {
                 since: Time::from_millis(1000),
                 last_error: None,
                 last_error_time: None,
+                last_error_resolved: false,
                 failed_attempts: 0,
             }]
         );
@@ -248,6 +274,7 @@ mod tests {
         assert_eq!(status.since, Time::from_millis(1000));
         assert_eq!(status.last_error_time, Some(Time::from_millis(3000)));
         assert_eq!(status.failed_attempts, 2);
+        assert!(!status.last_error_resolved);
 
         clock.advance(Duration::from_secs(2));
         reporter.connected();
@@ -255,6 +282,7 @@ mod tests {
         assert_eq!(status.state, ReceiverState::Connected);
         assert_eq!(status.since, Time::from_millis(5000));
         assert_eq!(status.last_error.as_deref(), Some("refused"));
+        assert!(status.last_error_resolved);
         assert_eq!(status.failed_attempts, 0);
 
         reporter.stopped();
@@ -306,6 +334,64 @@ mod tests {
         assert_eq!(events_logged(|| reporter.retrying(closed, delay)), 1);
         assert_eq!(events_logged(|| reporter.retrying(refused(), delay)), 1);
         assert_eq!(events_logged(|| reporter.stopped()), 1);
+    }
+
+    /// The messages of the events that [`DEFAULT_FILTER`] lets through while `f` runs.
+    ///
+    /// [`DEFAULT_FILTER`]: crate::logging::DEFAULT_FILTER
+    fn shown_by_default(f: impl FnOnce()) -> Vec<String> {
+        use tracing::field::{Field, Visit};
+        use tracing_subscriber::layer::{Context, SubscriberExt};
+        use tracing_subscriber::{EnvFilter, Layer};
+
+        struct Message(String);
+        impl Visit for Message {
+            fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" {
+                    self.0 = format!("{value:?}");
+                }
+            }
+        }
+        struct Collect(Arc<Mutex<Vec<String>>>);
+        impl<S: tracing::Subscriber> Layer<S> for Collect {
+            fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+                let mut message = Message(String::new());
+                event.record(&mut message);
+                self.0
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(message.0);
+            }
+        }
+        let shown = Arc::new(Mutex::new(Vec::new()));
+        let subscriber = tracing_subscriber::registry()
+            .with(EnvFilter::new(crate::logging::DEFAULT_FILTER))
+            .with(Collect(shown.clone()));
+        tracing::subscriber::with_default(subscriber, f);
+        shown.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    #[test]
+    fn a_reconnection_after_a_logged_failure_shows_at_the_default_filter() {
+        let (_registry, mut reporter, _clock) = reporter();
+        let refused = "cannot connect to localhost:9999: refused";
+        let shown = shown_by_default(|| {
+            reporter.connected();
+            reporter.retrying(refused.into(), Duration::from_secs(2));
+            reporter.retrying(refused.into(), Duration::from_secs(2));
+            reporter.retrying(refused.into(), Duration::from_secs(2));
+            reporter.connected();
+        });
+        assert_eq!(
+            shown,
+            vec![
+                format!(
+                    "#3 socket_text_stream: {refused}; retrying every 2s (logged again when this changes)"
+                ),
+                "#3 socket_text_stream: reconnected to localhost:9999 after 3 failed attempts"
+                    .to_string(),
+            ]
+        );
     }
 
     #[test]
