@@ -58,6 +58,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("DSTREAM_STATUS_PAGE", "status_page"),
     ("DSTREAM_STOP_TIMEOUT_MS", "stop_timeout"),
     ("DSTREAM_STOP_ON_SIGNAL", "stop_on_signal"),
+    (
+        "DSTREAM_CONTINUE_AFTER_FAILED_BATCH",
+        "continue_after_failed_batch",
+    ),
 ];
 
 /// Every setting of a streaming context. `Default` gives the documented defaults;
@@ -124,6 +128,13 @@ pub struct StreamingConfig {
     /// [`StreamingContext::stop_on_signal`](crate::StreamingContext::stop_on_signal)).
     /// Default: off (`DSTREAM_STOP_ON_SIGNAL`).
     pub stop_on_signal: bool,
+    /// Whether batches go on after one fails, as in Spark: the first failure is still
+    /// what `await_termination` returns (at once, while the context runs on), and the
+    /// failed batches show in the listener and on the status page. A program with
+    /// state (`update_state_by_key`, `map_with_state`, incremental windows) stops all
+    /// the same, since its state cannot skip a batch. Default: off, a failed batch
+    /// stops the context (`DSTREAM_CONTINUE_AFTER_FAILED_BATCH`).
+    pub continue_after_failed_batch: bool,
 }
 
 impl Default for StreamingConfig {
@@ -142,6 +153,7 @@ impl Default for StreamingConfig {
             status_page: None,
             stop_timeout: None,
             stop_on_signal: false,
+            continue_after_failed_batch: false,
         }
     }
 }
@@ -212,6 +224,9 @@ impl StreamingConfig {
             "DSTREAM_STATUS_PAGE" => self.status_page = Some(address(name, value)?),
             "DSTREAM_STOP_TIMEOUT_MS" => self.stop_timeout = Some(millis(name, value)?),
             "DSTREAM_STOP_ON_SIGNAL" => self.stop_on_signal = boolean(name, value)?,
+            "DSTREAM_CONTINUE_AFTER_FAILED_BATCH" => {
+                self.continue_after_failed_batch = boolean(name, value)?;
+            }
             _ => unreachable!("every name in ENV_VARS is handled"),
         }
         Ok(())
@@ -351,6 +366,7 @@ mod tests {
             ("DSTREAM_STATUS_PAGE", "4040"),
             ("DSTREAM_STOP_TIMEOUT_MS", "30000"),
             ("DSTREAM_STOP_ON_SIGNAL", "on"),
+            ("DSTREAM_CONTINUE_AFTER_FAILED_BATCH", "yes"),
             ("HOME", "/ignored"),
         ])
         .unwrap();
@@ -368,9 +384,10 @@ mod tests {
             status_page: Some("127.0.0.1:4040".parse().unwrap()),
             stop_timeout: Some(Duration::from_secs(30)),
             stop_on_signal: true,
+            continue_after_failed_batch: true,
         };
         assert_eq!(config, expected);
-        assert_eq!(ENV_VARS.len(), 14);
+        assert_eq!(ENV_VARS.len(), 15);
     }
 
     #[test]

@@ -239,6 +239,15 @@ impl StreamingContextBuilder {
         self
     }
 
+    /// Lets batches go on after one fails, as Spark does, instead of stopping the
+    /// context; `await_termination` still returns the first failure, at once. A
+    /// program with state stops on a failed batch all the same (see
+    /// [`StreamingConfig::continue_after_failed_batch`]). Default: off.
+    pub fn continue_after_failed_batch(mut self, enabled: bool) -> Self {
+        self.config.continue_after_failed_batch = enabled;
+        self
+    }
+
     /// Makes the context, checking the settings.
     pub fn build(self) -> Result<StreamingContext> {
         if let Some(error) = self.master_error {
@@ -903,7 +912,9 @@ impl StreamingContext {
     }
 
     /// Blocks until the context stops; returns the error that stopped it, if any (a
-    /// failed batch names its time and the panic message).
+    /// failed batch names its time and the panic message). With
+    /// [`continue_after_failed_batch`](StreamingContextBuilder::continue_after_failed_batch),
+    /// a failed batch ends the wait at once with its error while batches go on.
     pub fn await_termination(&self) -> Result<()> {
         self.shared.check_started()?;
         self.shared.progress.wait_terminated(None);
@@ -1361,6 +1372,12 @@ impl ContextShared {
             }
         }
         let weak: Weak<ContextShared> = Arc::downgrade(self);
+        let continue_after_failure = self.config.continue_after_failed_batch;
+        if continue_after_failure && !graph.stateful.is_empty() {
+            tracing::warn!(
+                "continue_after_failed_batch is on, but this program keeps state, which cannot skip a batch: a failed batch stops the context"
+            );
+        }
         let parts = SchedulerParts {
             graph: graph.clone(),
             clock: self.clock.clone(),
@@ -1381,6 +1398,7 @@ impl ContextShared {
                     ContextShared::stop(&shared, false);
                 }
             }),
+            continue_after_failure: continue_after_failure && graph.stateful.is_empty(),
         };
         let scheduler = match Scheduler::start(parts) {
             Ok(scheduler) => scheduler,

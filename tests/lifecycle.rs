@@ -450,3 +450,80 @@ fn stop_returns_after_its_timeout_while_computing_a_batch_is_stuck() {
         drop(held);
     }
 }
+
+/// A context whose batches go on after one fails, on a manual clock.
+fn continuing_harness() -> Harness {
+    let clock = dstream::ManualClock::new(Time::from_millis(0));
+    let ssc = StreamingContext::builder()
+        .batch_interval(Duration::from_secs(1))
+        .master("local[2]")
+        .clock(clock.clone())
+        .continue_after_failed_batch(true)
+        .build()
+        .unwrap();
+    Harness {
+        ssc,
+        clock,
+        interval: Duration::from_secs(1),
+    }
+}
+
+#[test]
+fn with_continue_after_failed_batch_the_next_batches_run_and_the_failure_is_reported() {
+    let h = continuing_harness();
+    let queue = RddQueue::new();
+    for batch in [vec![1, 2], vec![4, 0], vec![6]] {
+        queue.push(h.ssc.parallelize(batch));
+    }
+    let ratios = h.ssc.queue_stream(&queue, true, None).map(|x| {
+        if x == 0 {
+            panic!("cannot divide by zero");
+        }
+        12 / x
+    });
+    let out = collect(&ratios);
+    h.ssc.start().unwrap();
+    let infos = h.run_batches(3);
+
+    // The failed batch is reported, and the ones after it ran.
+    assert!(infos[0].failure.is_none());
+    let failure = infos[1].failure.as_deref().unwrap_or_default();
+    assert!(failure.contains("cannot divide by zero"), "{failure}");
+    assert!(infos[2].failure.is_none());
+    assert_eq!(sorted_batches(&out), vec![vec![6, 12], vec![2]]);
+    // Waiting for the end returns the first failure at once, while the context runs.
+    let err = h.ssc.await_termination_or_timeout(PATIENCE).unwrap_err();
+    assert!(
+        matches!(&err, Error::BatchFailed { time, .. } if *time == Time::from_millis(2000)),
+        "{err}"
+    );
+    assert!(h.ssc.await_termination().is_err());
+    h.ssc.stop(false).unwrap();
+}
+
+#[test]
+fn with_continue_after_failed_batch_a_program_with_state_still_stops() {
+    let h = continuing_harness();
+    let dir = tempfile::tempdir().unwrap();
+    h.ssc.checkpoint(dir.path()).unwrap();
+    let queue = RddQueue::new();
+    queue.push(h.ssc.parallelize(vec![("a".to_string(), 1)]));
+    queue.push(h.ssc.parallelize(vec![("a".to_string(), 0)]));
+    queue.push(h.ssc.parallelize(vec![("a".to_string(), 1)]));
+    let totals = h.ssc.queue_stream(&queue, true, None).update_state_by_key(
+        |new: &[i32], total: Option<i32>| {
+            assert!(!new.contains(&0), "a zero in the batch");
+            Some(total.unwrap_or(0) + new.iter().sum::<i32>())
+        },
+    );
+    let out = collect(&totals);
+    h.ssc.start().unwrap();
+    h.run_batch();
+    h.clock.advance(h.interval);
+    let err = h.ssc.await_termination().unwrap_err();
+    assert!(err.to_string().contains("a zero in the batch"), "{err}");
+    // The state cannot skip the failed batch: the context stopped after it.
+    assert!(matches!(h.ssc.start(), Err(Error::AlreadyStopped)));
+    h.clock.advance(h.interval);
+    assert_eq!(sorted_batches(&out), vec![vec![("a".to_string(), 1)]]);
+}

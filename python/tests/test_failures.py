@@ -174,3 +174,21 @@ def test_a_bad_batch_duration_is_a_clear_error():
         StreamingContext(sc, 0)
     with pytest.raises(ValueError, match="invalid master 'yarn'"):
         SparkContext("yarn", "failures")
+
+
+def test_with_continue_after_failed_batch_later_batches_run_and_the_exception_is_raised(
+        monkeypatch):
+    # Spark's policy, chosen with the engine's setting (read from the environment).
+    monkeypatch.setenv("DSTREAM_CONTINUE_AFTER_FAILED_BATCH", "true")
+    ssc, clock, lines = make([["a"], ["c"], ["b"]])
+    out = []
+    lines.map(reject_c).foreachRDD(lambda rdd: out.append(rdd.collect()))
+    ssc.start()
+    run_batch(ssc, clock)
+    with pytest.raises(WordError):
+        run_batch(ssc, clock)
+    run_batch(ssc, clock)
+    assert out == [[("a", 1)], [("b", 1)]]
+    with pytest.raises(WordError, match="no words starting with c"):
+        ssc.awaitTerminationOrTimeout(30)
+    ssc.stop()

@@ -154,6 +154,10 @@ struct ProgressState {
     recent: VecDeque<BatchInfo>,
     failure: Option<Error>,
     terminated: bool,
+    /// Batches go on after a failure (see `SchedulerParts::continue_after_failure`):
+    /// then a failure ends waits for the termination, and no longer ends waits for
+    /// later batches.
+    continues_after_failure: bool,
 }
 
 impl Progress {
@@ -187,11 +191,19 @@ impl Progress {
         self.state().failure.clone()
     }
 
-    /// Waits until the context terminated; `false` if `timeout` passed first.
+    fn continue_after_failure(&self) {
+        self.state().continues_after_failure = true;
+    }
+
+    /// Waits until the context terminated (or, when batches go on after a failure,
+    /// until one failed); `false` if `timeout` passed first.
     pub(crate) fn wait_terminated(&self, timeout: Option<Duration>) -> bool {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut state = self.state();
-        while !state.terminated {
+        let ended = |state: &ProgressState| {
+            state.terminated || (state.continues_after_failure && state.failure.is_some())
+        };
+        while !ended(&state) {
             state = match deadline {
                 None => self
                     .changed
@@ -228,7 +240,9 @@ impl Progress {
                         after: timeout,
                     });
             }
-            if let Some(failure) = &state.failure {
+            if let Some(failure) = &state.failure
+                && !state.continues_after_failure
+            {
                 return Err(failure.clone());
             }
             if state.terminated {
@@ -281,6 +295,9 @@ pub(crate) struct SchedulerParts {
     pub(crate) log: BatchLog,
     /// Called (on the executor thread) after a batch failed, to stop the context.
     pub(crate) on_failure: Box<dyn Fn() + Send + Sync>,
+    /// Whether batches go on after a batch whose jobs failed, as in Spark (the
+    /// configuration's `continue_after_failed_batch`, for programs without state).
+    pub(crate) continue_after_failure: bool,
 }
 
 /// The running generator and executor threads.
@@ -298,6 +315,9 @@ pub(crate) struct Scheduler {
 
 impl Scheduler {
     pub(crate) fn start(parts: SchedulerParts) -> Result<Scheduler> {
+        if parts.continue_after_failure {
+            parts.progress.continue_after_failure();
+        }
         if let Some(plan) = &parts.checkpoint
             && parts.replay.is_empty()
             && parts.first_batch == plan.zero + parts.batch_interval
@@ -618,7 +638,11 @@ fn run_executor(parts: &SchedulerParts, stop: &StopSignal, queue: &Receiver<Batc
         };
         parts.progress.completed(info);
         if let Some(error) = failure {
+            let batch_failed = matches!(error, Error::BatchFailed { .. });
             parts.progress.fail(error);
+            if batch_failed && parts.continue_after_failure {
+                continue;
+            }
             (parts.on_failure)();
             return;
         }
