@@ -1388,7 +1388,8 @@ impl ContextShared {
             replay,
             first_batch,
             checkpoint,
-            hold_cuts_while_queued: self.config.max_buffered_records.is_some(),
+            hold_cuts_while_queued: self.config.max_buffered_records.is_some()
+                || self.config.backpressure,
             remember: inner.remember.unwrap_or_default(),
             stop_timeout: self.config.effective_stop_timeout(),
             queue: QueueDepth::default(),

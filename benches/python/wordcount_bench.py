@@ -156,7 +156,7 @@ def main():
         if "expectedDistinct" in kv:
             res.append("distinct_ok=%s" % str(State.state_keys == int(kv["expectedDistinct"])).lower())
     print(" ".join(res), flush=True)
-    ssc.stop(stopSparkContext=True, stopGracefully=False)
+    ssc.stop(stopSparkContext=True, stopGraceFully=False)
     sys.exit(0 if ok else 1)
 
 

@@ -16,6 +16,7 @@ use pyo3::types::PyDict;
 
 use crate::failure::{failure_to_py_err, to_py_err};
 use crate::object::PyObj;
+use crate::partition;
 use crate::rdd::PyRdd;
 use crate::stream::{PyStream, call_for_rdd};
 use crate::text::PyTextStream;
@@ -210,6 +211,17 @@ impl PyContext {
 
     fn text_file_stream(&self, directory: PathBuf) -> PyTextStream {
         PyTextStream::lines(self.ssc.text_file_stream(directory))
+    }
+
+    fn binary_records_stream(
+        &self,
+        directory: PathBuf,
+        record_length: usize,
+    ) -> PyResult<PyStream> {
+        self.ssc
+            .binary_records_stream(directory, record_length)
+            .map(|records| PyStream::new(records.map_partitions(partition::bytes)))
+            .map_err(to_py_err)
     }
 
     #[pyo3(signature = (rdds, one_at_a_time, default = None))]

@@ -7,7 +7,7 @@
 
 use dstream::{PartitionIter, Rdd};
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 
 use crate::failure::OrFail;
 use crate::object::{PyKey, PyObj};
@@ -43,6 +43,17 @@ pub fn strings<T: AsRef<str>>(input: PartitionIter<T>) -> Vec<PyObj> {
         lines
             .iter()
             .map(|line| PyObj::new(PyString::new(py, line.as_ref()).into_any()))
+            .collect()
+    })
+}
+
+/// Binary records as Python `bytes`.
+pub fn bytes(input: PartitionIter<Vec<u8>>) -> Vec<PyObj> {
+    let records: Vec<Vec<u8>> = input.collect();
+    Python::attach(|py| {
+        records
+            .iter()
+            .map(|record| PyObj::new(PyBytes::new(py, record).into_any()))
             .collect()
     })
 }

@@ -560,7 +560,7 @@ def test_stop_gracefully_and_await_termination(sc, clock):
     assert ssc.awaitTerminationOrTimeout(0.2) is False
     assert ssc.awaitTermination(0.2) is None
     assert 0.3 <= time.monotonic() - started < 10
-    ssc.stop(stopSparkContext=False, stopGracefully=True)
+    ssc.stop(stopSparkContext=False, stopGraceFully=True)
     assert ssc.awaitTerminationOrTimeout(5) is True
     assert ssc.awaitTermination(5) is None
     assert ssc.awaitTermination() is None  # returns at once once stopped
@@ -758,6 +758,70 @@ def test_text_file_stream_reads_new_files(ssc, run, tmp_path):
                               [("last", 1), ("line", 1), ("two", 1)]]
     assert values(classroom) == [[], [("x", 2), ("y", 1), ("z", 1)], [],
                                  [("", 2), ("last", 1), ("line", 1), ("two", 1)]]
+
+
+def test_binary_records_stream_gives_bytes_of_the_record_length(ssc, run, tmp_path):
+    records = ssc.binaryRecordsStream(tmp_path, 3)
+    out = collect(records)
+    run(1)
+    hidden = tmp_path / ".a.bin.tmp"
+    hidden.write_bytes(b"abcdef\x00\x01\x02")
+    os.rename(hidden, tmp_path / "a.bin")
+    hidden = tmp_path / ".b.bin.tmp"
+    hidden.write_bytes(b"four")  # not whole records: skipped with a warning
+    os.rename(hidden, tmp_path / "b.bin")
+    run(1)
+    assert out == [(at(1), []), (at(2), [b"\x00\x01\x02", b"abc", b"def"])]
+
+
+# PySpark's parameter names and defaults, as its documentation gives them: a program
+# written for PySpark calls these with keywords, so a renamed parameter breaks it.
+PYSPARK_SIGNATURES = {
+    StreamingContext: {
+        "awaitTermination": "(self, timeout=None)",
+        "awaitTerminationOrTimeout": "(self, timeout)",
+        "binaryRecordsStream": "(self, directory, recordLength)",
+        "checkpoint": "(self, directory)",
+        "queueStream": "(self, rdds, oneAtATime=True, default=None)",
+        "remember": "(self, duration)",
+        "stop": "(self, stopSparkContext=True, stopGraceFully=False)",
+        "textFileStream": "(self, directory)",
+        "transform": "(self, dstreams, transformFunc)",
+        "union": "(self, *dstreams)",
+        "addStreamingListener": "(self, streamingListener)",
+    },
+    DStream: {
+        "cogroup": "(self, other, numPartitions=None)",
+        "combineByKey": "(self, createCombiner, mergeValue, mergeCombiners, numPartitions=None)",
+        "countByValueAndWindow": "(self, windowDuration, slideDuration, numPartitions=None)",
+        "countByWindow": "(self, windowDuration, slideDuration)",
+        "flatMap": "(self, f, preservesPartitioning=False)",
+        "foreachRDD": "(self, func)",
+        "groupByKeyAndWindow": "(self, windowDuration, slideDuration, numPartitions=None)",
+        "join": "(self, other, numPartitions=None)",
+        "map": "(self, f, preservesPartitioning=False)",
+        "pprint": "(self, num=10)",
+        "reduceByKey": "(self, func, numPartitions=None)",
+        "reduceByKeyAndWindow": "(self, func, invFunc, windowDuration, slideDuration=None, "
+                                "numPartitions=None, filterFunc=None)",
+        "reduceByWindow": "(self, reduceFunc, invReduceFunc, windowDuration, slideDuration)",
+        "saveAsTextFiles": "(self, prefix, suffix=None)",
+        "slice": "(self, begin, end)",
+        "transformWith": "(self, func, other, keepSerializer=False)",
+        "updateStateByKey": "(self, updateFunc, numPartitions=None, initialRDD=None)",
+        "window": "(self, windowDuration, slideDuration=None)",
+    },
+}
+
+
+@pytest.mark.parametrize("cls", list(PYSPARK_SIGNATURES), ids=lambda c: c.__name__)
+def test_parameters_are_named_as_in_pyspark(cls):
+    import inspect
+
+    differ = {name: str(inspect.signature(getattr(cls, name)))
+              for name, expected in PYSPARK_SIGNATURES[cls].items()
+              if str(inspect.signature(getattr(cls, name))) != expected}
+    assert differ == {}
 
 
 class LineServer(socketserver.ThreadingTCPServer):

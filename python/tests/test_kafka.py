@@ -323,7 +323,7 @@ def test_a_restart_from_the_checkpoint_goes_on_where_it_stopped(sc, tmp_path, mo
     wait_for(lambda: state == word_counts(first), "the first run's counts")
     # Past the next checkpoint, which then holds every offset of the first lines.
     settle()
-    ssc.stop(stopSparkContext=False, stopGracefully=graceful)
+    ssc.stop(stopSparkContext=False, stopGraceFully=graceful)
     assert state == word_counts(first)
     assert sum(read) == len(first)
     assert any(checkpoint.iterdir()), "a checkpoint was written"

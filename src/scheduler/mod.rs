@@ -285,7 +285,8 @@ pub(crate) struct SchedulerParts {
     pub(crate) first_batch: Time,
     pub(crate) checkpoint: Option<CheckpointPlan>,
     /// Whether to cut a batch only when no other batch waits to run, so that input
-    /// waits in the receivers' bounded buffers rather than in queued batches.
+    /// waits in the receivers (bounded buffers, rate limits) rather than in queued
+    /// batches: on with a bounded buffer or backpressure.
     pub(crate) hold_cuts_while_queued: bool,
     /// How long streams keep their `Rdd`s after a batch, beyond what windows need.
     pub(crate) remember: Duration,
@@ -465,12 +466,20 @@ fn run_generator(parts: &SchedulerParts, stop: &StopSignal, batches: Sender<Batc
             continue;
         }
         let now = parts.clock.wait_until(next, STOP_POLL);
-        if now >= next {
-            if !queue_batch(
-                parts,
-                &batches,
-                generate_batch(parts, next, BatchInputs::Cut),
-            ) {
+        // Every batch time that has passed is generated now. With cuts held, the
+        // generator wakes late, by up to a batch's processing time: the receivers give
+        // what waited in their buffers to the last of these batches, and nothing to the
+        // others, so that the batches after them are cut on time again. Were they
+        // generated one per wait, each with a full buffer, each would wait behind the
+        // one before and the delay would grow without end although the buffers are
+        // bounded.
+        while now >= next {
+            let inputs = if parts.hold_cuts_while_queued && now >= next + parts.batch_interval {
+                BatchInputs::Passed
+            } else {
+                BatchInputs::Cut
+            };
+            if !queue_batch(parts, &batches, generate_batch(parts, next, inputs)) {
                 return; // the executor ended after a failure
             }
             next = next + parts.batch_interval;
@@ -528,6 +537,9 @@ fn queue_batch(parts: &SchedulerParts, batches: &Sender<Batch>, batch: Batch) ->
 enum BatchInputs<'a> {
     /// Cut from the inputs now.
     Cut,
+    /// Cut from the inputs now, for a batch time that passed while cuts were held and
+    /// is followed at once by a later one: receivers give theirs to that later batch.
+    Passed,
     /// Given again, after a restart, from what each input recorded.
     Replay(&'a [Option<Vec<u8>>]),
 }
@@ -540,8 +552,9 @@ fn generate_batch(parts: &SchedulerParts, time: Time, inputs: BatchInputs<'_>) -
     let mut replays = Vec::with_capacity(graph.inputs.len());
     for (index, input) in graph.inputs.iter().enumerate() {
         match inputs {
-            BatchInputs::Cut => {
-                let (records, replay) = input.generate(time);
+            BatchInputs::Cut | BatchInputs::Passed => {
+                let passed = matches!(inputs, BatchInputs::Passed);
+                let (records, replay) = input.generate(time, passed);
                 input_records.push(records);
                 replays.push(replay);
             }

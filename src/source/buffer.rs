@@ -210,6 +210,15 @@ impl<T: Data> BlockBuffer<T> {
         !self.pending().blocks.is_empty()
     }
 
+    /// An empty batch, for a batch time whose records go to the next cut.
+    pub(crate) fn nothing(&self, env: &Arc<ExecEnv>) -> Cut<T> {
+        Cut {
+            rdd: Rdd::empty_in(env.clone()),
+            records: 0,
+            replay: None,
+        }
+    }
+
     /// Takes everything stored so far. Received data cannot be replayed.
     pub(crate) fn cut(&self, env: &Arc<ExecEnv>) -> Cut<T> {
         let (blocks, taken) = {

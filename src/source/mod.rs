@@ -86,6 +86,15 @@ pub(crate) trait InputSource<T>: Send + Sync + 'static {
     /// The data of the batch at `time`.
     fn cut(&self, time: Time, env: &Arc<ExecEnv>) -> Cut<T>;
 
+    /// The data of a batch time that passed while the scheduler held cuts back, when a
+    /// later batch time is cut right after it. Sources that buffer what arrives
+    /// (receivers) give nothing here, so that what waited goes to that later batch as
+    /// one, rather than a full buffer to each batch time that passed; the others give
+    /// the data of `time` as [`cut`](Self::cut) does.
+    fn cut_passed(&self, time: Time, env: &Arc<ExecEnv>) -> Cut<T> {
+        self.cut(time, env)
+    }
+
     /// Whether data is waiting that a final batch should process on graceful stop.
     fn has_pending(&self) -> bool;
 
@@ -119,7 +128,9 @@ pub(crate) trait InputHandle: Send + Sync + 'static {
     fn node(&self) -> Arc<dyn GraphNode>;
     fn start(&self, ctx: &SourceContext) -> Result<()>;
     /// Cuts the batch at `time` into the stream: its record count and replay record.
-    fn generate(&self, time: Time) -> (u64, Option<Vec<u8>>);
+    /// `passed`: a batch time that passed while cuts were held, with a later one cut
+    /// right after it (see [`InputSource::cut_passed`]).
+    fn generate(&self, time: Time, passed: bool) -> (u64, Option<Vec<u8>>);
     /// Gives the batch at `time` what `replay` recorded, or nothing if that is lost.
     fn regenerate(&self, time: Time, replay: Option<&[u8]>) -> u64;
     fn has_pending(&self) -> bool;
@@ -236,8 +247,12 @@ impl<T: Data> InputHandle for InputStream<T> {
         })
     }
 
-    fn generate(&self, time: Time) -> (u64, Option<Vec<u8>>) {
-        let cut = self.source.cut(time, &self.env);
+    fn generate(&self, time: Time, passed: bool) -> (u64, Option<Vec<u8>>) {
+        let cut = if passed {
+            self.source.cut_passed(time, &self.env)
+        } else {
+            self.source.cut(time, &self.env)
+        };
         self.node.put(time, cut.rdd);
         (cut.records, cut.replay)
     }

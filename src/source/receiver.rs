@@ -179,6 +179,10 @@ impl<R: Receiver> InputSource<R::Item> for ReceiverInput<R> {
         self.buffer.cut(env)
     }
 
+    fn cut_passed(&self, _time: Time, env: &Arc<ExecEnv>) -> Cut<R::Item> {
+        self.buffer.nothing(env)
+    }
+
     fn has_pending(&self) -> bool {
         self.buffer.has_pending()
     }

@@ -88,6 +88,10 @@ impl InputSource<String> for SocketInput {
         self.buffer.cut(env)
     }
 
+    fn cut_passed(&self, _time: Time, env: &Arc<ExecEnv>) -> Cut<String> {
+        self.buffer.nothing(env)
+    }
+
     fn has_pending(&self) -> bool {
         self.buffer.has_pending()
     }

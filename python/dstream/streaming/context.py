@@ -134,7 +134,7 @@ class StreamingContext:
                 warnings.warn("stopping the StreamingContext started earlier: only one runs "
                               "at a time (dstream stops it instead of failing as Spark does)",
                               RuntimeWarning, stacklevel=2)
-                earlier.stop(stopSparkContext=False, stopGracefully=False)
+                earlier.stop(stopSparkContext=False, stopGraceFully=False)
             self._jssc.start()
             self._started = True
             StreamingContext._activeContext = self
@@ -165,14 +165,14 @@ class StreamingContext:
                 if deadline is not None and time.monotonic() >= deadline:
                     return False
         except KeyboardInterrupt:
-            self.stop(stopSparkContext=False, stopGracefully=True)
+            self.stop(stopSparkContext=False, stopGraceFully=True)
             raise
 
-    def stop(self, stopSparkContext=True, stopGracefully=False):
-        """Stops the context; with ``stopGracefully``, only after what was received has
+    def stop(self, stopSparkContext=True, stopGraceFully=False):
+        """Stops the context; with ``stopGraceFully``, only after what was received has
         been processed. Stopping twice, or from inside ``foreachRDD``, is allowed (from
         inside a batch the stop completes once that batch is done)."""
-        self._jssc.stop(bool(stopGracefully))
+        self._jssc.stop(bool(stopGraceFully))
         self._stopped = True
         with StreamingContext._lock:
             if StreamingContext._activeContext is self:
@@ -212,6 +212,12 @@ class StreamingContext:
     def textFileStream(self, directory):
         """The lines of each new file that appears in ``directory``."""
         return DStream(None, self, _text=self._jssc.text_file_stream(os.fspath(directory)))
+
+    def binaryRecordsStream(self, directory, recordLength):
+        """The records of each new file that appears in ``directory``, as ``bytes`` of
+        ``recordLength`` bytes each. A file whose size is not a whole number of records
+        is skipped with a warning."""
+        return DStream(self._jssc.binary_records_stream(os.fspath(directory), int(recordLength)), self)
 
     def queueStream(self, rdds, oneAtATime=True, default=None):
         """Batches from a list of RDDs (or of lists): one per batch, or all at once;
@@ -265,4 +271,4 @@ def _stop_at_exit():
     down under the engine's threads (PySpark's JVM goes with its process the same way)."""
     active = StreamingContext.getActive()
     if active is not None:
-        active.stop(stopSparkContext=False, stopGracefully=False)
+        active.stop(stopSparkContext=False, stopGraceFully=False)
