@@ -62,6 +62,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "DSTREAM_CONTINUE_AFTER_FAILED_BATCH",
         "continue_after_failed_batch",
     ),
+    (
+        "DSTREAM_RECEIVER_WRITE_AHEAD_LOG",
+        "receiver_write_ahead_log",
+    ),
 ];
 
 /// Every setting of a streaming context. `Default` gives the documented defaults;
@@ -135,6 +139,13 @@ pub struct StreamingConfig {
     /// the same, since its state cannot skip a batch. Default: off, a failed batch
     /// stops the context (`DSTREAM_CONTINUE_AFTER_FAILED_BATCH`).
     pub continue_after_failed_batch: bool,
+    /// Whether receivers (sockets, user [`Receiver`](crate::Receiver)s) write what
+    /// they store to a write-ahead log in the checkpoint directory before it counts as
+    /// received, so that a program killed at any moment loses nothing it received, as
+    /// Spark's `spark.streaming.receiver.writeAheadLog.enable`. Only with a checkpoint
+    /// directory. Default: on, where Spark's is off
+    /// (`DSTREAM_RECEIVER_WRITE_AHEAD_LOG`).
+    pub receiver_write_ahead_log: bool,
 }
 
 impl Default for StreamingConfig {
@@ -154,6 +165,7 @@ impl Default for StreamingConfig {
             stop_timeout: None,
             stop_on_signal: false,
             continue_after_failed_batch: false,
+            receiver_write_ahead_log: true,
         }
     }
 }
@@ -226,6 +238,9 @@ impl StreamingConfig {
             "DSTREAM_STOP_ON_SIGNAL" => self.stop_on_signal = boolean(name, value)?,
             "DSTREAM_CONTINUE_AFTER_FAILED_BATCH" => {
                 self.continue_after_failed_batch = boolean(name, value)?;
+            }
+            "DSTREAM_RECEIVER_WRITE_AHEAD_LOG" => {
+                self.receiver_write_ahead_log = boolean(name, value)?;
             }
             _ => unreachable!("every name in ENV_VARS is handled"),
         }
@@ -367,6 +382,7 @@ mod tests {
             ("DSTREAM_STOP_TIMEOUT_MS", "30000"),
             ("DSTREAM_STOP_ON_SIGNAL", "on"),
             ("DSTREAM_CONTINUE_AFTER_FAILED_BATCH", "yes"),
+            ("DSTREAM_RECEIVER_WRITE_AHEAD_LOG", "off"),
             ("HOME", "/ignored"),
         ])
         .unwrap();
@@ -385,9 +401,10 @@ mod tests {
             stop_timeout: Some(Duration::from_secs(30)),
             stop_on_signal: true,
             continue_after_failed_batch: true,
+            receiver_write_ahead_log: false,
         };
         assert_eq!(config, expected);
-        assert_eq!(ENV_VARS.len(), 15);
+        assert_eq!(ENV_VARS.len(), 16);
     }
 
     #[test]

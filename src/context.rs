@@ -248,6 +248,13 @@ impl StreamingContextBuilder {
         self
     }
 
+    /// Whether receivers write what they store to a write-ahead log in the checkpoint
+    /// directory (see [`StreamingConfig::receiver_write_ahead_log`]). Default: on.
+    pub fn receiver_write_ahead_log(mut self, enabled: bool) -> Self {
+        self.config.receiver_write_ahead_log = enabled;
+        self
+    }
+
     /// Makes the context, checking the settings.
     pub fn build(self) -> Result<StreamingContext> {
         if let Some(error) = self.master_error {
@@ -1362,6 +1369,10 @@ impl ContextShared {
             receivers: self.receivers.clone(),
             stream_id: 0,
             stream: String::new(),
+            write_ahead_log: checkpoint
+                .as_ref()
+                .filter(|_| self.config.receiver_write_ahead_log)
+                .map(|plan| plan.dir.path().to_path_buf()),
         };
         for (started, input) in graph.inputs.iter().enumerate() {
             if let Err(e) = input.start(&sources) {

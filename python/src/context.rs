@@ -136,13 +136,14 @@ impl PyContext {
     /// come from the `DSTREAM_*` environment variables (as on the Rust side), then
     /// from the arguments, which PySpark's `SparkConf` settings fill.
     #[new]
-    #[pyo3(signature = (master, batch_ms, clock = None, backpressure = None, max_rate = None))]
+    #[pyo3(signature = (master, batch_ms, clock = None, backpressure = None, max_rate = None, write_ahead_log = None))]
     fn new(
         master: &str,
         batch_ms: u64,
         clock: Option<PyManualClock>,
         backpressure: Option<bool>,
         max_rate: Option<u64>,
+        write_ahead_log: Option<bool>,
     ) -> PyResult<Self> {
         let batch_interval = Duration::from_millis(batch_ms);
         let mut config = StreamingConfig::default();
@@ -153,6 +154,9 @@ impl PyContext {
         }
         if max_rate.is_some() {
             config.receiver_max_rate = max_rate;
+        }
+        if let Some(write_ahead_log) = write_ahead_log {
+            config.receiver_write_ahead_log = write_ahead_log;
         }
         let mut builder = StreamingContext::builder()
             .config(config)

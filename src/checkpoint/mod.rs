@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::time::Time;
 
 /// How many checkpoint files are kept.
-const KEEP_CHECKPOINTS: usize = 3;
+pub(crate) const KEEP_CHECKPOINTS: usize = 3;
 
 /// File names of checkpoints start with this.
 const FILE_PREFIX: &str = "checkpoint-";
@@ -115,6 +115,11 @@ pub(crate) struct CheckpointDir {
 }
 
 impl CheckpointDir {
+    /// The directory.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
     pub(crate) fn new(path: &Path) -> Self {
         CheckpointDir {
             path: path.to_path_buf(),

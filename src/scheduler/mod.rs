@@ -32,7 +32,8 @@ pub use listener::{BatchInfo, StreamingListener};
 pub use rate_controller::{PidRateEstimator, RateController};
 
 use crate::checkpoint::{
-    Checkpoint, CheckpointDir, PendingBatch, STATE_CODEC, StateTypes, StreamIdentity,
+    Checkpoint, CheckpointDir, KEEP_CHECKPOINTS, PendingBatch, STATE_CODEC, StateTypes,
+    StreamIdentity,
 };
 use crate::dstream::store::StatefulStream;
 use crate::dstream::{GraphNode, OutputOperation};
@@ -721,13 +722,13 @@ fn write_checkpoint(parts: &SchedulerParts, completed: Time) -> Result<()> {
             pending,
         )
     };
-    let inputs = graph
+    let inputs: Vec<(StreamIdentity, Option<Vec<u8>>)> = graph
         .inputs
         .iter()
         .zip(positions.into_iter().chain(std::iter::repeat(None)))
         .map(|(input, position)| (identity(&*input.node()), position))
         .collect();
-    plan.dir.write(&Checkpoint {
+    let checkpoint = Checkpoint {
         batch_interval_ms: duration_millis(parts.batch_interval),
         zero: plan.zero,
         completed,
@@ -739,7 +740,19 @@ fn write_checkpoint(parts: &SchedulerParts, completed: Time) -> Result<()> {
             codec: STATE_CODEC,
             stored,
         }),
-    })
+    };
+    plan.dir.write(&checkpoint)?;
+    // Inputs that keep a log may now drop what no kept checkpoint needs.
+    for (index, input) in graph.inputs.iter().enumerate() {
+        let replays: Vec<&[u8]> = checkpoint
+            .pending
+            .iter()
+            .filter_map(|batch| batch.inputs.get(index)?.as_deref())
+            .collect();
+        let position = checkpoint.inputs[index].1.as_deref();
+        input.checkpointed(position, &replays, KEEP_CHECKPOINTS);
+    }
+    Ok(())
 }
 
 /// How a checkpoint names a stream.

@@ -10,13 +10,38 @@
 //! `limiter`), checked once per block, and `max_buffered_records`, a bound on the
 //! records waiting for a cut, which is never exceeded. Once the receiver is stopping
 //! neither applies: what it has in hand is stored for the last batch, not dropped.
+//!
+//! With a checkpoint directory, each stored block is first appended to the receiver's
+//! write-ahead log (see `wal`), under the same lock as the store, so that the log's
+//! order is the buffer's and a cut is a range of the log's block numbers.
 
+use std::collections::VecDeque;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
 use super::limiter::RateLimiter;
-use super::{BufferedRecords, Cut, ReceivedCounter};
+use super::wal::{self, WriteAheadLog};
+use super::{BufferedRecords, Cut, ReceivedCounter, SourceContext};
+use crate::checkpoint::{decode, encode};
+use crate::error::{Error, Result};
 use crate::rdd::{Data, ExecEnv, Rdd};
+
+/// What a receiver's buffer stores: records that can also be written to its log.
+pub(crate) trait Logged: Data + Serialize + DeserializeOwned {}
+impl<T: Data + Serialize + DeserializeOwned> Logged for T {}
+
+/// Where a receiver stands in its write-ahead log, as a checkpoint records it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct LogPosition {
+    /// The log's directory, relative to the checkpoint directory.
+    log: String,
+    /// The first block no batch has taken.
+    uncut: u64,
+}
 
 /// What a receiver's buffer is told by the context.
 pub(crate) struct BufferSettings {
@@ -39,27 +64,179 @@ pub(crate) struct BlockBuffer<T> {
     draining: AtomicBool,
     /// Single records stored in the current metered block.
     unmetered: AtomicUsize,
+    /// The log position a recovered checkpoint recorded, until the log is opened.
+    restored: Mutex<Option<LogPosition>>,
+    /// The log's directory once open, for reads and clean-up outside the lock.
+    log_dir: Mutex<Option<(PathBuf, String)>>,
+    /// Per checkpoint still kept, oldest first: the first block it needs.
+    kept: Mutex<VecDeque<u64>>,
 }
 
 struct Pending<T> {
     blocks: Vec<Vec<T>>,
     records: usize,
     closed: bool,
+    /// The write-ahead log, and the first block no cut has taken.
+    log: Option<(WriteAheadLog, u64)>,
 }
 
-impl<T: Data> BlockBuffer<T> {
+impl<T: Logged> BlockBuffer<T> {
     pub(crate) fn new(settings: BufferSettings) -> Self {
         BlockBuffer {
             state: Mutex::new(Pending {
                 blocks: Vec::new(),
                 records: 0,
                 closed: false,
+                log: None,
             }),
             room: Condvar::new(),
             settings,
             draining: AtomicBool::new(false),
             unmetered: AtomicUsize::new(0),
+            restored: Mutex::new(None),
+            log_dir: Mutex::new(None),
+            kept: Mutex::new(VecDeque::new()),
         }
+    }
+
+    /// Opens the write-ahead log when the context has a checkpoint directory and logs
+    /// received data: the log of the recovered checkpoint, whose blocks no batch had
+    /// taken are stored again (for the first batch), or a fresh one.
+    pub(crate) fn open_log(&self, ctx: &SourceContext) -> Result<()> {
+        let Some(checkpoint_dir) = &ctx.write_ahead_log else {
+            return Ok(());
+        };
+        let restored = lock(&self.restored).take();
+        let name = match &restored {
+            Some(position) => position.log.clone(),
+            None => format!("receivedData/{}", ctx.stream_id),
+        };
+        let dir = checkpoint_dir.join(&name);
+        let failed = |e: std::io::Error| Error::io("cannot open the write-ahead log", &dir, e);
+        let log = WriteAheadLog::open(&dir, restored.is_none()).map_err(failed)?;
+        let uncut = restored.map_or(0, |p| p.uncut);
+        let unclaimed = match log.read(uncut, log.next()).map_err(failed)? {
+            Some(payloads) => decode_blocks(&payloads).map_err(|reason| {
+                let e = std::io::Error::new(std::io::ErrorKind::InvalidData, reason);
+                Error::io("cannot decode the write-ahead log", &dir, e)
+            })?,
+            None => {
+                tracing::warn!(
+                    "{}: the write-ahead log {} lacks blocks the checkpoint expected; what it lacks is lost",
+                    ctx.stream,
+                    dir.display()
+                );
+                Vec::new()
+            }
+        };
+        let records: usize = unclaimed.iter().map(Vec::len).sum();
+        {
+            let mut pending = self.pending();
+            pending.records += records;
+            pending.blocks.extend(unclaimed);
+            pending.log = Some((log, uncut));
+            self.settings.buffered.add(records);
+        }
+        self.settings.received.add(records as u64);
+        if records > 0 {
+            tracing::info!(
+                "{}: {records} records received before the restart and taken by no batch are given to the next batch",
+                ctx.stream
+            );
+        }
+        *lock(&self.log_dir) = Some((dir, name));
+        Ok(())
+    }
+
+    /// Continues from a checkpoint's position (called before `open_log`).
+    pub(crate) fn restore(&self, position: &[u8]) -> Result<()> {
+        let position: LogPosition = decode(position).map_err(|reason| Error::Codec {
+            action: "decode",
+            stream: "the write-ahead log position of a receiver".into(),
+            reason,
+        })?;
+        *lock(&self.restored) = Some(position);
+        Ok(())
+    }
+
+    /// Where the log stands after the last cut, for a checkpoint.
+    pub(crate) fn position(&self) -> Option<Vec<u8>> {
+        let name = lock(&self.log_dir).as_ref()?.1.clone();
+        let uncut = self.pending().log.as_ref()?.1;
+        encode(&LogPosition { log: name, uncut }).ok()
+    }
+
+    /// The blocks a cut recorded, read back from the log.
+    pub(crate) fn replay(&self, replay: &[u8], env: &Arc<ExecEnv>) -> Option<(Rdd<T>, u64)> {
+        let (from, to): (u64, u64) = decode(replay).ok()?;
+        let dir = lock(&self.log_dir).as_ref()?.0.clone();
+        let blocks = match wal::read(&dir, from, to) {
+            Ok(Some(payloads)) => decode_blocks(&payloads).ok()?,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::error!("reading the write-ahead log {}: {e}", dir.display());
+                return None;
+            }
+        };
+        let records = blocks.iter().map(Vec::len).sum::<usize>() as u64;
+        let partitions = into_partitions(blocks, env.parallelism());
+        Some((Rdd::from_partitions_in(partitions, env.clone()), records))
+    }
+
+    /// A checkpoint was written, with this position and these unfinished batches: once
+    /// `kept` checkpoints are recorded, the log before what the oldest still needs is
+    /// removed.
+    pub(crate) fn checkpointed(&self, position: Option<&[u8]>, replays: &[&[u8]], kept: usize) {
+        let Some(dir) = lock(&self.log_dir).as_ref().map(|(dir, _)| dir.clone()) else {
+            return;
+        };
+        let needed = position
+            .and_then(|p| decode::<LogPosition>(p).ok())
+            .map(|p| p.uncut)
+            .into_iter()
+            .chain(
+                replays
+                    .iter()
+                    .filter_map(|r| decode::<(u64, u64)>(r).ok())
+                    .map(|(from, _)| from),
+            )
+            .min();
+        let Some(needed) = needed else { return };
+        let release = {
+            let mut kept_from = lock(&self.kept);
+            kept_from.push_back(needed);
+            while kept_from.len() > kept {
+                kept_from.pop_front();
+            }
+            (kept_from.len() == kept).then(|| kept_from.iter().copied().min())
+        };
+        if let Some(Some(before)) = release
+            && let Err(e) = wal::release_before(&dir, before)
+        {
+            tracing::warn!(
+                "removing old write-ahead log segments in {}: {e}",
+                dir.display()
+            );
+        }
+    }
+
+    /// Appends `block` to the log, if there is one; `false` (and an error logged) if it
+    /// cannot be written, so that the block is not accepted.
+    fn log_block(pending: &mut Pending<T>, block: &[T]) -> bool {
+        let Some((log, _)) = &mut pending.log else {
+            return true;
+        };
+        let written = encode(block)
+            .map_err(|reason| std::io::Error::new(std::io::ErrorKind::InvalidData, reason))
+            .and_then(|payload| log.append(&payload));
+        if let Err(e) = written {
+            tracing::error!(
+                "a received block of {} records could not be written to the write-ahead log and is dropped: {e}",
+                block.len()
+            );
+            return false;
+        }
+        true
     }
 
     fn pending(&self) -> MutexGuard<'_, Pending<T>> {
@@ -142,6 +319,10 @@ impl<T: Data> BlockBuffer<T> {
                 } else {
                     Vec::new()
                 };
+                if !Self::log_block(&mut pending, &block) {
+                    block = rest;
+                    continue;
+                }
                 let stored = block.len();
                 pending.records += stored;
                 pending.blocks.push(block);
@@ -176,6 +357,9 @@ impl<T: Data> BlockBuffer<T> {
             let (mut pending, _) = self.pending_with_room();
             if pending.closed {
                 return false;
+            }
+            if !Self::log_block(&mut pending, std::slice::from_ref(&item)) {
+                return true;
             }
             pending.records += 1;
             self.settings.buffered.add(1);
@@ -212,30 +396,55 @@ impl<T: Data> BlockBuffer<T> {
 
     /// An empty batch, for a batch time whose records go to the next cut.
     pub(crate) fn nothing(&self, env: &Arc<ExecEnv>) -> Cut<T> {
+        let replay = self
+            .pending()
+            .log
+            .as_ref()
+            .and_then(|(_, uncut)| encode(&(*uncut, *uncut)).ok());
         Cut {
             rdd: Rdd::empty_in(env.clone()),
             records: 0,
-            replay: None,
+            replay,
         }
     }
 
-    /// Takes everything stored so far. Received data cannot be replayed.
+    /// Takes everything stored so far. With a write-ahead log, the cut records the
+    /// range of blocks it took, and the log is synced to disk.
     pub(crate) fn cut(&self, env: &Arc<ExecEnv>) -> Cut<T> {
-        let (blocks, taken) = {
+        let (blocks, taken, logged) = {
             let mut pending = self.pending();
             let taken = std::mem::take(&mut pending.records);
             self.settings.buffered.remove(taken);
-            (std::mem::take(&mut pending.blocks), taken)
+            let logged = pending.log.as_mut().map(|(log, uncut)| {
+                let range = (*uncut, log.next());
+                *uncut = log.next();
+                (range, log.segment())
+            });
+            (std::mem::take(&mut pending.blocks), taken, logged)
         };
         self.room.notify_all();
+        let replay = logged.and_then(|(range, segment)| {
+            if let Err(e) = segment.sync_data() {
+                tracing::warn!("syncing the write-ahead log: {e}");
+            }
+            encode(&range).ok()
+        });
         let records = taken as u64;
         let partitions = into_partitions(blocks, env.parallelism());
         Cut {
             rdd: Rdd::from_partitions_in(partitions, env.clone()),
             records,
-            replay: None,
+            replay,
         }
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn decode_blocks<T: Logged>(payloads: &[Vec<u8>]) -> std::result::Result<Vec<Vec<T>>, String> {
+    payloads.iter().map(|payload| decode(payload)).collect()
 }
 
 /// Lays `blocks` out as at most `partitions` partitions of nearly equal size, in
@@ -280,7 +489,7 @@ mod tests {
     use super::*;
     use crate::scheduler::ManualClock;
 
-    fn buffer<T: Data>(limit: Option<usize>) -> BlockBuffer<T> {
+    fn buffer<T: Logged>(limit: Option<usize>) -> BlockBuffer<T> {
         BlockBuffer::new(BufferSettings {
             received: Arc::default(),
             buffered: Arc::default(),
@@ -288,6 +497,54 @@ mod tests {
             block_size: 1024,
             limiter: RateLimiter::new(Arc::new(ManualClock::default()), None, None),
         })
+    }
+
+    fn strings(records: &[&str]) -> Vec<String> {
+        records.iter().map(|r| r.to_string()).collect()
+    }
+
+    #[test]
+    fn with_a_log_a_cut_is_replayed_and_what_no_batch_took_is_kept_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let ctx = SourceContext {
+            tokio: runtime.handle().clone(),
+            restart_delay: std::time::Duration::ZERO,
+            clock: Arc::new(ManualClock::default()),
+            origin: crate::time::Time::from_millis(0),
+            receivers: Arc::default(),
+            stream_id: 3,
+            stream: "input #3".into(),
+            write_ahead_log: Some(dir.path().to_path_buf()),
+        };
+        let env = ExecEnv::global();
+        let first = buffer::<String>(None);
+        first.open_log(&ctx).unwrap();
+        assert!(first.push_block(strings(&["a", "b"])));
+        assert!(first.push("c".to_string()));
+        let cut = first.cut(&env);
+        assert!(first.push_block(strings(&["d"])));
+        let position = first.position().unwrap();
+        drop(first); // killed: "d" is in the log only
+
+        let second = buffer::<String>(None);
+        second.restore(&position).unwrap();
+        second.open_log(&ctx).unwrap();
+        let (rdd, records) = second.replay(cut.replay.as_deref().unwrap(), &env).unwrap();
+        assert_eq!((rdd.collect(), records), (strings(&["a", "b", "c"]), 3));
+        assert!(second.push("e".to_string()));
+        assert_eq!(second.cut(&env).rdd.collect(), strings(&["d", "e"]));
+        assert!(dir.path().join("receivedData/3").is_dir());
+    }
+
+    #[test]
+    fn without_a_checkpoint_directory_nothing_is_logged() {
+        let buffer = buffer::<String>(None);
+        assert!(buffer.push("a".to_string()));
+        assert_eq!(buffer.cut(&ExecEnv::global()).replay, None);
+        assert_eq!(buffer.position(), None);
     }
 
     #[test]

@@ -17,7 +17,9 @@ mod rate;
 mod receiver;
 mod socket;
 mod status;
+mod wal;
 
+use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -56,6 +58,8 @@ pub(crate) struct SourceContext {
     /// The input stream being started: its id and how messages name it.
     pub(crate) stream_id: usize,
     pub(crate) stream: String,
+    /// The checkpoint directory, when receivers keep a write-ahead log in it.
+    pub(crate) write_ahead_log: Option<PathBuf>,
 }
 
 impl SourceContext {
@@ -121,6 +125,11 @@ pub(crate) trait InputSource<T>: Send + Sync + 'static {
     fn replay(&self, _replay: &[u8], _env: &Arc<ExecEnv>) -> Option<(Rdd<T>, u64)> {
         None
     }
+
+    /// A checkpoint was written with this input's `position` and the `replays` of its
+    /// unfinished batches; the directory keeps the last `kept` checkpoints. Sources
+    /// that keep a log release what no kept checkpoint needs.
+    fn checkpointed(&self, _position: Option<&[u8]>, _replays: &[&[u8]], _kept: usize) {}
 }
 
 /// An input stream as the scheduler sees it.
@@ -138,6 +147,7 @@ pub(crate) trait InputHandle: Send + Sync + 'static {
     fn rate_controller(&self) -> Option<Arc<RateController>>;
     fn position(&self) -> Option<Vec<u8>>;
     fn restore(&self, position: &[u8]) -> Result<()>;
+    fn checkpointed(&self, position: Option<&[u8]>, replays: &[&[u8]], kept: usize);
 }
 
 /// Records accepted by a context's inputs so far: by receivers as they arrive, by
@@ -288,6 +298,10 @@ impl<T: Data> InputHandle for InputStream<T> {
 
     fn restore(&self, position: &[u8]) -> Result<()> {
         self.source.restore(position)
+    }
+
+    fn checkpointed(&self, position: Option<&[u8]>, replays: &[&[u8]], kept: usize) {
+        self.source.checkpointed(position, replays, kept);
     }
 }
 

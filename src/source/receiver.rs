@@ -17,7 +17,7 @@ use super::buffer::{BlockBuffer, BufferSettings};
 use super::status::ReceiverReporter;
 use super::{Cut, InputSource, SourceContext};
 use crate::error::{Error, Result};
-use crate::rdd::{Data, ExecEnv};
+use crate::rdd::{Data, ExecEnv, Rdd};
 use crate::scheduler::{RateController, panic_message};
 use crate::time::Time;
 
@@ -50,8 +50,9 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 /// }
 /// ```
 pub trait Receiver: Send + 'static {
-    /// The records this receiver produces.
-    type Item: Data;
+    /// The records this receiver produces. They are serializable so that, with a
+    /// checkpoint directory, they can be written to the receiver's write-ahead log.
+    type Item: Data + serde::Serialize + serde::de::DeserializeOwned;
 
     /// Receives records into `sink` until stopped.
     fn receive(
@@ -96,7 +97,7 @@ impl Control {
     }
 }
 
-impl<T: Data> ReceiverSink<T> {
+impl<T: Data + serde::Serialize + serde::de::DeserializeOwned> ReceiverSink<T> {
     /// Stores one record for the next batch. Waits while the receiver is over its
     /// rate (checked once per block of records) or its buffer holds
     /// `max_buffered_records`. Returns `false`, dropping the record, once the context
@@ -153,6 +154,7 @@ impl<R: Receiver> InputSource<R::Item> for ReceiverInput<R> {
         else {
             return Err(Error::AlreadyStarted);
         };
+        self.buffer.open_log(ctx)?;
         let sink = ReceiverSink {
             buffer: self.buffer.clone(),
             control: self.control.clone(),
@@ -181,6 +183,22 @@ impl<R: Receiver> InputSource<R::Item> for ReceiverInput<R> {
 
     fn cut_passed(&self, _time: Time, env: &Arc<ExecEnv>) -> Cut<R::Item> {
         self.buffer.nothing(env)
+    }
+
+    fn position(&self) -> Option<Vec<u8>> {
+        self.buffer.position()
+    }
+
+    fn restore(&self, position: &[u8]) -> Result<()> {
+        self.buffer.restore(position)
+    }
+
+    fn replay(&self, replay: &[u8], env: &Arc<ExecEnv>) -> Option<(Rdd<R::Item>, u64)> {
+        self.buffer.replay(replay, env)
+    }
+
+    fn checkpointed(&self, position: Option<&[u8]>, replays: &[&[u8]], kept: usize) {
+        self.buffer.checkpointed(position, replays, kept);
     }
 
     fn has_pending(&self) -> bool {

@@ -18,7 +18,7 @@ use super::lines::{decode_line, split_complete_lines};
 use super::status::ReceiverReporter;
 use super::{Cut, InputSource, SourceContext};
 use crate::error::Result;
-use crate::rdd::ExecEnv;
+use crate::rdd::{ExecEnv, Rdd};
 use crate::scheduler::RateController;
 use crate::time::Time;
 
@@ -62,6 +62,7 @@ impl SocketInput {
 
 impl InputSource<String> for SocketInput {
     fn start(&self, ctx: &SourceContext) -> Result<()> {
+        self.buffer.open_log(ctx)?;
         let (stop, stopped) = watch::channel(false);
         let address = format!("{}:{}", self.host, self.port);
         let receiver = SocketReceiver {
@@ -90,6 +91,22 @@ impl InputSource<String> for SocketInput {
 
     fn cut_passed(&self, _time: Time, env: &Arc<ExecEnv>) -> Cut<String> {
         self.buffer.nothing(env)
+    }
+
+    fn position(&self) -> Option<Vec<u8>> {
+        self.buffer.position()
+    }
+
+    fn restore(&self, position: &[u8]) -> Result<()> {
+        self.buffer.restore(position)
+    }
+
+    fn replay(&self, replay: &[u8], env: &Arc<ExecEnv>) -> Option<(Rdd<String>, u64)> {
+        self.buffer.replay(replay, env)
+    }
+
+    fn checkpointed(&self, position: Option<&[u8]>, replays: &[&[u8]], kept: usize) {
+        self.buffer.checkpointed(position, replays, kept);
     }
 
     fn has_pending(&self) -> bool {

@@ -42,6 +42,11 @@ class ManualClock:
         return self._clock.now_ms() / 1000.0
 
 
+def _flag(setting):
+    """A SparkConf boolean (``"true"``/``"false"``), or ``None`` when not set."""
+    return None if setting is None else setting.strip().lower() == "true"
+
+
 class StreamingContext:
     """The entry point of a streaming program: ``StreamingContext(sc, batchDuration)``
     with the batch interval in seconds (an int or a float), as in PySpark.
@@ -66,11 +71,13 @@ class StreamingContext:
             conf = sparkContext._conf
             backpressure = conf.get("spark.streaming.backpressure.enabled")
             max_rate = conf.get("spark.streaming.receiver.maxRate")
+            write_ahead_log = conf.get("spark.streaming.receiver.writeAheadLog.enable")
             self._jssc = _native.Context(
                 sparkContext.master, _millis(batchDuration, "batchDuration"),
                 clock._clock if clock is not None else None,
-                None if backpressure is None else backpressure.strip().lower() == "true",
-                None if max_rate is None else int(max_rate))
+                _flag(backpressure),
+                None if max_rate is None else int(max_rate),
+                _flag(write_ahead_log))
         self._batchDuration = self._jssc.batch_ms() / 1000.0
         self._clock = clock
         self._started = False
