@@ -53,7 +53,7 @@ fn main() -> anyhow::Result<()> {
     let ssc = StreamingContext::new("local[*]", Duration::from_secs_f64(args.batch_secs))?;
     let lines = ssc.text_file_stream(&directory);
     let word_counts = lines
-        .flat_map(|line| line.split(' ').map(String::from).collect::<Vec<_>>())
+        .flat_map_into(|line, words| words.extend(line.split(' ').map(String::from)))
         .map(|word| (word, 1))
         .reduce_by_key(|x, y| x + y);
     word_counts.pprint()?;

@@ -92,7 +92,7 @@ fn main() -> anyhow::Result<()> {
             KafkaSource::new(&config, [&args.topic]).starting_offsets(StartingOffsets::Earliest);
         let lines = ssc.kafka_stream(source)?.text();
         let word_counts = lines
-            .flat_map(|line| line.split(' ').map(String::from).collect::<Vec<_>>())
+            .flat_map_into(|line, words| words.extend(line.split(' ').map(String::from)))
             .map(|word| (word, 1))
             .update_state_by_key(update)
             .name("word_counts");

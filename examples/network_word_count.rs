@@ -40,7 +40,7 @@ fn main() -> anyhow::Result<()> {
 
     let ssc = StreamingContext::from_config(args.schedule.config(&args.master)?)?;
     let lines = ssc.socket_text_stream(&host, port);
-    let words = lines.flat_map(|line| line.split(' ').map(String::from).collect::<Vec<_>>());
+    let words = lines.flat_map_into(|line, words| words.extend(line.split(' ').map(String::from)));
     let pairs = words.map(|word| (word, 1));
     let word_counts = pairs.reduce_by_key(|x, y| x + y);
     word_counts.pprint()?;

@@ -42,7 +42,7 @@ fn main() -> anyhow::Result<()> {
         let ssc = StreamingContext::from_config(config)?;
         let lines = ssc.socket_text_stream(&host, port);
         let pairs = lines
-            .flat_map(|line| line.split(' ').map(String::from).collect::<Vec<_>>())
+            .flat_map_into(|line, words| words.extend(line.split(' ').map(String::from)))
             .map(|word| (word, 1));
         let word_counts = pairs.update_state_by_key(update).name("word_counts");
         word_counts.pprint()?;

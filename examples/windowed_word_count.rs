@@ -39,7 +39,7 @@ fn main() -> anyhow::Result<()> {
         let ssc = StreamingContext::from_config(config)?;
         let pairs = ssc
             .socket_text_stream(&host, port)
-            .flat_map(|line| line.split(' ').map(String::from).collect::<Vec<_>>())
+            .flat_map_into(|line, words| words.extend(line.split(' ').map(String::from)))
             .map(|word| (word, 1));
         let word_counts = pairs
             .update_state_by_key(|new: &[i64], running: Option<i64>| {

@@ -163,6 +163,15 @@ proptest! {
     }
 
     #[test]
+    fn flat_map_into_equals_flat_map(data in ints(), m in partition_counts()) {
+        let copies = |x: i64| vec![x; x.rem_euclid(3) as usize];
+        let out = Rdd::from_vec(data.clone(), m)
+            .flat_map_into(move |x, out| out.extend(copies(*x)))
+            .collect();
+        prop_assert_eq!(out, data.into_iter().flat_map(copies).collect::<Vec<_>>());
+    }
+
+    #[test]
     fn filter_keeps_matching_elements_in_order(data in ints(), m in partition_counts()) {
         let out = Rdd::from_vec(data.clone(), m).filter(|x| x % 3 == 0).collect();
         prop_assert_eq!(out, data.into_iter().filter(|x| x % 3 == 0).collect::<Vec<_>>());

@@ -275,6 +275,32 @@ impl<T: Data> DStream<T> {
         })
     }
 
+    /// Applies `f` to every element, with a `Vec` to put its results in, and flattens
+    /// them (see [`Rdd::flat_map_into`]): the word split of the word count without a
+    /// `collect` per line, and the fastest way to write it.
+    ///
+    /// ```
+    /// # use dstream::{RddQueue, StreamingContext};
+    /// # use std::time::Duration;
+    /// # fn main() -> dstream::Result<()> {
+    /// # let ssc = StreamingContext::new("local[2]", Duration::from_secs(1))?;
+    /// let lines = ssc.queue_stream(&RddQueue::<String>::new(), true, None);
+    /// let words = lines.flat_map_into(|line, words| words.extend(line.split(' ').map(String::from)));
+    /// # let _ = words;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn flat_map_into<U: Data>(
+        &self,
+        f: impl Fn(&T, &mut Vec<U>) + Send + Sync + 'static,
+    ) -> DStream<U> {
+        let f = Arc::new(f);
+        self.map_rdd("flat_map_into", move |rdd| {
+            let f = f.clone();
+            rdd.flat_map_into(move |x, out| f(x, out))
+        })
+    }
+
     /// Keeps the elements for which `predicate` is true.
     ///
     /// ```

@@ -63,6 +63,29 @@ impl<T: Data> RddNode<T> for Union<T> {
     }
 }
 
+/// The iterator of [`Rdd::flat_map_into`]: one element's results at a time, kept in
+/// reverse so that each is popped off the end in order.
+struct FlatMapInto<T, U, F> {
+    input: PartitionIter<T>,
+    f: Arc<F>,
+    pending: Vec<U>,
+}
+
+impl<T, U, F: Fn(&T, &mut Vec<U>)> Iterator for FlatMapInto<T, U, F> {
+    type Item = U;
+
+    fn next(&mut self) -> Option<U> {
+        loop {
+            if let Some(next) = self.pending.pop() {
+                return Some(next);
+            }
+            let element = self.input.next()?;
+            (self.f)(&element, &mut self.pending);
+            self.pending.reverse();
+        }
+    }
+}
+
 impl<T: Data> Rdd<T> {
     /// Wraps this `Rdd` in a partition-wise transformation.
     pub(crate) fn narrow<U: Data>(
@@ -106,6 +129,31 @@ impl<T: Data> Rdd<T> {
         self.narrow(move |_, iter| {
             let f = f.clone();
             Box::new(iter.flat_map(move |x| f(x)))
+        })
+    }
+
+    /// Applies `f` to every element, with a `Vec` to put its results in, and flattens
+    /// them: a `flat_map` whose function may borrow the element while it produces, so
+    /// that the word split needs no `collect` (and no `Vec`) per line. The `Vec` is
+    /// reused from element to element.
+    ///
+    /// ```
+    /// use dstream::Rdd;
+    /// let words = Rdd::from_vec(vec!["a b".to_string(), "c".to_string()], 2)
+    ///     .flat_map_into(|line, words| words.extend(line.split(' ').map(String::from)));
+    /// assert_eq!(words.collect(), vec!["a", "b", "c"]);
+    /// ```
+    pub fn flat_map_into<U: Data>(
+        &self,
+        f: impl Fn(&T, &mut Vec<U>) + Send + Sync + 'static,
+    ) -> Rdd<U> {
+        let f = Arc::new(f);
+        self.narrow(move |_, input| {
+            Box::new(FlatMapInto {
+                input,
+                f: f.clone(),
+                pending: Vec::new(),
+            })
         })
     }
 
