@@ -1,6 +1,9 @@
 //! A line server for demos and tests: what `nc -lk 9999` does in the classroom, without
 //! netcat or anyone typing.
 //!
+//! **A demo, not part of the streaming API**: the examples use it so that they run
+//! anywhere, and its lines may change between releases. Programs read real sources.
+//!
 //! Every client that connects receives lines like `This is line 3` at a steady pace,
 //! until it disconnects or the server stops. The digits follow a fixed pseudo-random
 //! sequence, so every run sends the same lines.
