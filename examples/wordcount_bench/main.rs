@@ -38,7 +38,17 @@
 //!   * `latency`: W1 over a socket fed at `rate` words per second for `duration_s`,
 //!     each line stamped with its send time; reports every line's latency from its
 //!     stamp to the end of its batch's output (`latency_p50_ms`, `latency_p99_ms`,
-//!     `latency_max_ms`, after `warmup_s`).
+//!     `latency_max_ms`, after `warmup_s`);
+//!   * `overload`: W1 over a socket that the program floods itself, from a thread, with
+//!     the line `the quick brown fox` as fast as the socket takes it (what `yes "the
+//!     quick brown fox" | nc -lk PORT` does), for `duration_s` (default 60), to see what
+//!     an input faster than the pipeline does to the scheduling delay and the memory
+//!     under `backpressure=`, `max_buffered=` and `max_rate=`. It samples the process's
+//!     resident memory every second (`VmRSS` of `/proc/self/status`: Linux only, 0
+//!     elsewhere) and prints its own `RESULT` line (`overload.rs` describes it); it
+//!     ends after `duration_s` without waiting for queued batches, with 0. `rss_limit_mb`
+//!     (default half the machine's memory) ends it early, and says so, before an
+//!     unbounded run exhausts the machine.
 //! * `keys=compact` makes the words `CompactString`s (inline up to 24 bytes, no heap
 //!   allocation) instead of `String`s, in any workload: what the README recommends for
 //!   short keys.
@@ -46,7 +56,8 @@
 //!   max_rate=N max_buffered=N checkpoint=DIR expectedDistinct=N corpus=FILE
 //!   lines=1000000 seed=42 (generator) chunks=10 (queue) parts=DIR watch=DIR
 //!   filesPerBatch=8 (files) variant=... (W2) rate=1000000 duration_s=10 warmup_s=1
-//!   (latency) keys=string status_page=ADDR timeout_s=900`. `batchMs`, `timeoutS`,
+//!   (latency; overload: duration_s=60) rss_limit_mb=N (overload) keys=string
+//!   status_page=ADDR timeout_s=900`. `batchMs`, `timeoutS`,
 //!   `spark.streaming.backpressure.enabled` and `spark.streaming.receiver.maxRate` are
 //!   accepted as in the Java program; an unknown key is an error.
 //!
@@ -99,6 +110,7 @@ use dstream::{
 
 mod corpus;
 mod latency;
+mod overload;
 
 use corpus::{Corpus, CorpusServer, ScratchDir};
 use latency::{LatencyLog, PacedServer};
@@ -138,6 +150,7 @@ const KNOWN_KEYS: &[&str] = &[
     "max_rate",
     "spark.streaming.receiver.maxRate",
     "max_buffered",
+    "rss_limit_mb",
 ];
 
 /// The window of W3, in batch intervals; it slides by one batch interval.
@@ -163,6 +176,8 @@ enum Mode {
     Queue,
     /// Socket input sent at a fixed rate, each line stamped with its send time.
     Latency,
+    /// Socket input sent as fast as the socket takes it, for a fixed time.
+    Overload,
 }
 
 impl FromStr for Workload {
@@ -185,7 +200,8 @@ impl FromStr for Mode {
             "files" => Ok(Mode::Files),
             "queue" => Ok(Mode::Queue),
             "latency" => Ok(Mode::Latency),
-            _ => bail!("unknown mode {s:?} (socket, files, queue or latency)"),
+            "overload" => Ok(Mode::Overload),
+            _ => bail!("unknown mode {s:?} (socket, files, queue, latency or overload)"),
         }
     }
 }
@@ -197,6 +213,7 @@ impl Mode {
             Mode::Files => "files",
             Mode::Queue => "queue",
             Mode::Latency => "latency",
+            Mode::Overload => "overload",
         }
     }
 }
@@ -213,8 +230,8 @@ struct Args {
 
 impl Args {
     fn parse(args: &[String]) -> anyhow::Result<Args> {
-        let usage = "usage: wordcount_bench W1|W2|W3 socket|files|queue|latency [EXPECTED_WORDS] \
-                     [key=value ...]";
+        let usage = "usage: wordcount_bench W1|W2|W3 socket|files|queue|latency|overload \
+                     [EXPECTED_WORDS] [key=value ...]";
         let [workload, mode, rest @ ..] = args else {
             bail!("{usage}");
         };
@@ -243,9 +260,11 @@ impl Args {
         }
         let (workload, mode) = (workload.parse()?, mode.parse()?);
         ensure!(
-            workload == Workload::W1 || !matches!(mode, Mode::Queue | Mode::Latency),
-            "queue and latency modes run W1 only (a queue stream cannot be checkpointed, as \
-             in the Java program, and latency is measured on the stateless count)"
+            workload == Workload::W1
+                || !matches!(mode, Mode::Queue | Mode::Latency | Mode::Overload),
+            "queue, latency and overload modes run W1 only (a queue stream cannot be \
+             checkpointed, as in the Java program, and latency and overload are measured on \
+             the stateless count)"
         );
         Ok(Args {
             workload,
@@ -635,6 +654,29 @@ fn load_corpus(args: &Args) -> anyhow::Result<Corpus> {
     }
 }
 
+/// The context with the options' batch interval, threads and input limits.
+fn build_context(args: &Args, batch: Duration, threads: usize) -> anyhow::Result<StreamingContext> {
+    // backpressure=true: the PID rate estimator; max_rate=N: at most N lines/s;
+    // max_buffered=N: receivers hold at most N lines no batch has taken (0: no bound).
+    let backpressure: bool = args.get(
+        &["backpressure", "spark.streaming.backpressure.enabled"],
+        false,
+    )?;
+    let max_rate: u64 = args.get(&["max_rate", "spark.streaming.receiver.maxRate"], 0)?;
+    let max_buffered: usize = args.get(&["max_buffered"], 0)?;
+    let mut builder = StreamingContext::builder()
+        .batch_interval(batch)
+        .parallelism(Parallelism::threads_exactly(threads))
+        .backpressure(backpressure);
+    if max_rate > 0 {
+        builder = builder.receiver_max_rate(max_rate);
+    }
+    if max_buffered > 0 {
+        builder = builder.max_buffered_records(max_buffered);
+    }
+    Ok(builder.build()?)
+}
+
 fn main() -> anyhow::Result<ExitCode> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
@@ -650,6 +692,10 @@ fn main() -> anyhow::Result<ExitCode> {
     let threads: usize = args.get(&["threads"], 2)?;
     let timeout = Duration::from_secs(args.get(&["timeout_s", "timeoutS"], 900)?);
     let batch = Duration::from_millis(batch_ms);
+    if args.mode == Mode::Overload {
+        // No corpus and no count to reach: its own input, its own report.
+        return overload::run(&args, batch, threads);
+    }
     let map_with_state = match args.raw(&["variant"]) {
         None | Some((_, "update_state_by_key")) => false,
         Some((_, "map_with_state")) if args.workload == Workload::W2 => true,
@@ -689,25 +735,7 @@ fn main() -> anyhow::Result<ExitCode> {
                 .map(|m| m.len())
         });
 
-    // backpressure=true: the PID rate estimator; max_rate=N: at most N lines/s;
-    // max_buffered=N: receivers hold at most N lines no batch has taken (0: no bound).
-    let backpressure: bool = args.get(
-        &["backpressure", "spark.streaming.backpressure.enabled"],
-        false,
-    )?;
-    let max_rate: u64 = args.get(&["max_rate", "spark.streaming.receiver.maxRate"], 0)?;
-    let max_buffered: usize = args.get(&["max_buffered"], 0)?;
-    let mut builder = StreamingContext::builder()
-        .batch_interval(batch)
-        .parallelism(Parallelism::threads_exactly(threads))
-        .backpressure(backpressure);
-    if max_rate > 0 {
-        builder = builder.receiver_max_rate(max_rate);
-    }
-    if max_buffered > 0 {
-        builder = builder.max_buffered_records(max_buffered);
-    }
-    let ssc = builder.build()?;
+    let ssc = build_context(&args, batch, threads)?;
     // status_page=ADDR: serve the live status page while the benchmark runs, to check
     // that watching a stream does not slow it.
     if let Some((_, address)) = args.raw(&["status_page"]) {
@@ -772,6 +800,7 @@ fn main() -> anyhow::Result<ExitCode> {
             queue_load_ms = Some(started.elapsed().as_millis());
             ssc.queue_stream(&queue, true, None)
         }
+        Mode::Overload => unreachable!("overload mode has returned above"),
         Mode::Latency => {
             let corpus = corpus.as_ref().expect("loaded in latency mode");
             let server = PacedServer::start(
@@ -1002,7 +1031,7 @@ impl Report {
         };
         let lines = match args.mode {
             Mode::Queue => "n/a".to_string(),
-            Mode::Socket | Mode::Files | Mode::Latency => self.records.to_string(),
+            Mode::Socket | Mode::Files | Mode::Latency | Mode::Overload => self.records.to_string(),
         };
         let p99 = sorted
             .get((sorted.len() * 99 / 100).min(sorted.len().saturating_sub(1)))
