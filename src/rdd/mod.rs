@@ -209,6 +209,11 @@ impl<T: Data> Rdd<T> {
         Rdd::from_node(Materialized::new(partitions), env)
     }
 
+    /// An `Rdd` whose partitions are runs of blocks (see `materialized::Blocks`).
+    pub(crate) fn from_blocks_in(partitions: Vec<Vec<Vec<T>>>, env: Arc<ExecEnv>) -> Rdd<T> {
+        Rdd::from_node(materialized::Blocks::new(partitions), env)
+    }
+
     /// An `Rdd` with no elements and one empty partition.
     ///
     /// ```

@@ -180,7 +180,7 @@ impl<T: Logged> BlockBuffer<T> {
         };
         let records = blocks.iter().map(Vec::len).sum::<usize>() as u64;
         let partitions = into_partitions(blocks, env.parallelism());
-        Some((Rdd::from_partitions_in(partitions, env.clone()), records))
+        Some((Rdd::from_blocks_in(partitions, env.clone()), records))
     }
 
     /// A checkpoint was written, with this position and these unfinished batches: once
@@ -432,7 +432,7 @@ impl<T: Logged> BlockBuffer<T> {
         let records = taken as u64;
         let partitions = into_partitions(blocks, env.parallelism());
         Cut {
-            rdd: Rdd::from_partitions_in(partitions, env.clone()),
+            rdd: Rdd::from_blocks_in(partitions, env.clone()),
             records,
             replay,
         }
@@ -448,34 +448,35 @@ fn decode_blocks<T: Logged>(payloads: &[Vec<u8>]) -> std::result::Result<Vec<Vec
 }
 
 /// Lays `blocks` out as at most `partitions` partitions of nearly equal size, in
-/// order: partition 0 holds the first records, the last partition the last ones.
-/// Blocks are split where a partition fills up.
-pub(crate) fn into_partitions<T>(blocks: Vec<Vec<T>>, partitions: usize) -> Vec<Vec<T>> {
+/// order: partition 0 holds the first records, the last partition the last ones. Each
+/// partition is a run of blocks, and a block is split only where a partition fills
+/// up, so records are not moved one by one: a cut costs the number of blocks, not of
+/// records.
+pub(crate) fn into_partitions<T>(blocks: Vec<Vec<T>>, partitions: usize) -> Vec<Vec<Vec<T>>> {
     let total: usize = blocks.iter().map(Vec::len).sum();
     let count = partitions.clamp(1, total.max(1));
     let (base, extra) = (total / count, total % count);
     let mut sizes = (0..count).map(|i| base + usize::from(i < extra));
-    let mut laid_out: Vec<Vec<T>> = Vec::with_capacity(count);
-    let mut current: Vec<T> = Vec::new();
+    let mut laid_out: Vec<Vec<Vec<T>>> = Vec::with_capacity(count);
+    let mut current: Vec<Vec<T>> = Vec::new();
+    let mut filled = 0;
     let mut want = sizes.next().unwrap_or(0);
     for mut block in blocks {
         while !block.is_empty() {
-            let room = want - current.len();
-            if block.len() <= room && current.is_empty() {
-                current = block;
-                break;
-            }
-            let rest = block.split_off(room.min(block.len()));
-            current.append(&mut block);
+            let room = want - filled;
+            let rest = if block.len() > room {
+                block.split_off(room)
+            } else {
+                Vec::new()
+            };
+            filled += block.len();
+            current.push(block);
             block = rest;
-            if current.len() == want {
+            if filled == want {
                 laid_out.push(std::mem::take(&mut current));
+                filled = 0;
                 want = sizes.next().unwrap_or(usize::MAX);
             }
-        }
-        if current.len() == want {
-            laid_out.push(std::mem::take(&mut current));
-            want = sizes.next().unwrap_or(usize::MAX);
         }
     }
     if !current.is_empty() || laid_out.is_empty() {
@@ -641,30 +642,50 @@ mod tests {
         assert_eq!(sizes, vec![3, 3, 2]);
     }
 
+    /// The records of each partition, in order.
+    fn flat<T: Clone>(partitions: Vec<Vec<Vec<T>>>) -> Vec<Vec<T>> {
+        partitions.into_iter().map(|p| p.concat()).collect()
+    }
+
     #[test]
     fn partitions_are_balanced_and_in_order() {
         let blocks = vec![vec![1, 2, 3, 4, 5], vec![6], vec![7], vec![8, 9, 10]];
         assert_eq!(
-            into_partitions(blocks, 3),
+            flat(into_partitions(blocks, 3)),
             vec![vec![1, 2, 3, 4], vec![5, 6, 7], vec![8, 9, 10]]
         );
         let blocks = vec![vec![1], vec![2], vec![3]];
-        assert_eq!(into_partitions(blocks, 2), vec![vec![1, 2], vec![3]]);
-        assert_eq!(into_partitions(vec![vec![1, 2]], 8), vec![vec![1], vec![2]]);
+        assert_eq!(flat(into_partitions(blocks, 2)), vec![vec![1, 2], vec![3]]);
         assert_eq!(
-            into_partitions(Vec::<Vec<u8>>::new(), 4),
+            flat(into_partitions(vec![vec![1, 2]], 8)),
+            vec![vec![1], vec![2]]
+        );
+        assert_eq!(
+            flat(into_partitions(Vec::<Vec<u8>>::new(), 4)),
             vec![Vec::<u8>::new()]
         );
-        assert_eq!(into_partitions(vec![vec![], vec![7u8]], 4), vec![vec![7]]);
+        assert_eq!(
+            flat(into_partitions(vec![vec![], vec![7u8]], 4)),
+            vec![vec![7]]
+        );
+    }
+
+    #[test]
+    fn whole_blocks_stay_whole() {
+        let blocks = vec![vec![1, 2], vec![3, 4], vec![5, 6], vec![7, 8]];
+        assert_eq!(
+            into_partitions(blocks, 2),
+            vec![vec![vec![1, 2], vec![3, 4]], vec![vec![5, 6], vec![7, 8]]]
+        );
     }
 
     #[test]
     fn partitioning_keeps_every_record_once() {
         for partitions in 1..6 {
             let blocks: Vec<Vec<u32>> = (0..7).map(|b| (b * 10..b * 10 + b).collect()).collect();
-            let laid_out = into_partitions(blocks.clone(), partitions);
-            let flat: Vec<u32> = laid_out.iter().flatten().copied().collect();
-            assert_eq!(flat, blocks.into_iter().flatten().collect::<Vec<_>>());
+            let laid_out = flat(into_partitions(blocks.clone(), partitions));
+            let all: Vec<u32> = laid_out.iter().flatten().copied().collect();
+            assert_eq!(all, blocks.into_iter().flatten().collect::<Vec<_>>());
             let sizes: Vec<usize> = laid_out.iter().map(Vec::len).collect();
             assert!(
                 sizes.iter().max().unwrap() - sizes.iter().min().unwrap() <= 1,

@@ -402,7 +402,7 @@ impl<F: FileFormat> FileInput<F> {
         let records = chunks.iter().map(|c| c.len() as u64).sum();
         self.received.add(records);
         let partitions = into_partitions(chunks, env.parallelism());
-        (Rdd::from_partitions_in(partitions, env.clone()), records)
+        (Rdd::from_blocks_in(partitions, env.clone()), records)
     }
 
     fn decode(&self, bytes: &[u8]) -> Result<Vec<PathBuf>> {
