@@ -20,6 +20,7 @@ mod status;
 mod wal;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -152,73 +153,90 @@ pub(crate) trait InputHandle: Send + Sync + 'static {
 
 /// Records accepted by a context's inputs so far: by receivers as they arrive, by
 /// file and rate streams when a batch is cut. Queue streams are not counted.
+///
+/// Counting is an atomic add; the lock and the wake-up are paid only while someone
+/// waits for the count (`await_records_received`), not per stored block.
 #[derive(Default)]
 pub(crate) struct ReceivedCounter {
-    count: Mutex<u64>,
+    count: AtomicU64,
+    /// How many threads are in `wait_for`.
+    waiters: AtomicUsize,
+    lock: Mutex<()>,
     grew: Condvar,
 }
 
 impl ReceivedCounter {
     pub(crate) fn add(&self, records: u64) {
         if records > 0 {
-            *self.count.lock().unwrap_or_else(PoisonError::into_inner) += records;
-            self.grew.notify_all();
+            self.count.fetch_add(records, Ordering::SeqCst);
+            if self.waiters.load(Ordering::SeqCst) > 0 {
+                // Under the lock, so that a waiter between its check and its wait
+                // cannot miss this.
+                let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+                self.grew.notify_all();
+            }
         }
     }
 
     pub(crate) fn get(&self) -> u64 {
-        *self.count.lock().unwrap_or_else(PoisonError::into_inner)
+        self.count.load(Ordering::SeqCst)
     }
 
     /// Waits until at least `at_least` records were accepted; the count, or `None`
     /// if `timeout` passed first.
     pub(crate) fn wait_for(&self, at_least: u64, timeout: Duration) -> Option<u64> {
         let deadline = Instant::now() + timeout;
-        let mut count = self.count.lock().unwrap_or_else(PoisonError::into_inner);
-        while *count < at_least {
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        let mut guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let reached = loop {
+            let count = self.get();
+            if count >= at_least {
+                break Some(count);
+            }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return None;
+                break None;
             }
-            count = self
+            guard = self
                 .grew
-                .wait_timeout(count, left)
+                .wait_timeout(guard, left)
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
-        }
-        Some(*count)
+        };
+        drop(guard);
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
+        reached
     }
 }
 
-/// Records that receivers hold and no batch has taken yet, now and at most so far.
+/// Records that receivers hold and no batch has taken yet, now and at most so far:
+/// two atomics, so that storing a block takes no lock of its own here.
 #[derive(Default)]
 pub(crate) struct BufferedRecords {
-    /// (now, peak)
-    counts: Mutex<(usize, usize)>,
+    now: AtomicUsize,
+    peak: AtomicUsize,
 }
 
 impl BufferedRecords {
-    fn counts(&self) -> std::sync::MutexGuard<'_, (usize, usize)> {
-        self.counts.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     pub(crate) fn add(&self, records: usize) {
-        let mut counts = self.counts();
-        counts.0 += records;
-        counts.1 = counts.1.max(counts.0);
+        let now = self.now.fetch_add(records, Ordering::SeqCst) + records;
+        self.peak.fetch_max(now, Ordering::SeqCst);
     }
 
     pub(crate) fn remove(&self, records: usize) {
-        let mut counts = self.counts();
-        counts.0 = counts.0.saturating_sub(records);
+        let _ = self
+            .now
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |now| {
+                Some(now.saturating_sub(records))
+            });
     }
 
     pub(crate) fn now(&self) -> usize {
-        self.counts().0
+        self.now.load(Ordering::SeqCst)
     }
 
     pub(crate) fn peak(&self) -> usize {
-        self.counts().1
+        self.peak.load(Ordering::SeqCst)
     }
 }
 
