@@ -45,8 +45,8 @@ pub struct PyCountStream {
     stream: DStream<(CompactString, i64)>,
 }
 
-fn split_words<T: AsRef<str>>(text: &T, sep: &str) -> Vec<CompactString> {
-    text.as_ref().split(sep).map(CompactString::from).collect()
+fn split_words<T: AsRef<str>>(text: &T, sep: &str, words: &mut Vec<CompactString>) {
+    words.extend(text.as_ref().split(sep).map(CompactString::from));
 }
 
 #[pymethods]
@@ -55,9 +55,11 @@ impl PyTextStream {
     /// ones included, exactly as `str.split` with a separator).
     fn split(&self, sep: String) -> PyTextStream {
         let words = match &self.texts {
-            Texts::Lines(lines) => lines.flat_map(move |line: String| split_words(&line, &sep)),
+            Texts::Lines(lines) => {
+                lines.flat_map_into(move |line: &String, out| split_words(line, &sep, out))
+            }
             Texts::Words(words) => {
-                words.flat_map(move |word: CompactString| split_words(&word, &sep))
+                words.flat_map_into(move |word: &CompactString, out| split_words(word, &sep, out))
             }
         };
         PyTextStream {
