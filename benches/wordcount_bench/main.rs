@@ -11,7 +11,10 @@
 //! On its own (no EXPECTED_WORDS, no `port=`), it generates a corpus in memory
 //! (`corpus.rs`: Zipf words over a 100k vocabulary, 5-15 words per line, fixed seed)
 //! or reads `corpus=FILE`, feeds it itself and checks the count against the corpus:
-//! `cargo run --release --example wordcount_bench -- W1 socket`.
+//! `cargo run --release --example wordcount_bench -- W1 socket` from the repository
+//! root (this program is an example of the workspace's benchmark package,
+//! `dstream-benches` in `benches/`, a default member; `-p dstream-benches` names it
+//! from anywhere in the workspace).
 //!
 //! * WORKLOAD
 //!   * `W1`: `lines -> flat_map(split ' ') -> (word, 1) -> reduce_by_key(+) ->

@@ -19,7 +19,7 @@ use anyhow::{Context as _, ensure};
 
 // The generator the criterion benchmarks draw their data from.
 #[allow(dead_code)] // criterion's settings live there too
-#[path = "../../benches/common/mod.rs"]
+#[path = "../common/mod.rs"]
 mod bench_common;
 use bench_common::SplitMix;
 
