@@ -16,75 +16,23 @@ use crate::dstream::{DStream, GraphNode, OutputOperation, StateSize, Timeline};
 use crate::error::{Error, Result};
 use crate::rdd::{Data, ExecEnv, Rdd};
 use crate::scheduler::{
-    BatchHistory, BatchInfo, BatchLog, CheckpointPlan, Clock, JobGraph, ListenerBus, Progress,
-    QueueDepth, RateController, Scheduler, SchedulerParts, StreamingListener, SystemClock,
-    identity,
+    BatchHistory, BatchInfo, BatchLog, CheckpointPlan, JobGraph, ListenerBus, Progress, QueueDepth,
+    Scheduler, SchedulerParts, StreamingListener, identity,
 };
 use crate::source::{
     BinaryRecords, BufferSettings, BufferedRecords, FileInput, FileStreamOptions, InputHandle,
-    InputSource, InputStream, NoCompute, QueueInput, RateInput, RateLimiter, RddQueue,
-    ReceivedCounter, Receiver, ReceiverInput, ReceiverRegistry, ReceiverStatus, SocketInput,
-    SourceContext, TextLines,
+    InputSource, InputStream, NoCompute, QueueInput, RateController, RateInput, RateLimiter,
+    RddQueue, ReceivedCounter, Receiver, ReceiverInput, ReceiverRegistry, ReceiverStatus,
+    SocketInput, SourceContext, TextLines,
 };
 use crate::status_page;
-use crate::time::Time;
+use crate::time::{Clock, SystemClock, Time};
+
+/// Kept here too, where the builder takes it, for programs that name this path.
+pub use crate::config::Parallelism;
 
 /// Checkpoints are written at least this far apart by default, as in Spark.
 const MIN_DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
-
-/// How many threads do the work: Spark's `local[N]` master settings are accepted.
-///
-/// ```
-/// use dstream::Parallelism;
-/// assert_eq!(Parallelism::parse("local[4]").unwrap().threads(), 4);
-/// assert_eq!(Parallelism::parse("3").unwrap().threads(), 3);
-/// assert_eq!(Parallelism::parse("local").unwrap().threads(), 1);
-/// assert!(Parallelism::parse("local[*]").unwrap().threads() >= 1);
-/// assert!(Parallelism::parse("local[0]").is_err());
-/// assert!(Parallelism::parse("yarn").is_err());
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Parallelism(usize);
-
-impl Parallelism {
-    /// Parses `"local"` (1 thread), `"local[*]"` or `"*"` (one per logical core),
-    /// `"local[N]"` or `"N"` (N threads, N > 0).
-    pub fn parse(setting: &str) -> Result<Parallelism> {
-        let invalid = || Error::InvalidParallelism {
-            given: setting.to_string(),
-        };
-        let trimmed = setting.trim();
-        let count = match trimmed {
-            "local" => "1",
-            _ => trimmed
-                .strip_prefix("local[")
-                .and_then(|rest| rest.strip_suffix(']'))
-                .unwrap_or(trimmed),
-        };
-        if count.trim() == "*" {
-            return Ok(Parallelism::all_cores());
-        }
-        match count.trim().parse::<usize>() {
-            Ok(n) if n > 0 => Ok(Parallelism(n)),
-            _ => Err(invalid()),
-        }
-    }
-
-    /// One thread per logical core.
-    pub fn all_cores() -> Parallelism {
-        Parallelism(std::thread::available_parallelism().map_or(1, usize::from))
-    }
-
-    /// Exactly `threads` threads (at least one).
-    pub fn threads_exactly(threads: usize) -> Parallelism {
-        Parallelism(threads.max(1))
-    }
-
-    /// The number of threads.
-    pub fn threads(self) -> usize {
-        self.0
-    }
-}
 
 /// Settings for a [`StreamingContext`]; made by [`StreamingContext::builder`]. Each
 /// method sets one field of a [`StreamingConfig`] (see there for the defaults);

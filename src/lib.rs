@@ -71,20 +71,19 @@ pub mod source;
 mod status_page;
 pub mod time;
 
-pub use config::StreamingConfig;
-pub use context::{Parallelism, StreamingContext, StreamingContextBuilder};
+pub use config::{Parallelism, StreamingConfig};
+pub use context::{StreamingContext, StreamingContextBuilder};
 pub use dstream::{
     DStream, MapWithStateStream, OutputResult, RejectedJson, State, StateData, StateSize, StateSpec,
 };
 pub use error::{Error, Result};
 pub use rdd::{Data, HashPartitioner, Key, PartitionIter, Partitioner, Rdd};
-pub use scheduler::{
-    BatchInfo, Clock, ManualClock, RateController, StreamingListener, SystemClock,
-};
+pub use scheduler::{BatchInfo, StreamingListener};
 pub use source::{
-    FileStreamOptions, RddQueue, Receiver, ReceiverSink, ReceiverState, ReceiverStatus,
+    FileStreamOptions, RateController, RddQueue, Receiver, ReceiverSink, ReceiverState,
+    ReceiverStatus,
 };
-pub use time::Time;
+pub use time::{Clock, ManualClock, SystemClock, Time};
 
 // The README's code blocks are compiled and run with the other documentation tests.
 #[doc = include_str!("../README.md")]

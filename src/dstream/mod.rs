@@ -12,6 +12,7 @@
 //! steps that state and incremental windows share), `output` (`foreach_rdd`,
 //! `pprint`, `save_as_text_files`).
 
+mod job;
 mod json;
 mod output;
 mod pair;
@@ -31,9 +32,10 @@ use crate::error::{Error, Result};
 use crate::rdd::{Data, Rdd};
 use crate::time::{Time, duration_millis};
 
+pub(crate) use job::Job;
 pub use json::RejectedJson;
+pub(crate) use output::OutputOperation;
 pub use output::OutputResult;
-pub(crate) use output::{OutputOperation, sync_directory};
 pub use state::{MapWithStateStream, State, StateData, StateSpec};
 pub use store::StateSize;
 

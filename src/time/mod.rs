@@ -4,12 +4,16 @@
 //! (batch interval, window length, slide) are [`std::time::Duration`]s and must be whole
 //! milliseconds.
 
+mod clock;
+
 use std::fmt;
 use std::ops::{Add, Sub};
 use std::time::Duration;
 
 use chrono::{Local, TimeZone};
 use serde::{Deserialize, Serialize};
+
+pub use clock::{Clock, ManualClock, SystemClock};
 
 /// A point in time, in milliseconds since the Unix epoch. Batch times are `Time`s.
 ///
