@@ -16,6 +16,7 @@ mod job;
 mod json;
 mod output;
 mod pair;
+mod registry;
 pub(crate) mod state;
 pub(crate) mod store;
 mod transform;
@@ -27,7 +28,6 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
-use crate::context::ContextShared;
 use crate::error::{Error, Result};
 use crate::rdd::{Data, Rdd};
 use crate::time::{Time, duration_millis};
@@ -36,6 +36,7 @@ pub(crate) use job::Job;
 pub use json::RejectedJson;
 pub(crate) use output::OutputOperation;
 pub use output::OutputResult;
+pub(crate) use registry::StreamRegistry;
 pub use state::{MapWithStateStream, State, StateData, StateSpec};
 pub use store::StateSize;
 
@@ -232,14 +233,14 @@ impl<T: Data> GraphNode for StreamNode<T> {
 /// ```
 pub struct DStream<T> {
     node: Arc<StreamNode<T>>,
-    ctx: Arc<ContextShared>,
+    registry: Arc<StreamRegistry>,
 }
 
 impl<T> Clone for DStream<T> {
     fn clone(&self) -> Self {
         DStream {
             node: self.node.clone(),
-            ctx: self.ctx.clone(),
+            registry: self.registry.clone(),
         }
     }
 }
@@ -254,25 +255,25 @@ impl<T: Data> fmt::Debug for DStream<T> {
 }
 
 impl<T: Data> DStream<T> {
-    /// Makes a new stream node in `ctx`.
+    /// Makes a new stream node in `registry`.
     pub(crate) fn create(
-        ctx: &Arc<ContextShared>,
+        registry: &Arc<StreamRegistry>,
         kind: &'static str,
         slide: Duration,
         parents: Vec<Arc<dyn GraphNode>>,
         compute: impl Compute<T>,
     ) -> DStream<T> {
         let meta = NodeMeta {
-            id: ctx.next_stream_id(),
+            id: registry.next_stream_id(),
             kind,
             name: Mutex::new(None),
             slide,
             parents,
-            timeline: ctx.timeline().clone(),
+            timeline: registry.timeline().clone(),
         };
         DStream {
             node: Arc::new(StreamNode::new(meta, compute)),
-            ctx: ctx.clone(),
+            registry: registry.clone(),
         }
     }
 
@@ -283,7 +284,7 @@ impl<T: Data> DStream<T> {
         compute: impl Compute<U>,
     ) -> DStream<U> {
         DStream::create(
-            &self.ctx,
+            &self.registry,
             kind,
             self.node.meta.slide,
             vec![self.node.clone() as Arc<dyn GraphNode>],
@@ -295,8 +296,9 @@ impl<T: Data> DStream<T> {
         &self.node
     }
 
-    pub(crate) fn context(&self) -> &Arc<ContextShared> {
-        &self.ctx
+    /// The registry of this stream's context.
+    pub(crate) fn registry(&self) -> &Arc<StreamRegistry> {
+        &self.registry
     }
 
     /// Names the stream. Names appear in messages and make checkpoint recovery match
@@ -378,7 +380,7 @@ impl<T: Data> DStream<T> {
         operation: &'static str,
         other: &DStream<U>,
     ) -> Result<()> {
-        if !Arc::ptr_eq(&self.ctx, &other.ctx) {
+        if !Arc::ptr_eq(&self.registry, &other.registry) {
             return Err(Error::IncompatibleStreams {
                 operation,
                 reason: format!(

@@ -81,7 +81,7 @@ impl<T: Data> DStream<T> {
         kind: &'static str,
         f: impl Fn(Rdd<T>, Time) -> std::result::Result<(), String> + Send + Sync + 'static,
     ) -> Result<()> {
-        self.context().register_output(
+        self.registry().register_output(
             kind,
             Arc::new(ForEachRdd {
                 kind,

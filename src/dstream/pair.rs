@@ -58,7 +58,7 @@ impl<K: Key, V: Data> DStream<(K, V)> {
     /// # }
     /// ```
     pub fn reduce_by_key(&self, f: impl Fn(V, V) -> V + Send + Sync + 'static) -> DStream<(K, V)> {
-        let parallelism = self.context().parallelism();
+        let parallelism = self.registry().parallelism();
         self.reduce_by_key_with_partitions(f, parallelism)
     }
 
@@ -76,7 +76,7 @@ impl<K: Key, V: Data> DStream<(K, V)> {
 
     /// Collects the values of each key within each batch.
     pub fn group_by_key(&self) -> DStream<(K, Vec<V>)> {
-        let parallelism = self.context().parallelism();
+        let parallelism = self.registry().parallelism();
         self.group_by_key_with_partitions(parallelism)
     }
 
@@ -95,7 +95,7 @@ impl<K: Key, V: Data> DStream<(K, V)> {
         merge_value: impl Fn(C, V) -> C + Send + Sync + 'static,
         merge_combiners: impl Fn(C, C) -> C + Send + Sync + 'static,
     ) -> DStream<(K, C)> {
-        let parallelism = self.context().parallelism();
+        let parallelism = self.registry().parallelism();
         self.combine_by_key_with_partitions(create, merge_value, merge_combiners, parallelism)
     }
 
@@ -132,7 +132,7 @@ impl<K: Key, V: Data> DStream<(K, V)> {
     /// # }
     /// ```
     pub fn join<W: Data>(&self, other: &DStream<(K, W)>) -> Result<DStream<(K, (V, W))>> {
-        let parallelism = self.context().parallelism();
+        let parallelism = self.registry().parallelism();
         self.join_with_partitions(other, parallelism)
     }
 
@@ -152,7 +152,7 @@ impl<K: Key, V: Data> DStream<(K, V)> {
         &self,
         other: &DStream<(K, W)>,
     ) -> Result<DStream<(K, (V, Option<W>))>> {
-        let parallelism = self.context().parallelism();
+        let parallelism = self.registry().parallelism();
         self.left_outer_join_with_partitions(other, parallelism)
     }
 
@@ -172,7 +172,7 @@ impl<K: Key, V: Data> DStream<(K, V)> {
         &self,
         other: &DStream<(K, W)>,
     ) -> Result<DStream<(K, (Option<V>, W))>> {
-        let parallelism = self.context().parallelism();
+        let parallelism = self.registry().parallelism();
         self.right_outer_join_with_partitions(other, parallelism)
     }
 
@@ -192,7 +192,7 @@ impl<K: Key, V: Data> DStream<(K, V)> {
         &self,
         other: &DStream<(K, W)>,
     ) -> Result<DStream<(K, (Option<V>, Option<W>))>> {
-        let parallelism = self.context().parallelism();
+        let parallelism = self.registry().parallelism();
         self.full_outer_join_with_partitions(other, parallelism)
     }
 
@@ -212,7 +212,7 @@ impl<K: Key, V: Data> DStream<(K, V)> {
         &self,
         other: &DStream<(K, W)>,
     ) -> Result<DStream<(K, (Vec<V>, Vec<W>))>> {
-        let parallelism = self.context().parallelism();
+        let parallelism = self.registry().parallelism();
         self.cogroup_with_partitions(other, parallelism)
     }
 

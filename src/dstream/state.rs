@@ -194,7 +194,7 @@ where
         &self,
         update: impl Fn(&[V], Option<S>) -> Option<S> + Send + Sync + 'static,
     ) -> DStream<(K, S)> {
-        let partitions = self.context().parallelism();
+        let partitions = self.registry().parallelism();
         self.update_state(without_time(update), partitions, None, None)
     }
 
@@ -308,9 +308,9 @@ where
         ));
         let stream = self.derive(
             "update_state_by_key",
-            core.view(snapshot_view, self.context().env()),
+            core.view(snapshot_view, self.registry().env()),
         );
-        self.context()
+        self.registry()
             .register_stateful(core, stream.node().clone());
         stream
     }
@@ -675,7 +675,7 @@ where
     ) -> MapWithStateStream<K, S, M> {
         let partitions = spec
             .partitions
-            .unwrap_or_else(|| self.context().parallelism());
+            .unwrap_or_else(|| self.registry().parallelism());
         let store = Arc::new(StateStore::new(partitions));
         let idle = Arc::new(
             (0..store.num_partitions())
@@ -694,10 +694,10 @@ where
                 initial: InitialState::new(spec.initial),
             },
         ));
-        let env = self.context().env();
+        let env = self.registry().env();
         let mapped = self.derive("map_with_state", core.view(emitted_view, env));
         let snapshots = mapped.derive("state_snapshots", core.view(snapshot_view, env));
-        self.context()
+        self.registry()
             .register_stateful(core, mapped.node().clone());
         MapWithStateStream { mapped, snapshots }
     }
@@ -733,7 +733,7 @@ impl<T: Data> DStream<T> {
             });
         }
         let id = self.node().meta().id;
-        if !self.context().set_checkpoint_interval(id, interval) {
+        if !self.registry().set_checkpoint_interval(id, interval) {
             return Err(Error::IncompatibleStreams {
                 operation: "checkpoint_interval",
                 reason: format!(
@@ -777,7 +777,7 @@ impl<T: Data> DStream<T> {
     /// ```
     pub fn accept_checkpointed_types(self) -> Result<Self> {
         if !self
-            .context()
+            .registry()
             .accept_checkpointed_types(self.node().meta().id)
         {
             return Err(Error::IncompatibleStreams {

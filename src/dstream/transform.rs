@@ -167,7 +167,7 @@ impl<T: Data> DStream<T> {
     ) -> Result<DStream<V>> {
         self.check_compatible(kind, other)?;
         Ok(DStream::create(
-            self.context(),
+            self.registry(),
             kind,
             self.slide_duration(),
             vec![
@@ -194,7 +194,7 @@ impl<T: Data> DStream<T> {
         }
         let streams: Vec<&DStream<T>> = std::iter::once(first).chain(rest).collect();
         Ok(DStream::create(
-            first.context(),
+            first.registry(),
             "transform",
             first.slide_duration(),
             streams
@@ -215,7 +215,7 @@ impl<T: Data> DStream<T> {
         }
         let streams: Vec<&DStream<T>> = std::iter::once(first).chain(rest).collect();
         Ok(DStream::create(
-            first.context(),
+            first.registry(),
             "union",
             first.slide_duration(),
             streams

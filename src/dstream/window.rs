@@ -69,7 +69,7 @@ impl<T: Data> DStream<T> {
         slide: Duration,
     ) -> Result<()> {
         let base = self.slide_duration();
-        let base_name = if base == self.context().timeline().batch_interval() {
+        let base_name = if base == self.registry().timeline().batch_interval() {
             "batch interval"
         } else {
             "parent stream's slide"
@@ -106,9 +106,9 @@ impl<T: Data> DStream<T> {
     pub fn window(&self, length: Duration, slide: Duration) -> Result<DStream<T>> {
         self.check_window("window", length, slide)?;
         self.node().require_lookback(length);
-        self.context().register_eager(self.node().clone());
+        self.registry().register_eager(self.node().clone());
         Ok(DStream::create(
-            self.context(),
+            self.registry(),
             "window",
             slide,
             vec![self.node().clone() as Arc<dyn super::GraphNode>],
@@ -178,7 +178,7 @@ impl<T: Key + StateData> DStream<T> {
         slide: Duration,
     ) -> Result<DStream<(T, u64)>> {
         self.check_window("count_by_value_and_window", length, slide)?;
-        let partitions = self.context().parallelism();
+        let partitions = self.registry().parallelism();
         self.map(|x| (x, 1u64)).inverse_window(
             "count_by_value_and_window",
             |a, b| a + b,
@@ -203,7 +203,7 @@ impl<K: Key, V: Data> DStream<(K, V)> {
         slide: Duration,
     ) -> Result<DStream<(K, Vec<V>)>> {
         self.check_window("group_by_key_and_window", length, slide)?;
-        let partitions = self.context().parallelism();
+        let partitions = self.registry().parallelism();
         Ok(self.group_by_key().window(length, slide)?.map_rdd(
             "group_by_key_and_window",
             move |rdd| {
@@ -244,7 +244,7 @@ impl<K: Key, V: Data> DStream<(K, V)> {
         slide: Duration,
     ) -> Result<DStream<(K, V)>> {
         self.check_window("reduce_by_key_and_window", length, slide)?;
-        let partitions = self.context().parallelism();
+        let partitions = self.registry().parallelism();
         let f: ReduceFn<V> = Arc::new(f);
         let per_batch = f.clone();
         Ok(self
@@ -294,7 +294,7 @@ where
         length: Duration,
         slide: Duration,
     ) -> Result<DStream<(K, V)>> {
-        let partitions = self.context().parallelism();
+        let partitions = self.registry().parallelism();
         self.inverse_window(
             "reduce_by_key_and_window",
             f,
@@ -348,7 +348,7 @@ where
         let reduced =
             self.reduce_by_key_with_partitions(move |a, b| per_batch(a, b), store.num_partitions());
         reduced.node().require_lookback(length + slide);
-        self.context().register_eager(reduced.node().clone());
+        self.registry().register_eager(reduced.node().clone());
         let core = Arc::new(StateCore::new(
             store.clone(),
             slide,
@@ -364,13 +364,13 @@ where
             },
         ));
         let stream = DStream::create(
-            self.context(),
+            self.registry(),
             operation,
             slide,
             vec![reduced.node().clone() as Arc<dyn super::GraphNode>],
-            core.view(snapshot_view, self.context().env()),
+            core.view(snapshot_view, self.registry().env()),
         );
-        self.context()
+        self.registry()
             .register_stateful(core, stream.node().clone());
         Ok(stream)
     }

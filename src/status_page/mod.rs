@@ -23,9 +23,11 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 
-use crate::context::ContextShared;
+use crate::dstream::StateSize;
 use crate::error::{Error, Result};
+use crate::scheduler::BatchHistory;
 use crate::scheduler::history::RETAINED_BATCHES;
+use crate::source::ReceiverStatus;
 use crate::time::duration_millis;
 
 /// The page: HTML, CSS and JavaScript in one file, compiled into the library.
@@ -34,6 +36,28 @@ const PAGE: &str = include_str!("page.html");
 /// How long the accept loop waits after a failed accept (out of file descriptors,
 /// say) before trying again, so that it does not spin.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
+/// What the page shows of a context. The context implements it; the page holds it
+/// weakly, so that serving the page never keeps a context alive.
+pub(crate) trait StatusSource: Send + Sync + 'static {
+    /// Where the context is in its life, in words: `initialized`, `active`,
+    /// `stopping` or `stopped`.
+    fn status_name(&self) -> &'static str;
+
+    fn batch_interval(&self) -> Duration;
+
+    /// The number of worker threads.
+    fn parallelism(&self) -> usize;
+
+    /// Recent batches.
+    fn history(&self) -> &BatchHistory;
+
+    /// Every receiver's status, in the order the streams were created.
+    fn receiver_statuses(&self) -> Vec<ReceiverStatus>;
+
+    /// Every stateful stream's number of keys.
+    fn state_sizes(&self) -> Vec<StateSize>;
+}
 
 /// Binds the status page's listener. `address` is `host:port`, or a port alone for
 /// `127.0.0.1:port`; port 0 takes any free port.
@@ -68,7 +92,7 @@ pub(crate) fn local_address(listener: &std::net::TcpListener) -> Result<SocketAd
 pub(crate) fn serve(
     listener: std::net::TcpListener,
     tokio: &tokio::runtime::Handle,
-    context: Weak<ContextShared>,
+    context: Weak<dyn StatusSource>,
 ) -> Result<()> {
     let address = local_address(&listener)?;
     let _entered = tokio.enter();
@@ -81,7 +105,7 @@ pub(crate) fn serve(
     Ok(())
 }
 
-async fn accept_connections(listener: tokio::net::TcpListener, context: Weak<ContextShared>) {
+async fn accept_connections(listener: tokio::net::TcpListener, context: Weak<dyn StatusSource>) {
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -106,7 +130,7 @@ async fn accept_connections(listener: tokio::net::TcpListener, context: Weak<Con
 
 async fn respond(
     request: Request<Incoming>,
-    context: Weak<ContextShared>,
+    context: Weak<dyn StatusSource>,
 ) -> std::result::Result<Response<Full<Bytes>>, Infallible> {
     if request.method() != Method::GET {
         return Ok(text(
@@ -120,7 +144,7 @@ async fn respond(
             "the streaming context is gone\n",
         ));
     };
-    let interval_ms = duration_millis(shared.timeline().batch_interval());
+    let interval_ms = duration_millis(shared.batch_interval());
     let response = match request.uri().path() {
         "/" | "/index.html" => reply(StatusCode::OK, "text/html; charset=utf-8", PAGE.into()),
         "/api/v1/summary" => {
