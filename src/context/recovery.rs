@@ -57,6 +57,9 @@ impl StreamingContext {
     ///     ssc.await_termination()
     /// }
     /// ```
+    ///
+    /// [`DStream::name`]: crate::dstream::DStream::name
+    /// [`DStream::accept_checkpointed_types`]: crate::dstream::DStream::accept_checkpointed_types
     pub fn get_or_create(
         directory: impl AsRef<Path>,
         create: impl FnOnce() -> Result<StreamingContext>,
