@@ -236,6 +236,7 @@ impl StreamingContextBuilder {
                     remember: config.remember,
                     recovery: None,
                     running: None,
+                    stop_requested: None,
                     status_pages: Vec::new(),
                 }),
                 config,

@@ -20,6 +20,10 @@ const MIN_DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Lifecycle {
     Initialized,
+    /// Inputs and the scheduler are being started, without the context's lock (an
+    /// input's start may wait on I/O). A stop asked for meanwhile is recorded and
+    /// done once the start is complete; status pages asked for are served then.
+    Starting,
     Active,
     Stopping,
     Stopped,
@@ -30,7 +34,9 @@ impl Lifecycle {
     pub(super) fn name(self) -> &'static str {
         match self {
             Lifecycle::Initialized => "initialized",
-            Lifecycle::Active => "active",
+            // The vocabulary of the page's API has no word for the moments of the
+            // start; a request then used to wait for the start to complete.
+            Lifecycle::Starting | Lifecycle::Active => "active",
             Lifecycle::Stopping => "stopping",
             Lifecycle::Stopped => "stopped",
         }
@@ -88,7 +94,9 @@ impl ContextShared {
         let mut inner = self.inner();
         match inner.lifecycle {
             Lifecycle::Initialized => {}
-            Lifecycle::Active | Lifecycle::Stopping => return Err(Error::AlreadyStarted),
+            Lifecycle::Starting | Lifecycle::Active | Lifecycle::Stopping => {
+                return Err(Error::AlreadyStarted);
+            }
             Lifecycle::Stopped => return Err(Error::AlreadyStopped),
         }
         let checkpoint_dir = inner.checkpoint_dir.clone();
@@ -162,6 +170,12 @@ impl ContextShared {
             self.progress.terminate();
             return Err(e);
         }
+        // Inputs may wait on I/O as they start (a directory listing, a broker): the
+        // lock is let go meanwhile, so that other handles are not held up.
+        let remember = inner.remember.unwrap_or_default();
+        inner.lifecycle = Lifecycle::Starting;
+        drop(inner);
+
         let sources = SourceContext {
             tokio: tokio.handle().clone(),
             restart_delay: self.config.receiver_restart_delay,
@@ -179,7 +193,7 @@ impl ContextShared {
             if let Err(e) = input.start(&sources) {
                 graph.inputs[..started].iter().for_each(|i| i.stop());
                 drop(tokio);
-                self.progress.terminate();
+                self.start_failed();
                 return Err(e);
             }
         }
@@ -202,7 +216,7 @@ impl ContextShared {
             checkpoint,
             hold_cuts_while_queued: self.config.max_buffered_records.is_some()
                 || self.config.backpressure,
-            remember: inner.remember.unwrap_or_default(),
+            remember,
             stop_timeout: self.config.effective_stop_timeout(),
             queue: QueueDepth::default(),
             log: BatchLog::default(),
@@ -218,21 +232,50 @@ impl ContextShared {
             Err(e) => {
                 graph.inputs.iter().for_each(|i| i.stop());
                 drop(tokio);
-                self.progress.terminate();
+                self.start_failed();
                 return Err(e);
             }
         };
         let _ = self.scheduler_threads.set(scheduler.thread_ids().to_vec());
 
+        let mut inner = self.inner();
+        for listener in inner.status_pages.drain(..) {
+            if let Err(e) = status_page::serve(listener, tokio.handle(), self.status_source()) {
+                tracing::error!("{e}");
+            }
+        }
         inner.running = Some(Running {
             scheduler,
             tokio,
             graph,
         });
         inner.lifecycle = Lifecycle::Active;
+        let stop_requested = inner.stop_requested.take();
         drop(inner);
         self.listeners.post(|l| l.on_streaming_started(first_run));
+        if let Some(graceful) = stop_requested {
+            // Whoever asked waits for the termination; the stop runs on a thread of
+            // its own, as it would have had it come once the start was complete.
+            let shared = self.clone();
+            let spawned = std::thread::Builder::new()
+                .name("dstream-stop".into())
+                .spawn(move || ContextShared::stop(&shared, graceful));
+            if let Err(e) = spawned {
+                tracing::error!("cannot start a thread to stop the streaming context: {e}");
+            }
+        }
         Ok(())
+    }
+
+    /// Ends a start that failed once the lock was let go: the context is used up, and
+    /// whoever waits for its termination is woken.
+    fn start_failed(&self) {
+        let mut inner = self.inner();
+        inner.lifecycle = Lifecycle::Stopped;
+        inner.status_pages.clear();
+        inner.stop_requested = None;
+        drop(inner);
+        self.progress.terminate();
     }
 
     /// Stops the context (see [`StreamingContext::stop`]).
@@ -247,6 +290,10 @@ impl ContextShared {
                     return;
                 }
                 Lifecycle::Stopped => return,
+                Lifecycle::Starting => {
+                    inner.stop_requested.get_or_insert(graceful);
+                    None
+                }
                 Lifecycle::Stopping => None,
                 Lifecycle::Active => {
                     inner.lifecycle = Lifecycle::Stopping;
@@ -352,4 +399,111 @@ fn reachable_streams(
     }
     nodes.sort_by_key(|n| n.meta().id);
     nodes
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use super::super::StreamingContext;
+    use crate::error::{Error, Result};
+    use crate::rdd::{ExecEnv, Rdd};
+    use crate::source::{Cut, InputSource, SourceContext};
+    use crate::time::{ManualClock, Time};
+
+    /// An input whose start waits until the test lets it go.
+    struct SlowStart {
+        entered: Mutex<mpsc::Sender<()>>,
+        release: Mutex<mpsc::Receiver<()>>,
+    }
+
+    impl InputSource<u32> for SlowStart {
+        fn start(&self, _ctx: &SourceContext) -> Result<()> {
+            self.entered.lock().unwrap().send(()).unwrap();
+            self.release.lock().unwrap().recv().unwrap();
+            Ok(())
+        }
+
+        fn cut(&self, _time: Time, env: &Arc<ExecEnv>) -> Cut<u32> {
+            Cut {
+                rdd: Rdd::from_vec_in(Vec::new(), 1, env.clone()),
+                records: 0,
+                replay: None,
+            }
+        }
+
+        fn has_pending(&self) -> bool {
+            false
+        }
+
+        fn stop(&self) {}
+    }
+
+    /// A context whose one input starts only when the test sends to the returned
+    /// sender; its start runs on the returned thread, and has reached the input when
+    /// this returns.
+    fn starting_context() -> (
+        StreamingContext,
+        mpsc::Sender<()>,
+        std::thread::JoinHandle<Result<()>>,
+    ) {
+        let ssc = StreamingContext::builder()
+            .batch_interval(Duration::from_secs(1))
+            .clock(ManualClock::default())
+            .build()
+            .unwrap();
+        let (entered_tx, entered) = mpsc::channel();
+        let (release, release_rx) = mpsc::channel();
+        let input = SlowStart {
+            entered: Mutex::new(entered_tx),
+            release: Mutex::new(release_rx),
+        };
+        ssc.input("slow_start", input)
+            .foreach_rdd(|_, _| ())
+            .unwrap();
+        let starting = ssc.clone();
+        let start = std::thread::spawn(move || starting.start());
+        entered.recv_timeout(Duration::from_secs(30)).unwrap();
+        (ssc, release, start)
+    }
+
+    #[test]
+    fn handles_are_not_held_up_while_inputs_start() {
+        let (ssc, release, start) = starting_context();
+        assert!(matches!(
+            ssc.remember(Duration::from_secs(1)),
+            Err(Error::AddedAfterStart { .. })
+        ));
+        assert!(matches!(ssc.start(), Err(Error::AlreadyStarted)));
+        // A page asked for now is served once the start is complete.
+        let page = ssc.status_page("127.0.0.1:0").unwrap();
+        release.send(()).unwrap();
+        start.join().unwrap().unwrap();
+        let mut connection = std::net::TcpStream::connect(page).unwrap();
+        std::io::Write::write_all(
+            &mut connection,
+            b"GET /api/v1/summary HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
+        let mut answer = String::new();
+        std::io::Read::read_to_string(&mut connection, &mut answer).unwrap();
+        assert!(answer.contains("\"active\""), "{answer}");
+        ssc.stop(false).unwrap();
+    }
+
+    #[test]
+    fn a_stop_while_inputs_start_is_done_once_they_have() {
+        let (ssc, release, start) = starting_context();
+        let stopping = ssc.clone();
+        let stop = std::thread::spawn(move || stopping.stop(true));
+        while ssc.shared.inner().stop_requested.is_none() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        release.send(()).unwrap();
+        start.join().unwrap().unwrap();
+        stop.join().unwrap().unwrap();
+        assert!(ssc.await_termination_or_timeout(Duration::ZERO).unwrap());
+    }
 }

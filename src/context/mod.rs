@@ -555,7 +555,9 @@ impl StreamingContext {
         let local = status_page::local_address(&listener)?;
         let mut inner = self.shared.inner();
         match (inner.lifecycle, &inner.running) {
-            (Lifecycle::Initialized, _) => inner.status_pages.push(listener),
+            (Lifecycle::Initialized | Lifecycle::Starting, _) => {
+                inner.status_pages.push(listener);
+            }
             (Lifecycle::Active, Some(running)) => status_page::serve(
                 listener,
                 running.tokio.handle(),

@@ -49,6 +49,8 @@ pub(super) struct Inner {
     pub(super) remember: Option<Duration>,
     pub(super) recovery: Option<Recovery>,
     pub(super) running: Option<Running>,
+    /// A stop asked for while the context was starting (graceful or not).
+    pub(super) stop_requested: Option<bool>,
     /// Status page listeners bound before the start, served from the start on.
     pub(super) status_pages: Vec<std::net::TcpListener>,
 }
