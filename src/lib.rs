@@ -51,9 +51,22 @@
 //! # }
 //! ```
 //!
-//! The crate's modules follow the data flow: [`source`] (input streams) feed
-//! [`dstream`] (the stream graph), which builds [`rdd`]s (parallel datasets); the
-//! [`scheduler`] runs batches on a clock and reports to listeners.
+//! The modules form layers, lowest first; each uses only those before it (the test
+//! `tests/layers.rs` checks it):
+//!
+//! 1. [`time`]: batch times, durations, the clocks.
+//! 2. [`error`]: the error type; panic messages.
+//! 3. [`rdd`]: parallel datasets, their operations and shuffles.
+//! 4. `checkpoint`: the checkpoint codec and files, written atomically.
+//! 5. [`dstream`]: streams and their operations, the jobs they hand the scheduler, and
+//!    the registry they register with instead of the context.
+//! 6. [`source`]: the inputs, their buffers, write-ahead log and rate control.
+//! 7. [`scheduler`]: the job generator and executor, checkpoints per batch, listeners.
+//! 8. [`config`]: every setting of a context.
+//! 9. `status_page` and `signals`: the HTTP status page and SIGINT/SIGTERM, each
+//!    reaching the context only through what it hands them.
+//! 10. [`context`]: [`StreamingContext`], which owns and starts all of the above.
+//! 11. `kafka` (feature `kafka`), [`logging`], [`demo`]: built on the context.
 
 pub(crate) mod checkpoint;
 pub mod config;

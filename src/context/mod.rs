@@ -27,8 +27,7 @@ use crate::rdd::{Data, Rdd};
 use crate::scheduler::{BatchInfo, StreamingListener};
 use crate::source::{
     BinaryRecords, FileInput, FileStreamOptions, InputSource, InputStream, NoCompute, QueueInput,
-    RateInput, RddQueue, ReceivedCounter, Receiver, ReceiverInput, ReceiverStatus, SocketInput,
-    TextLines,
+    RateInput, RddQueue, Receiver, ReceiverInput, ReceiverStatus, SocketInput, TextLines,
 };
 use crate::status_page;
 use crate::time::Time;
@@ -435,7 +434,7 @@ impl StreamingContext {
 
     /// What counts the records the inputs accept.
     #[cfg(feature = "kafka")]
-    pub(crate) fn received_counter(&self) -> Arc<ReceivedCounter> {
+    pub(crate) fn received_counter(&self) -> Arc<crate::source::ReceivedCounter> {
         self.shared.received.clone()
     }
 

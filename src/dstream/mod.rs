@@ -10,7 +10,8 @@
 //! streams of pairs), `window` (windows, plain and incremental), `state`
 //! (`update_state_by_key`, `map_with_state`), `store` (the state store and per-batch
 //! steps that state and incremental windows share), `output` (`foreach_rdd`,
-//! `pprint`, `save_as_text_files`).
+//! `pprint`, `save_as_text_files`), `job` (the work they hand the scheduler),
+//! `registry` (what streams register with their context, and share).
 
 mod job;
 mod json;

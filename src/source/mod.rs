@@ -6,7 +6,9 @@
 //! `buffer::BlockBuffer` as they arrive; the others (`file`, `queue`, `rate`) produce
 //! a batch's data when it is cut.
 //!
-//! [`FileStreamOptions`] are the options of the file streams.
+//! [`FileStreamOptions`] are the options of the file streams. Receivers' rates are
+//! bounded by a `limiter::RateLimiter` and, with backpressure, set by a
+//! [`RateController`] after every batch.
 
 pub(crate) mod buffer;
 mod file;

@@ -3,6 +3,9 @@
 //! A [`Time`] is a point in milliseconds since the Unix epoch, as in Spark. Intervals
 //! (batch interval, window length, slide) are [`std::time::Duration`]s and must be whole
 //! milliseconds.
+//!
+//! A [`Clock`] says what time it is: the [`SystemClock`], or a [`ManualClock`] that
+//! tests advance by hand.
 
 mod clock;
 
