@@ -192,6 +192,17 @@ pub enum Error {
         reason: String,
     },
 
+    /// Something was asked for that this build of the library leaves out.
+    #[error(
+        "{what} needs the `{feature}` feature of dstream-engine, which this build leaves out: enable it (it is on by default; `default-features = false` turns it off)"
+    )]
+    FeatureDisabled {
+        /// The Cargo feature.
+        feature: &'static str,
+        /// What needs it, for example `the status page`.
+        what: &'static str,
+    },
+
     /// Stateful operations need a checkpoint directory.
     #[error(
         "{operation} needs a checkpoint directory: call ssc.checkpoint(dir) before start() (state and window results are saved there so a restart can recover them)"

@@ -27,6 +27,7 @@ pub(crate) struct ContextShared {
     pub(super) clock: Arc<dyn Clock>,
     pub(super) config: StreamingConfig,
     pub(super) listeners: Arc<ListenerBus>,
+    #[cfg_attr(not(feature = "status-page"), allow(dead_code))] // read by the page only
     /// Recent batches, for the status page.
     pub(super) history: Arc<BatchHistory>,
     pub(super) receivers: Arc<ReceiverRegistry>,
