@@ -26,7 +26,6 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::context::Parallelism;
 use crate::error::{Error, Result};
 
 /// How long a failed receiver waits before trying again, as Spark's default.
@@ -67,6 +66,60 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "receiver_write_ahead_log",
     ),
 ];
+
+/// How many threads do the work: Spark's `local[N]` master settings are accepted.
+///
+/// ```
+/// use dstream::Parallelism;
+/// assert_eq!(Parallelism::parse("local[4]").unwrap().threads(), 4);
+/// assert_eq!(Parallelism::parse("3").unwrap().threads(), 3);
+/// assert_eq!(Parallelism::parse("local").unwrap().threads(), 1);
+/// assert!(Parallelism::parse("local[*]").unwrap().threads() >= 1);
+/// assert!(Parallelism::parse("local[0]").is_err());
+/// assert!(Parallelism::parse("yarn").is_err());
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Parallelism(usize);
+
+impl Parallelism {
+    /// Parses `"local"` (1 thread), `"local[*]"` or `"*"` (one per logical core),
+    /// `"local[N]"` or `"N"` (N threads, N > 0).
+    pub fn parse(setting: &str) -> Result<Parallelism> {
+        let invalid = || Error::InvalidParallelism {
+            given: setting.to_string(),
+        };
+        let trimmed = setting.trim();
+        let count = match trimmed {
+            "local" => "1",
+            _ => trimmed
+                .strip_prefix("local[")
+                .and_then(|rest| rest.strip_suffix(']'))
+                .unwrap_or(trimmed),
+        };
+        if count.trim() == "*" {
+            return Ok(Parallelism::all_cores());
+        }
+        match count.trim().parse::<usize>() {
+            Ok(n) if n > 0 => Ok(Parallelism(n)),
+            _ => Err(invalid()),
+        }
+    }
+
+    /// One thread per logical core.
+    pub fn all_cores() -> Parallelism {
+        Parallelism(std::thread::available_parallelism().map_or(1, usize::from))
+    }
+
+    /// Exactly `threads` threads (at least one).
+    pub fn threads_exactly(threads: usize) -> Parallelism {
+        Parallelism(threads.max(1))
+    }
+
+    /// The number of threads.
+    pub fn threads(self) -> usize {
+        self.0
+    }
+}
 
 /// Every setting of a streaming context. `Default` gives the documented defaults;
 /// [`from_env`](Self::from_env) and [`with_env`](Self::with_env) read `DSTREAM_*`

@@ -3,6 +3,8 @@
 //! Every fallible public operation returns [`Result`]. Messages name the thing that
 //! went wrong (a path, an address, a batch time) and, where it helps, what to do.
 
+use std::any::Any;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -190,6 +192,17 @@ pub enum Error {
         reason: String,
     },
 
+    /// Something was asked for that this build of the library leaves out.
+    #[error(
+        "{what} needs the `{feature}` feature of dstream-engine, which this build leaves out: enable it (it is on by default; `default-features = false` turns it off)"
+    )]
+    FeatureDisabled {
+        /// The Cargo feature.
+        feature: &'static str,
+        /// What needs it, for example `the status page`.
+        what: &'static str,
+    },
+
     /// Stateful operations need a checkpoint directory.
     #[error(
         "{operation} needs a checkpoint directory: call ssc.checkpoint(dir) before start() (state and window results are saved there so a restart can recover them)"
@@ -289,3 +302,19 @@ impl Error {
 
 /// `Result` with the library's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The text of a panic's payload.
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_string()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "(a panic without a message)".to_string()
+    }
+}
+
+/// Runs `f`, turning a panic into its message.
+pub(crate) fn catch_panic<R>(f: impl FnOnce() -> R) -> std::result::Result<R, String> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|payload| panic_message(&*payload))
+}

@@ -51,9 +51,22 @@
 //! # }
 //! ```
 //!
-//! The crate's modules follow the data flow: [`source`] (input streams) feed
-//! [`dstream`] (the stream graph), which builds [`rdd`]s (parallel datasets); the
-//! [`scheduler`] runs batches on a clock and reports to listeners.
+//! The modules form layers, lowest first; each uses only those before it (the test
+//! `tests/layers.rs` checks it):
+//!
+//! 1. [`time`]: batch times, durations, the clocks.
+//! 2. [`error`]: the error type; panic messages.
+//! 3. [`rdd`]: parallel datasets, their operations and shuffles.
+//! 4. `checkpoint`: the checkpoint codec and files, written atomically.
+//! 5. [`dstream`]: streams and their operations, the jobs they hand the scheduler, and
+//!    the registry they register with instead of the context.
+//! 6. [`source`]: the inputs, their buffers, write-ahead log and rate control.
+//! 7. [`scheduler`]: the job generator and executor, checkpoints per batch, listeners.
+//! 8. [`config`]: every setting of a context.
+//! 9. `status_page` and `signals`: the HTTP status page and SIGINT/SIGTERM, each
+//!    reaching the context only through what it hands them.
+//! 10. [`context`]: [`StreamingContext`], which owns and starts all of the above.
+//! 11. `kafka` (feature `kafka`), [`logging`], [`demo`]: built on the context.
 
 pub(crate) mod checkpoint;
 pub mod config;
@@ -71,20 +84,19 @@ pub mod source;
 mod status_page;
 pub mod time;
 
-pub use config::StreamingConfig;
-pub use context::{Parallelism, StreamingContext, StreamingContextBuilder};
+pub use config::{Parallelism, StreamingConfig};
+pub use context::{StreamingContext, StreamingContextBuilder};
 pub use dstream::{
     DStream, MapWithStateStream, OutputResult, RejectedJson, State, StateData, StateSize, StateSpec,
 };
 pub use error::{Error, Result};
 pub use rdd::{Data, HashPartitioner, Key, PartitionIter, Partitioner, Rdd};
-pub use scheduler::{
-    BatchInfo, Clock, ManualClock, RateController, StreamingListener, SystemClock,
-};
+pub use scheduler::{BatchInfo, StreamingListener};
 pub use source::{
-    FileStreamOptions, RddQueue, Receiver, ReceiverSink, ReceiverState, ReceiverStatus,
+    FileStreamOptions, RateController, RddQueue, Receiver, ReceiverSink, ReceiverState,
+    ReceiverStatus,
 };
-pub use time::Time;
+pub use time::{Clock, ManualClock, SystemClock, Time};
 
 // The README's code blocks are compiled and run with the other documentation tests.
 #[doc = include_str!("../README.md")]

@@ -1,17 +1,14 @@
 //! Graceful stop on SIGINT and SIGTERM, served by the context's tokio runtime (see
 //! [`StreamingContext::stop_on_signal`](crate::StreamingContext::stop_on_signal)).
 
-use std::sync::Weak;
-
 use tokio::runtime::Handle;
 
-use crate::context::ContextShared;
 use crate::error::Result;
 
-/// Listens for the stop signals on `runtime`: the first stops the context gracefully
-/// (on a thread of its own, since a stop waits for the batches), the second exits the
-/// process at once.
-pub(crate) fn stop_on_signal(runtime: &Handle, context: Weak<ContextShared>) -> Result<()> {
+/// Listens for the stop signals on `runtime`: the first calls `stop` (on a thread of
+/// its own, since a graceful stop waits for the batches), the second exits the process
+/// at once. The context passes its graceful stop, so this module need not know it.
+pub(crate) fn stop_on_signal(runtime: &Handle, stop: impl FnOnce() + Send + 'static) -> Result<()> {
     let _entered = runtime.enter();
     let mut signals = Signals::install()?;
     runtime.spawn(async move {
@@ -20,13 +17,11 @@ pub(crate) fn stop_on_signal(runtime: &Handle, context: Weak<ContextShared>) -> 
             "received {}: stopping gracefully (everything received is processed first); send it again to exit at once",
             first.name
         );
-        if let Some(context) = context.upgrade() {
-            let stopping = std::thread::Builder::new()
-                .name("dstream-signal-stop".into())
-                .spawn(move || ContextShared::stop(&context, true));
-            if let Err(e) = stopping {
-                tracing::error!("cannot start a thread to stop the streaming context: {e}");
-            }
+        let stopping = std::thread::Builder::new()
+            .name("dstream-signal-stop".into())
+            .spawn(stop);
+        if let Err(e) = stopping {
+            tracing::error!("cannot start a thread to stop the streaming context: {e}");
         }
         let second = signals.next().await;
         tracing::error!(

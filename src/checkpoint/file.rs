@@ -21,7 +21,6 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::Path;
 
-use crate::dstream::sync_directory;
 use crate::error::{Error, Result};
 
 const MAGIC: &[u8; 8] = b"DSTRMCKP";
@@ -53,6 +52,14 @@ pub(crate) fn write_atomically(dir: &Path, name: &str, payload: &[u8]) -> Result
         .map_err(|e| Error::io("cannot rename checkpoint into place", &target, e))?;
     sync_directory(dir);
     Ok(())
+}
+
+/// Makes a rename in `dir` durable. Best effort: not every platform can sync a
+/// directory.
+pub(crate) fn sync_directory(dir: &Path) {
+    if let Ok(handle) = File::open(dir) {
+        let _ = handle.sync_all();
+    }
 }
 
 /// Reads a file written by [`write_atomically`], checking its header and checksum;

@@ -24,6 +24,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::time::Time;
 
+pub(crate) use file::sync_directory;
+
 /// How many checkpoint files are kept.
 pub(crate) const KEEP_CHECKPOINTS: usize = 3;
 

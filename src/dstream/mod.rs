@@ -10,11 +10,14 @@
 //! streams of pairs), `window` (windows, plain and incremental), `state`
 //! (`update_state_by_key`, `map_with_state`), `store` (the state store and per-batch
 //! steps that state and incremental windows share), `output` (`foreach_rdd`,
-//! `pprint`, `save_as_text_files`).
+//! `pprint`, `save_as_text_files`), `job` (the work they hand the scheduler),
+//! `registry` (what streams register with their context, and share).
 
+mod job;
 mod json;
 mod output;
 mod pair;
+mod registry;
 pub(crate) mod state;
 pub(crate) mod store;
 mod transform;
@@ -26,14 +29,15 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
-use crate::context::ContextShared;
 use crate::error::{Error, Result};
 use crate::rdd::{Data, Rdd};
 use crate::time::{Time, duration_millis};
 
+pub(crate) use job::Job;
 pub use json::RejectedJson;
+pub(crate) use output::OutputOperation;
 pub use output::OutputResult;
-pub(crate) use output::{OutputOperation, sync_directory};
+pub(crate) use registry::StreamRegistry;
 pub use state::{MapWithStateStream, State, StateData, StateSpec};
 pub use store::StateSize;
 
@@ -230,14 +234,14 @@ impl<T: Data> GraphNode for StreamNode<T> {
 /// ```
 pub struct DStream<T> {
     node: Arc<StreamNode<T>>,
-    ctx: Arc<ContextShared>,
+    registry: Arc<StreamRegistry>,
 }
 
 impl<T> Clone for DStream<T> {
     fn clone(&self) -> Self {
         DStream {
             node: self.node.clone(),
-            ctx: self.ctx.clone(),
+            registry: self.registry.clone(),
         }
     }
 }
@@ -252,25 +256,25 @@ impl<T: Data> fmt::Debug for DStream<T> {
 }
 
 impl<T: Data> DStream<T> {
-    /// Makes a new stream node in `ctx`.
+    /// Makes a new stream node in `registry`.
     pub(crate) fn create(
-        ctx: &Arc<ContextShared>,
+        registry: &Arc<StreamRegistry>,
         kind: &'static str,
         slide: Duration,
         parents: Vec<Arc<dyn GraphNode>>,
         compute: impl Compute<T>,
     ) -> DStream<T> {
         let meta = NodeMeta {
-            id: ctx.next_stream_id(),
+            id: registry.next_stream_id(),
             kind,
             name: Mutex::new(None),
             slide,
             parents,
-            timeline: ctx.timeline().clone(),
+            timeline: registry.timeline().clone(),
         };
         DStream {
             node: Arc::new(StreamNode::new(meta, compute)),
-            ctx: ctx.clone(),
+            registry: registry.clone(),
         }
     }
 
@@ -281,7 +285,7 @@ impl<T: Data> DStream<T> {
         compute: impl Compute<U>,
     ) -> DStream<U> {
         DStream::create(
-            &self.ctx,
+            &self.registry,
             kind,
             self.node.meta.slide,
             vec![self.node.clone() as Arc<dyn GraphNode>],
@@ -293,8 +297,9 @@ impl<T: Data> DStream<T> {
         &self.node
     }
 
-    pub(crate) fn context(&self) -> &Arc<ContextShared> {
-        &self.ctx
+    /// The registry of this stream's context.
+    pub(crate) fn registry(&self) -> &Arc<StreamRegistry> {
+        &self.registry
     }
 
     /// Names the stream. Names appear in messages and make checkpoint recovery match
@@ -376,7 +381,7 @@ impl<T: Data> DStream<T> {
         operation: &'static str,
         other: &DStream<U>,
     ) -> Result<()> {
-        if !Arc::ptr_eq(&self.ctx, &other.ctx) {
+        if !Arc::ptr_eq(&self.registry, &other.registry) {
             return Err(Error::IncompatibleStreams {
                 operation,
                 reason: format!(

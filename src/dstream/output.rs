@@ -9,10 +9,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use rayon::prelude::*;
 
-use super::{DStream, GraphNode, StreamNode};
+use super::{DStream, GraphNode, Job, StreamNode};
+use crate::checkpoint::sync_directory;
 use crate::error::{Error, Result};
 use crate::rdd::{Data, Rdd};
-use crate::scheduler::Job;
 use crate::time::Time;
 
 /// The line between pprint blocks: 43 dashes, as PySpark prints.
@@ -81,7 +81,7 @@ impl<T: Data> DStream<T> {
         kind: &'static str,
         f: impl Fn(Rdd<T>, Time) -> std::result::Result<(), String> + Send + Sync + 'static,
     ) -> Result<()> {
-        self.context().register_output(
+        self.registry().register_output(
             kind,
             Arc::new(ForEachRdd {
                 kind,
@@ -307,14 +307,6 @@ fn write_lines<T: Display>(path: &Path, items: impl Iterator<Item = T>) -> std::
         writeln!(out, "{item}")?;
     }
     out.into_inner().map_err(|e| e.into_error())?.sync_all()
-}
-
-/// Makes a rename in `dir` durable. Best effort: not every platform can sync a
-/// directory.
-pub(crate) fn sync_directory(dir: &Path) {
-    if let Ok(handle) = File::open(dir) {
-        let _ = handle.sync_all();
-    }
 }
 
 #[cfg(test)]

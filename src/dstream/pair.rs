@@ -42,7 +42,7 @@ impl<K: Data, V: Data> DStream<(K, V)> {
 // The join result types are spelled out, as Spark's are, rather than hidden behind
 // aliases: a reader sees at once what each join yields.
 #[allow(clippy::type_complexity)]
-impl<K: Key, V: Data> DStream<(K, V)> {
+impl<K: Data, V: Data> DStream<(K, V)> {
     /// Merges the values of each key within each batch: the count of the classic word
     /// count.
     ///
@@ -57,8 +57,11 @@ impl<K: Key, V: Data> DStream<(K, V)> {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn reduce_by_key(&self, f: impl Fn(V, V) -> V + Send + Sync + 'static) -> DStream<(K, V)> {
-        let parallelism = self.context().parallelism();
+    pub fn reduce_by_key(&self, f: impl Fn(V, V) -> V + Send + Sync + 'static) -> DStream<(K, V)>
+    where
+        K: Key,
+    {
+        let parallelism = self.registry().parallelism();
         self.reduce_by_key_with_partitions(f, parallelism)
     }
 
@@ -67,7 +70,10 @@ impl<K: Key, V: Data> DStream<(K, V)> {
         &self,
         f: impl Fn(V, V) -> V + Send + Sync + 'static,
         partitions: usize,
-    ) -> DStream<(K, V)> {
+    ) -> DStream<(K, V)>
+    where
+        K: Key,
+    {
         let aggregator = crate::rdd::reducing(f);
         self.map_rdd("reduce_by_key", move |rdd| {
             rdd.shuffle_combine(aggregator.clone(), partitions)
@@ -75,13 +81,19 @@ impl<K: Key, V: Data> DStream<(K, V)> {
     }
 
     /// Collects the values of each key within each batch.
-    pub fn group_by_key(&self) -> DStream<(K, Vec<V>)> {
-        let parallelism = self.context().parallelism();
+    pub fn group_by_key(&self) -> DStream<(K, Vec<V>)>
+    where
+        K: Key,
+    {
+        let parallelism = self.registry().parallelism();
         self.group_by_key_with_partitions(parallelism)
     }
 
     /// [`group_by_key`](DStream::group_by_key) into `partitions` partitions.
-    pub fn group_by_key_with_partitions(&self, partitions: usize) -> DStream<(K, Vec<V>)> {
+    pub fn group_by_key_with_partitions(&self, partitions: usize) -> DStream<(K, Vec<V>)>
+    where
+        K: Key,
+    {
         self.map_rdd("group_by_key", move |rdd| {
             rdd.group_by_key_with_partitions(partitions)
         })
@@ -94,8 +106,11 @@ impl<K: Key, V: Data> DStream<(K, V)> {
         create: impl Fn(V) -> C + Send + Sync + 'static,
         merge_value: impl Fn(C, V) -> C + Send + Sync + 'static,
         merge_combiners: impl Fn(C, C) -> C + Send + Sync + 'static,
-    ) -> DStream<(K, C)> {
-        let parallelism = self.context().parallelism();
+    ) -> DStream<(K, C)>
+    where
+        K: Key,
+    {
+        let parallelism = self.registry().parallelism();
         self.combine_by_key_with_partitions(create, merge_value, merge_combiners, parallelism)
     }
 
@@ -106,7 +121,10 @@ impl<K: Key, V: Data> DStream<(K, V)> {
         merge_value: impl Fn(C, V) -> C + Send + Sync + 'static,
         merge_combiners: impl Fn(C, C) -> C + Send + Sync + 'static,
         partitions: usize,
-    ) -> DStream<(K, C)> {
+    ) -> DStream<(K, C)>
+    where
+        K: Key,
+    {
         let aggregator = crate::rdd::shuffle::Aggregator {
             create: Arc::new(create),
             merge_value: Arc::new(merge_value),
@@ -131,8 +149,11 @@ impl<K: Key, V: Data> DStream<(K, V)> {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn join<W: Data>(&self, other: &DStream<(K, W)>) -> Result<DStream<(K, (V, W))>> {
-        let parallelism = self.context().parallelism();
+    pub fn join<W: Data>(&self, other: &DStream<(K, W)>) -> Result<DStream<(K, (V, W))>>
+    where
+        K: Key,
+    {
+        let parallelism = self.registry().parallelism();
         self.join_with_partitions(other, parallelism)
     }
 
@@ -141,7 +162,10 @@ impl<K: Key, V: Data> DStream<(K, V)> {
         &self,
         other: &DStream<(K, W)>,
         partitions: usize,
-    ) -> Result<DStream<(K, (V, W))>> {
+    ) -> Result<DStream<(K, (V, W))>>
+    where
+        K: Key,
+    {
         self.combine_with("join", other, move |a, b, _| {
             a.join_with_partitions(&b, partitions)
         })
@@ -151,8 +175,11 @@ impl<K: Key, V: Data> DStream<(K, V)> {
     pub fn left_outer_join<W: Data>(
         &self,
         other: &DStream<(K, W)>,
-    ) -> Result<DStream<(K, (V, Option<W>))>> {
-        let parallelism = self.context().parallelism();
+    ) -> Result<DStream<(K, (V, Option<W>))>>
+    where
+        K: Key,
+    {
+        let parallelism = self.registry().parallelism();
         self.left_outer_join_with_partitions(other, parallelism)
     }
 
@@ -161,7 +188,10 @@ impl<K: Key, V: Data> DStream<(K, V)> {
         &self,
         other: &DStream<(K, W)>,
         partitions: usize,
-    ) -> Result<DStream<(K, (V, Option<W>))>> {
+    ) -> Result<DStream<(K, (V, Option<W>))>>
+    where
+        K: Key,
+    {
         self.combine_with("left_outer_join", other, move |a, b, _| {
             a.left_outer_join_with_partitions(&b, partitions)
         })
@@ -171,8 +201,11 @@ impl<K: Key, V: Data> DStream<(K, V)> {
     pub fn right_outer_join<W: Data>(
         &self,
         other: &DStream<(K, W)>,
-    ) -> Result<DStream<(K, (Option<V>, W))>> {
-        let parallelism = self.context().parallelism();
+    ) -> Result<DStream<(K, (Option<V>, W))>>
+    where
+        K: Key,
+    {
+        let parallelism = self.registry().parallelism();
         self.right_outer_join_with_partitions(other, parallelism)
     }
 
@@ -181,7 +214,10 @@ impl<K: Key, V: Data> DStream<(K, V)> {
         &self,
         other: &DStream<(K, W)>,
         partitions: usize,
-    ) -> Result<DStream<(K, (Option<V>, W))>> {
+    ) -> Result<DStream<(K, (Option<V>, W))>>
+    where
+        K: Key,
+    {
         self.combine_with("right_outer_join", other, move |a, b, _| {
             a.right_outer_join_with_partitions(&b, partitions)
         })
@@ -191,8 +227,11 @@ impl<K: Key, V: Data> DStream<(K, V)> {
     pub fn full_outer_join<W: Data>(
         &self,
         other: &DStream<(K, W)>,
-    ) -> Result<DStream<(K, (Option<V>, Option<W>))>> {
-        let parallelism = self.context().parallelism();
+    ) -> Result<DStream<(K, (Option<V>, Option<W>))>>
+    where
+        K: Key,
+    {
+        let parallelism = self.registry().parallelism();
         self.full_outer_join_with_partitions(other, parallelism)
     }
 
@@ -201,7 +240,10 @@ impl<K: Key, V: Data> DStream<(K, V)> {
         &self,
         other: &DStream<(K, W)>,
         partitions: usize,
-    ) -> Result<DStream<(K, (Option<V>, Option<W>))>> {
+    ) -> Result<DStream<(K, (Option<V>, Option<W>))>>
+    where
+        K: Key,
+    {
         self.combine_with("full_outer_join", other, move |a, b, _| {
             a.full_outer_join_with_partitions(&b, partitions)
         })
@@ -211,8 +253,11 @@ impl<K: Key, V: Data> DStream<(K, V)> {
     pub fn cogroup<W: Data>(
         &self,
         other: &DStream<(K, W)>,
-    ) -> Result<DStream<(K, (Vec<V>, Vec<W>))>> {
-        let parallelism = self.context().parallelism();
+    ) -> Result<DStream<(K, (Vec<V>, Vec<W>))>>
+    where
+        K: Key,
+    {
+        let parallelism = self.registry().parallelism();
         self.cogroup_with_partitions(other, parallelism)
     }
 
@@ -221,7 +266,10 @@ impl<K: Key, V: Data> DStream<(K, V)> {
         &self,
         other: &DStream<(K, W)>,
         partitions: usize,
-    ) -> Result<DStream<(K, (Vec<V>, Vec<W>))>> {
+    ) -> Result<DStream<(K, (Vec<V>, Vec<W>))>>
+    where
+        K: Key,
+    {
         self.combine_with("cogroup", other, move |a, b, _| {
             a.cogroup_with_partitions(&b, partitions)
         })

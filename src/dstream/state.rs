@@ -159,11 +159,7 @@ fn update_every_key<K: Key, V, S>(
     }
 }
 
-impl<K, V> DStream<(K, V)>
-where
-    K: Key + Serialize + DeserializeOwned,
-    V: Data,
-{
+impl<K: Data, V: Data> DStream<(K, V)> {
     /// Keeps a state per key across batches, as Spark's `updateStateByKey`: each
     /// batch, `update(new_values, previous_state)` is called for every key that has new
     /// values or a state, and its result is the key's new state (`None` removes the
@@ -193,8 +189,11 @@ where
     pub fn update_state_by_key<S: StateData>(
         &self,
         update: impl Fn(&[V], Option<S>) -> Option<S> + Send + Sync + 'static,
-    ) -> DStream<(K, S)> {
-        let partitions = self.context().parallelism();
+    ) -> DStream<(K, S)>
+    where
+        K: Key + Serialize + DeserializeOwned,
+    {
+        let partitions = self.registry().parallelism();
         self.update_state(without_time(update), partitions, None, None)
     }
 
@@ -204,7 +203,10 @@ where
         &self,
         update: impl Fn(&[V], Option<S>) -> Option<S> + Send + Sync + 'static,
         partitions: usize,
-    ) -> DStream<(K, S)> {
+    ) -> DStream<(K, S)>
+    where
+        K: Key + Serialize + DeserializeOwned,
+    {
         self.update_state(without_time(update), partitions, None, None)
     }
 
@@ -215,7 +217,10 @@ where
         update: impl Fn(&[V], Option<S>) -> Option<S> + Send + Sync + 'static,
         partitions: usize,
         initial: Rdd<(K, S)>,
-    ) -> DStream<(K, S)> {
+    ) -> DStream<(K, S)>
+    where
+        K: Key + Serialize + DeserializeOwned,
+    {
         self.update_state(without_time(update), partitions, Some(initial), None)
     }
 
@@ -248,7 +253,10 @@ where
         partitions: usize,
         initial: Option<Rdd<(K, S)>>,
         scope: impl Fn(&mut dyn FnMut()) + Send + Sync + 'static,
-    ) -> DStream<(K, S)> {
+    ) -> DStream<(K, S)>
+    where
+        K: Key + Serialize + DeserializeOwned,
+    {
         self.update_state(
             without_time(update),
             partitions,
@@ -284,7 +292,10 @@ where
         &self,
         update: impl Fn(Time, &[V], Option<S>) -> Option<S> + Send + Sync + 'static,
         partitions: usize,
-    ) -> DStream<(K, S)> {
+    ) -> DStream<(K, S)>
+    where
+        K: Key + Serialize + DeserializeOwned,
+    {
         self.update_state(update, partitions, None, None)
     }
 
@@ -294,7 +305,10 @@ where
         partitions: usize,
         initial: Option<Rdd<(K, S)>>,
         scope: Option<Arc<PartitionScope>>,
-    ) -> DStream<(K, S)> {
+    ) -> DStream<(K, S)>
+    where
+        K: Key + Serialize + DeserializeOwned,
+    {
         let store = Arc::new(StateStore::new(partitions));
         let core = Arc::new(StateCore::new(
             store.clone(),
@@ -308,9 +322,9 @@ where
         ));
         let stream = self.derive(
             "update_state_by_key",
-            core.view(snapshot_view, self.context().env()),
+            core.view(snapshot_view, self.registry().env()),
         );
-        self.context()
+        self.registry()
             .register_stateful(core, stream.node().clone());
         stream
     }
@@ -640,11 +654,7 @@ impl<K: Data, S: Data, M: Data> MapWithStateStream<K, S, M> {
     }
 }
 
-impl<K, V> DStream<(K, V)>
-where
-    K: Key + Serialize + DeserializeOwned,
-    V: Data,
-{
+impl<K: Data, V: Data> DStream<(K, V)> {
     /// Keeps a state per key and maps each record with it, as Spark's `mapWithState`:
     /// the spec's function runs only for keys with new data (once per record) and for
     /// keys that time out, so a batch costs what it touches, not the whole state.
@@ -672,10 +682,13 @@ where
     pub fn map_with_state<S: StateData, M: Data>(
         &self,
         spec: StateSpec<K, V, S, M>,
-    ) -> MapWithStateStream<K, S, M> {
+    ) -> MapWithStateStream<K, S, M>
+    where
+        K: Key + Serialize + DeserializeOwned,
+    {
         let partitions = spec
             .partitions
-            .unwrap_or_else(|| self.context().parallelism());
+            .unwrap_or_else(|| self.registry().parallelism());
         let store = Arc::new(StateStore::new(partitions));
         let idle = Arc::new(
             (0..store.num_partitions())
@@ -694,10 +707,10 @@ where
                 initial: InitialState::new(spec.initial),
             },
         ));
-        let env = self.context().env();
+        let env = self.registry().env();
         let mapped = self.derive("map_with_state", core.view(emitted_view, env));
         let snapshots = mapped.derive("state_snapshots", core.view(snapshot_view, env));
-        self.context()
+        self.registry()
             .register_stateful(core, mapped.node().clone());
         MapWithStateStream { mapped, snapshots }
     }
@@ -733,7 +746,7 @@ impl<T: Data> DStream<T> {
             });
         }
         let id = self.node().meta().id;
-        if !self.context().set_checkpoint_interval(id, interval) {
+        if !self.registry().set_checkpoint_interval(id, interval) {
             return Err(Error::IncompatibleStreams {
                 operation: "checkpoint_interval",
                 reason: format!(
@@ -777,7 +790,7 @@ impl<T: Data> DStream<T> {
     /// ```
     pub fn accept_checkpointed_types(self) -> Result<Self> {
         if !self
-            .context()
+            .registry()
             .accept_checkpointed_types(self.node().meta().id)
         {
             return Err(Error::IncompatibleStreams {

@@ -23,12 +23,11 @@ use serde::de::DeserializeOwned;
 use serde::ser::SerializeSeq;
 use serde::{Serialize, Serializer};
 
-use super::GraphNode;
+use super::{GraphNode, Job};
 use crate::error::{Error, Result};
 use crate::rdd::materialized::SharedPartitions;
 use crate::rdd::partitioner::hash_key;
 use crate::rdd::{Data, HashPartitioner, Key, PartitionIter, Rdd, RddNode};
-use crate::scheduler::Job;
 use crate::time::Time;
 
 /// One key's state.

@@ -167,7 +167,7 @@ impl<T: Data> DStream<T> {
     ) -> Result<DStream<V>> {
         self.check_compatible(kind, other)?;
         Ok(DStream::create(
-            self.context(),
+            self.registry(),
             kind,
             self.slide_duration(),
             vec![
@@ -194,7 +194,7 @@ impl<T: Data> DStream<T> {
         }
         let streams: Vec<&DStream<T>> = std::iter::once(first).chain(rest).collect();
         Ok(DStream::create(
-            first.context(),
+            first.registry(),
             "transform",
             first.slide_duration(),
             streams
@@ -215,7 +215,7 @@ impl<T: Data> DStream<T> {
         }
         let streams: Vec<&DStream<T>> = std::iter::once(first).chain(rest).collect();
         Ok(DStream::create(
-            first.context(),
+            first.registry(),
             "union",
             first.slide_duration(),
             streams
@@ -404,14 +404,20 @@ impl<T: Data> DStream<T> {
     }
 }
 
-impl<T: Key> DStream<T> {
+impl<T: Data> DStream<T> {
     /// How often each distinct element occurs in each batch.
-    pub fn count_by_value(&self) -> DStream<(T, u64)> {
+    pub fn count_by_value(&self) -> DStream<(T, u64)>
+    where
+        T: Key,
+    {
         self.map_rdd("count_by_value", |rdd| rdd.count_by_value())
     }
 
     /// [`count_by_value`](DStream::count_by_value) into `partitions` partitions.
-    pub fn count_by_value_with_partitions(&self, partitions: usize) -> DStream<(T, u64)> {
+    pub fn count_by_value_with_partitions(&self, partitions: usize) -> DStream<(T, u64)>
+    where
+        T: Key,
+    {
         self.map_rdd("count_by_value", move |rdd| {
             rdd.count_by_value_with_partitions(partitions)
         })

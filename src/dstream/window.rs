@@ -69,7 +69,7 @@ impl<T: Data> DStream<T> {
         slide: Duration,
     ) -> Result<()> {
         let base = self.slide_duration();
-        let base_name = if base == self.context().timeline().batch_interval() {
+        let base_name = if base == self.registry().timeline().batch_interval() {
             "batch interval"
         } else {
             "parent stream's slide"
@@ -106,9 +106,9 @@ impl<T: Data> DStream<T> {
     pub fn window(&self, length: Duration, slide: Duration) -> Result<DStream<T>> {
         self.check_window("window", length, slide)?;
         self.node().require_lookback(length);
-        self.context().register_eager(self.node().clone());
+        self.registry().register_eager(self.node().clone());
         Ok(DStream::create(
-            self.context(),
+            self.registry(),
             "window",
             slide,
             vec![self.node().clone() as Arc<dyn super::GraphNode>],
@@ -153,7 +153,7 @@ impl<T: Data> DStream<T> {
     }
 }
 
-impl<T: Key + StateData> DStream<T> {
+impl<T: StateData> DStream<T> {
     /// Each window's elements merged with `f`, incrementally: `inverse` takes leaving
     /// batches out of the previous window. Needs a checkpoint directory.
     pub fn reduce_by_window_inv(
@@ -176,9 +176,12 @@ impl<T: Key + StateData> DStream<T> {
         &self,
         length: Duration,
         slide: Duration,
-    ) -> Result<DStream<(T, u64)>> {
+    ) -> Result<DStream<(T, u64)>>
+    where
+        T: Key,
+    {
         self.check_window("count_by_value_and_window", length, slide)?;
-        let partitions = self.context().parallelism();
+        let partitions = self.registry().parallelism();
         self.map(|x| (x, 1u64)).inverse_window(
             "count_by_value_and_window",
             |a, b| a + b,
@@ -194,16 +197,19 @@ impl<T: Key + StateData> DStream<T> {
 type ReduceFn<V> = Arc<dyn Fn(V, V) -> V + Send + Sync>;
 type FilterFn<K, V> = Arc<dyn Fn(&K, &V) -> bool + Send + Sync>;
 
-impl<K: Key, V: Data> DStream<(K, V)> {
+impl<K: Data, V: Data> DStream<(K, V)> {
     /// The values of each key in each window, collected in arrival order: oldest
     /// batch first, as Spark and PySpark give them.
     pub fn group_by_key_and_window(
         &self,
         length: Duration,
         slide: Duration,
-    ) -> Result<DStream<(K, Vec<V>)>> {
+    ) -> Result<DStream<(K, Vec<V>)>>
+    where
+        K: Key,
+    {
         self.check_window("group_by_key_and_window", length, slide)?;
-        let partitions = self.context().parallelism();
+        let partitions = self.registry().parallelism();
         Ok(self.group_by_key().window(length, slide)?.map_rdd(
             "group_by_key_and_window",
             move |rdd| {
@@ -242,9 +248,12 @@ impl<K: Key, V: Data> DStream<(K, V)> {
         f: impl Fn(V, V) -> V + Send + Sync + 'static,
         length: Duration,
         slide: Duration,
-    ) -> Result<DStream<(K, V)>> {
+    ) -> Result<DStream<(K, V)>>
+    where
+        K: Key,
+    {
         self.check_window("reduce_by_key_and_window", length, slide)?;
-        let partitions = self.context().parallelism();
+        let partitions = self.registry().parallelism();
         let f: ReduceFn<V> = Arc::new(f);
         let per_batch = f.clone();
         Ok(self
@@ -257,11 +266,7 @@ impl<K: Key, V: Data> DStream<(K, V)> {
     }
 }
 
-impl<K, V> DStream<(K, V)>
-where
-    K: Key + Serialize + DeserializeOwned,
-    V: StateData,
-{
+impl<K: Data, V: Data> DStream<(K, V)> {
     /// The values of each key in each window merged with `f`, incrementally, as the
     /// seed's `reduceByKeyAndWindow(lambda x, y: x + y, lambda x, y: x - y, 20, 10)`:
     /// the previous window's result, plus the batches entering, minus (with `inverse`)
@@ -293,8 +298,12 @@ where
         inverse: impl Fn(V, V) -> V + Send + Sync + 'static,
         length: Duration,
         slide: Duration,
-    ) -> Result<DStream<(K, V)>> {
-        let partitions = self.context().parallelism();
+    ) -> Result<DStream<(K, V)>>
+    where
+        K: Key + Serialize + DeserializeOwned,
+        V: StateData,
+    {
+        let partitions = self.registry().parallelism();
         self.inverse_window(
             "reduce_by_key_and_window",
             f,
@@ -318,7 +327,11 @@ where
         slide: Duration,
         partitions: usize,
         keep: impl Fn(&K, &V) -> bool + Send + Sync + 'static,
-    ) -> Result<DStream<(K, V)>> {
+    ) -> Result<DStream<(K, V)>>
+    where
+        K: Key + Serialize + DeserializeOwned,
+        V: StateData,
+    {
         self.inverse_window(
             "reduce_by_key_and_window",
             f,
@@ -340,7 +353,11 @@ where
         slide: Duration,
         partitions: usize,
         keep: Option<FilterFn<K, V>>,
-    ) -> Result<DStream<(K, V)>> {
+    ) -> Result<DStream<(K, V)>>
+    where
+        K: Key + Serialize + DeserializeOwned,
+        V: StateData,
+    {
         self.check_window(operation, length, slide)?;
         let f: ReduceFn<V> = Arc::new(f);
         let per_batch = f.clone();
@@ -348,7 +365,7 @@ where
         let reduced =
             self.reduce_by_key_with_partitions(move |a, b| per_batch(a, b), store.num_partitions());
         reduced.node().require_lookback(length + slide);
-        self.context().register_eager(reduced.node().clone());
+        self.registry().register_eager(reduced.node().clone());
         let core = Arc::new(StateCore::new(
             store.clone(),
             slide,
@@ -364,13 +381,13 @@ where
             },
         ));
         let stream = DStream::create(
-            self.context(),
+            self.registry(),
             operation,
             slide,
             vec![reduced.node().clone() as Arc<dyn super::GraphNode>],
-            core.view(snapshot_view, self.context().env()),
+            core.view(snapshot_view, self.registry().env()),
         );
-        self.context()
+        self.registry()
             .register_stateful(core, stream.node().clone());
         Ok(stream)
     }

@@ -22,7 +22,7 @@ use super::source::{BatchRanges, OffsetReset, StartingOffsets};
 use super::{KafkaConfig, kafka_error};
 use crate::error::{Error, Result};
 use crate::rdd::{ExecEnv, Rdd};
-use crate::scheduler::RateController;
+use crate::source::RateController;
 use crate::source::{Cut, InputSource, ReceivedCounter, SourceContext};
 use crate::time::Time;
 
@@ -350,7 +350,7 @@ impl DirectInput {
                         error: None,
                     },
                     Ok(Some(thread)) => thread.join().unwrap_or_else(|panic| {
-                        failed(range, crate::scheduler::panic_message(&*panic))
+                        failed(range, crate::error::panic_message(&*panic))
                     }),
                     Err(e) => failed(range, e),
                 })

@@ -13,7 +13,7 @@ use crate::context::StreamingContext;
 use crate::dstream::{DStream, OutputResult};
 use crate::error::Result;
 use crate::rdd::Rdd;
-use crate::scheduler::RateController;
+use crate::source::RateController;
 use crate::time::Time;
 
 /// How many batches' offset ranges [`KafkaStream::offset_ranges`] remembers.

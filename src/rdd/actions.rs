@@ -150,7 +150,7 @@ impl<T: Data> Rdd<T> {
     }
 }
 
-impl<K: Key, V: Data> Rdd<(K, V)> {
+impl<K: Data, V: Data> Rdd<(K, V)> {
     /// The pairs as a map; for a repeated key, the last value in partition order wins.
     ///
     /// ```
@@ -158,7 +158,10 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     /// let map = Rdd::from_vec(vec![("a", 1), ("b", 2)], 2).collect_as_map();
     /// assert_eq!(map["b"], 2);
     /// ```
-    pub fn collect_as_map(&self) -> HashMap<K, V> {
+    pub fn collect_as_map(&self) -> HashMap<K, V>
+    where
+        K: Key,
+    {
         self.collect().into_iter().collect()
     }
 }

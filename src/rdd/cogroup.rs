@@ -103,7 +103,7 @@ impl<K: Key, V: Data, W: Data> RddNode<(K, Groups<V, W>)> for CoGrouped<K, V, W>
 // The join result types are spelled out, as Spark's are, rather than hidden behind
 // aliases: a reader sees at once what each join yields.
 #[allow(clippy::type_complexity)]
-impl<K: Key, V: Data> Rdd<(K, V)> {
+impl<K: Data, V: Data> Rdd<(K, V)> {
     /// For every key in either `Rdd`: its values here and its values in `other`.
     ///
     /// ```
@@ -118,7 +118,10 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     ///     ("z", (vec![], vec!['b'])),
     /// ]);
     /// ```
-    pub fn cogroup<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (Vec<V>, Vec<W>))> {
+    pub fn cogroup<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (Vec<V>, Vec<W>))>
+    where
+        K: Key,
+    {
         self.cogroup_with_partitions(other, self.env().parallelism())
     }
 
@@ -127,7 +130,10 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         &self,
         other: &Rdd<(K, W)>,
         partitions: usize,
-    ) -> Rdd<(K, (Vec<V>, Vec<W>))> {
+    ) -> Rdd<(K, (Vec<V>, Vec<W>))>
+    where
+        K: Key,
+    {
         self.derive(CoGrouped {
             partitioning: Partitioning::hash(partitions),
             output: OnceFrom::new((self.clone(), other.clone())),
@@ -144,7 +150,10 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     /// joined.sort();
     /// assert_eq!(joined, vec![("x", (1, 'a')), ("x", (1, 'b'))]);
     /// ```
-    pub fn join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (V, W))> {
+    pub fn join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (V, W))>
+    where
+        K: Key,
+    {
         self.join_with_partitions(other, self.env().parallelism())
     }
 
@@ -153,7 +162,10 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         &self,
         other: &Rdd<(K, W)>,
         partitions: usize,
-    ) -> Rdd<(K, (V, W))> {
+    ) -> Rdd<(K, (V, W))>
+    where
+        K: Key,
+    {
         self.cogroup_with_partitions(other, partitions)
             .flat_map(|(k, (vs, ws))| pairs(&k, &vs, &ws, |v, w| (v.clone(), w.clone())))
     }
@@ -168,7 +180,10 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     /// joined.sort();
     /// assert_eq!(joined, vec![("x", (1, Some('a'))), ("y", (2, None))]);
     /// ```
-    pub fn left_outer_join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (V, Option<W>))> {
+    pub fn left_outer_join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (V, Option<W>))>
+    where
+        K: Key,
+    {
         self.left_outer_join_with_partitions(other, self.env().parallelism())
     }
 
@@ -177,7 +192,10 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         &self,
         other: &Rdd<(K, W)>,
         partitions: usize,
-    ) -> Rdd<(K, (V, Option<W>))> {
+    ) -> Rdd<(K, (V, Option<W>))>
+    where
+        K: Key,
+    {
         self.cogroup_with_partitions(other, partitions)
             .flat_map(|(k, (vs, ws))| {
                 let ws: Vec<Option<W>> = optional(ws);
@@ -195,7 +213,10 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     /// joined.sort();
     /// assert_eq!(joined, vec![("x", (Some(1), 'a')), ("z", (None, 'c'))]);
     /// ```
-    pub fn right_outer_join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (Option<V>, W))> {
+    pub fn right_outer_join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (Option<V>, W))>
+    where
+        K: Key,
+    {
         self.right_outer_join_with_partitions(other, self.env().parallelism())
     }
 
@@ -204,7 +225,10 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         &self,
         other: &Rdd<(K, W)>,
         partitions: usize,
-    ) -> Rdd<(K, (Option<V>, W))> {
+    ) -> Rdd<(K, (Option<V>, W))>
+    where
+        K: Key,
+    {
         self.cogroup_with_partitions(other, partitions)
             .flat_map(|(k, (vs, ws))| {
                 let vs: Vec<Option<V>> = optional(vs);
@@ -227,10 +251,10 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     ///     ("z", (None, Some('c'))),
     /// ]);
     /// ```
-    pub fn full_outer_join<W: Data>(
-        &self,
-        other: &Rdd<(K, W)>,
-    ) -> Rdd<(K, (Option<V>, Option<W>))> {
+    pub fn full_outer_join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (Option<V>, Option<W>))>
+    where
+        K: Key,
+    {
         self.full_outer_join_with_partitions(other, self.env().parallelism())
     }
 
@@ -239,7 +263,10 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         &self,
         other: &Rdd<(K, W)>,
         partitions: usize,
-    ) -> Rdd<(K, (Option<V>, Option<W>))> {
+    ) -> Rdd<(K, (Option<V>, Option<W>))>
+    where
+        K: Key,
+    {
         self.cogroup_with_partitions(other, partitions)
             .flat_map(|(k, (vs, ws))| {
                 let (vs, ws): (Vec<Option<V>>, Vec<Option<W>>) = (optional(vs), optional(ws));

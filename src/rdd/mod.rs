@@ -40,6 +40,10 @@ pub trait Data: Clone + Send + Sync + 'static {}
 impl<T: Clone + Send + Sync + 'static> Data for T {}
 
 /// What a key of a pair [`Rdd`] must be: [`Data`] that can be hashed and compared.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a key: keys are hashed and compared, so they must be `Hash + Eq` (and `Clone + Send + Sync + 'static`)",
+    note = "floating-point numbers are neither `Hash` nor `Eq`: key by an integer (such as the value in hundredths) or by `f64::to_bits`"
+)]
 pub trait Key: Data + Hash + Eq {}
 impl<T: Data + Hash + Eq> Key for T {}
 

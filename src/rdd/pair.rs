@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::shuffle::{Aggregator, Partitioning, Shuffled, Staged, scatter};
 use super::{Data, Key, Partitioner, Rdd};
 
-impl<K: Key, V: Data> Rdd<(K, V)> {
+impl<K: Data, V: Data> Rdd<(K, V)> {
     /// Combines the values of each key with three functions, as Spark's
     /// `combineByKey`: `create` turns a key's first value into a combiner,
     /// `merge_value` adds a value to a combiner (map side), `merge_combiners` merges two
@@ -30,7 +30,10 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         create: impl Fn(V) -> C + Send + Sync + 'static,
         merge_value: impl Fn(C, V) -> C + Send + Sync + 'static,
         merge_combiners: impl Fn(C, C) -> C + Send + Sync + 'static,
-    ) -> Rdd<(K, C)> {
+    ) -> Rdd<(K, C)>
+    where
+        K: Key,
+    {
         self.combine_by_key_with_partitions(
             create,
             merge_value,
@@ -46,7 +49,10 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         merge_value: impl Fn(C, V) -> C + Send + Sync + 'static,
         merge_combiners: impl Fn(C, C) -> C + Send + Sync + 'static,
         partitions: usize,
-    ) -> Rdd<(K, C)> {
+    ) -> Rdd<(K, C)>
+    where
+        K: Key,
+    {
         self.shuffle_combine(
             Aggregator {
                 create: Arc::new(create),
@@ -61,7 +67,10 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         &self,
         aggregator: Aggregator<V, C>,
         partitions: usize,
-    ) -> Rdd<(K, C)> {
+    ) -> Rdd<(K, C)>
+    where
+        K: Key,
+    {
         self.derive(Shuffled::new(
             self.clone(),
             Partitioning::hash(partitions),
@@ -79,7 +88,10 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     /// counts.sort();
     /// assert_eq!(counts, vec![("a", 2), ("b", 1)]);
     /// ```
-    pub fn reduce_by_key(&self, f: impl Fn(V, V) -> V + Send + Sync + 'static) -> Rdd<(K, V)> {
+    pub fn reduce_by_key(&self, f: impl Fn(V, V) -> V + Send + Sync + 'static) -> Rdd<(K, V)>
+    where
+        K: Key,
+    {
         self.reduce_by_key_with_partitions(f, self.env().parallelism())
     }
 
@@ -88,7 +100,10 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         &self,
         f: impl Fn(V, V) -> V + Send + Sync + 'static,
         partitions: usize,
-    ) -> Rdd<(K, V)> {
+    ) -> Rdd<(K, V)>
+    where
+        K: Key,
+    {
         self.shuffle_combine(reducing(f), partitions)
     }
 
@@ -102,11 +117,10 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     /// max.sort();
     /// assert_eq!(max, vec![("a", 7), ("b", 0)]);
     /// ```
-    pub fn fold_by_key(
-        &self,
-        zero: V,
-        f: impl Fn(V, V) -> V + Send + Sync + 'static,
-    ) -> Rdd<(K, V)> {
+    pub fn fold_by_key(&self, zero: V, f: impl Fn(V, V) -> V + Send + Sync + 'static) -> Rdd<(K, V)>
+    where
+        K: Key,
+    {
         self.fold_by_key_with_partitions(zero, f, self.env().parallelism())
     }
 
@@ -116,7 +130,10 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
         zero: V,
         f: impl Fn(V, V) -> V + Send + Sync + 'static,
         partitions: usize,
-    ) -> Rdd<(K, V)> {
+    ) -> Rdd<(K, V)>
+    where
+        K: Key,
+    {
         let f = Arc::new(f);
         let first = f.clone();
         self.shuffle_combine(
@@ -138,12 +155,18 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     /// groups.sort();
     /// assert_eq!(groups, vec![("a", vec![1, 3]), ("b", vec![2])]);
     /// ```
-    pub fn group_by_key(&self) -> Rdd<(K, Vec<V>)> {
+    pub fn group_by_key(&self) -> Rdd<(K, Vec<V>)>
+    where
+        K: Key,
+    {
         self.group_by_key_with_partitions(self.env().parallelism())
     }
 
     /// [`group_by_key`](Rdd::group_by_key) into `partitions` partitions.
-    pub fn group_by_key_with_partitions(&self, partitions: usize) -> Rdd<(K, Vec<V>)> {
+    pub fn group_by_key_with_partitions(&self, partitions: usize) -> Rdd<(K, Vec<V>)>
+    where
+        K: Key,
+    {
         self.shuffle_combine(Aggregator::grouping(), partitions)
     }
 
@@ -162,7 +185,10 @@ impl<K: Key, V: Data> Rdd<(K, V)> {
     /// }
     /// assert_eq!(parts.iter().map(Vec::len).sum::<usize>(), 30);
     /// ```
-    pub fn partition_by(&self, partitioner: impl Partitioner<K>) -> Rdd<(K, V)> {
+    pub fn partition_by(&self, partitioner: impl Partitioner<K>) -> Rdd<(K, V)>
+    where
+        K: Key,
+    {
         let partitioning = Partitioning::Custom(Arc::new(partitioner));
         let outputs = partitioning.num_partitions();
         let parent = self.clone();
@@ -186,7 +212,7 @@ pub(crate) fn reducing<V: 'static>(
     }
 }
 
-impl<T: Key> Rdd<T> {
+impl<T: Data> Rdd<T> {
     /// How often each distinct element occurs.
     ///
     /// ```
@@ -195,12 +221,18 @@ impl<T: Key> Rdd<T> {
     /// counts.sort();
     /// assert_eq!(counts, vec![('a', 2), ('b', 1)]);
     /// ```
-    pub fn count_by_value(&self) -> Rdd<(T, u64)> {
+    pub fn count_by_value(&self) -> Rdd<(T, u64)>
+    where
+        T: Key,
+    {
         self.count_by_value_with_partitions(self.env().parallelism())
     }
 
     /// [`count_by_value`](Rdd::count_by_value) into `partitions` partitions.
-    pub fn count_by_value_with_partitions(&self, partitions: usize) -> Rdd<(T, u64)> {
+    pub fn count_by_value_with_partitions(&self, partitions: usize) -> Rdd<(T, u64)>
+    where
+        T: Key,
+    {
         self.map(|x| (x, 1u64))
             .reduce_by_key_with_partitions(|a, b| a + b, partitions)
     }
@@ -213,12 +245,18 @@ impl<T: Key> Rdd<T> {
     /// distinct.sort();
     /// assert_eq!(distinct, vec![1, 2, 3]);
     /// ```
-    pub fn distinct(&self) -> Rdd<T> {
+    pub fn distinct(&self) -> Rdd<T>
+    where
+        T: Key,
+    {
         self.distinct_with_partitions(self.env().parallelism())
     }
 
     /// [`distinct`](Rdd::distinct) into `partitions` partitions.
-    pub fn distinct_with_partitions(&self, partitions: usize) -> Rdd<T> {
+    pub fn distinct_with_partitions(&self, partitions: usize) -> Rdd<T>
+    where
+        T: Key,
+    {
         self.map(|x| (x, ()))
             .reduce_by_key_with_partitions(|a, _| a, partitions)
             .keys()

@@ -8,7 +8,7 @@ use super::{Data, Key, Rdd};
 /// How many sampled keys per output partition choose the range bounds.
 const SAMPLES_PER_PARTITION: usize = 20;
 
-impl<K: Key + Ord, V: Data> Rdd<(K, V)> {
+impl<K: Data, V: Data> Rdd<(K, V)> {
     /// Sorts by key: partition `i` holds keys that sort before those of partition
     /// `i + 1`, and each partition is sorted. Keeps the number of partitions.
     ///
@@ -18,12 +18,18 @@ impl<K: Key + Ord, V: Data> Rdd<(K, V)> {
     /// assert_eq!(rdd.sort_by_key(true).collect(), vec![(1, 'a'), (2, 'b'), (3, 'c')]);
     /// assert_eq!(rdd.sort_by_key(false).keys().collect(), vec![3, 2, 1]);
     /// ```
-    pub fn sort_by_key(&self, ascending: bool) -> Rdd<(K, V)> {
+    pub fn sort_by_key(&self, ascending: bool) -> Rdd<(K, V)>
+    where
+        K: Key + Ord,
+    {
         self.sort_by_key_with_partitions(ascending, self.num_partitions())
     }
 
     /// [`sort_by_key`](Rdd::sort_by_key) into `partitions` partitions.
-    pub fn sort_by_key_with_partitions(&self, ascending: bool, partitions: usize) -> Rdd<(K, V)> {
+    pub fn sort_by_key_with_partitions(&self, ascending: bool, partitions: usize) -> Rdd<(K, V)>
+    where
+        K: Key + Ord,
+    {
         let parent = self.clone();
         let partitions = partitions.max(1);
         self.derive(Staged::new(partitions, move || {

@@ -32,6 +32,7 @@ struct HistoryState {
     totals: BatchTotals,
 }
 
+#[cfg_attr(not(feature = "status-page"), allow(dead_code))] // read by the page only
 /// When the context started.
 #[derive(Clone, Copy)]
 struct Started {
@@ -48,6 +49,7 @@ pub(crate) struct BatchTotals {
     pub(crate) records: u64,
 }
 
+#[cfg_attr(not(feature = "status-page"), allow(dead_code))] // read by the page only
 /// A copy of the history at one moment.
 pub(crate) struct HistorySnapshot {
     /// The wall-clock time the context started, and how long ago.
@@ -65,6 +67,7 @@ impl BatchHistory {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    #[cfg_attr(not(feature = "status-page"), allow(dead_code))] // read by the page only
     /// The history now, with at most `limit` completed batches (the newest).
     pub(crate) fn snapshot(&self, limit: usize) -> HistorySnapshot {
         let state = self.state();

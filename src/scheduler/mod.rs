@@ -10,14 +10,10 @@
 //! A panic in a user function fails its batch: the error, naming the batch time, is
 //! recorded in `Progress` and the context stops.
 
-mod clock;
 pub(crate) mod history;
 mod listener;
-mod rate_controller;
 
-use std::any::Any;
 use std::collections::{BTreeMap, VecDeque};
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{JoinHandle, ThreadId};
@@ -25,19 +21,21 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
-pub use clock::{Clock, ManualClock, SystemClock};
 pub(crate) use history::BatchHistory;
 pub(crate) use listener::ListenerBus;
 pub use listener::{BatchInfo, StreamingListener};
-pub use rate_controller::{PidRateEstimator, RateController};
+// The clocks and the rate controller live in the layers below, where sources use
+// them; these paths are kept for programs that name them here.
+pub use crate::source::{PidRateEstimator, RateController};
+pub use crate::time::{Clock, ManualClock, SystemClock};
 
 use crate::checkpoint::{
     Checkpoint, CheckpointDir, KEEP_CHECKPOINTS, PendingBatch, STATE_CODEC, StateTypes,
     StreamIdentity,
 };
 use crate::dstream::store::StatefulStream;
-use crate::dstream::{GraphNode, OutputOperation};
-use crate::error::{Error, Result};
+use crate::dstream::{GraphNode, Job, OutputOperation};
+use crate::error::{Error, Result, catch_panic};
 use crate::rdd::ExecEnv;
 use crate::source::InputHandle;
 use crate::time::{Time, duration_millis};
@@ -47,22 +45,6 @@ const STOP_POLL: Duration = Duration::from_millis(20);
 
 /// How many completed batches' figures are kept for [`Progress::wait_batch`].
 const KEPT_BATCH_INFOS: usize = 1024;
-
-/// The text of a panic's payload.
-pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(text) = payload.downcast_ref::<&str>() {
-        (*text).to_string()
-    } else if let Some(text) = payload.downcast_ref::<String>() {
-        text.clone()
-    } else {
-        "(a panic without a message)".to_string()
-    }
-}
-
-/// Runs `f`, turning a panic into its message.
-pub(crate) fn catch_panic<R>(f: impl FnOnce() -> R) -> std::result::Result<R, String> {
-    catch_unwind(AssertUnwindSafe(f)).map_err(|payload| panic_message(&*payload))
-}
 
 /// The stream graph as it was when the context started.
 pub(crate) struct JobGraph {
@@ -76,9 +58,6 @@ pub(crate) struct JobGraph {
     /// Streams with state, advanced every batch.
     pub(crate) stateful: Vec<Arc<dyn StatefulStream>>,
 }
-
-/// The work of one output operation (or state update) for one batch.
-pub(crate) type Job = Box<dyn FnOnce() -> std::result::Result<(), String> + Send>;
 
 /// What a job does, for messages.
 #[derive(Clone, Copy)]

@@ -488,7 +488,7 @@ pub(crate) fn into_partitions<T>(blocks: Vec<Vec<T>>, partitions: usize) -> Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scheduler::ManualClock;
+    use crate::time::ManualClock;
 
     fn buffer<T: Logged>(limit: Option<usize>) -> BlockBuffer<T> {
         BlockBuffer::new(BufferSettings {

@@ -10,8 +10,8 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use crate::scheduler::{Clock, RateController};
-use crate::time::Time;
+use super::RateController;
+use crate::time::{Clock, Time};
 
 /// How often a waiting receiver looks at its stop signal and at a changed rate.
 const POLL: Duration = Duration::from_millis(20);
@@ -124,7 +124,7 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scheduler::ManualClock;
+    use crate::time::ManualClock;
 
     fn limiter(clock: &ManualClock, rate: u64) -> RateLimiter {
         RateLimiter::new(Arc::new(clock.clone()), Some(rate), None)

@@ -6,7 +6,9 @@
 //! `buffer::BlockBuffer` as they arrive; the others (`file`, `queue`, `rate`) produce
 //! a batch's data when it is cut.
 //!
-//! [`FileStreamOptions`] are the options of the file streams.
+//! [`FileStreamOptions`] are the options of the file streams. Receivers' rates are
+//! bounded by a `limiter::RateLimiter` and, with backpressure, set by a
+//! [`RateController`] after every batch.
 
 pub(crate) mod buffer;
 mod file;
@@ -14,6 +16,7 @@ mod limiter;
 mod lines;
 mod queue;
 mod rate;
+mod rate_controller;
 mod receiver;
 mod socket;
 mod status;
@@ -27,8 +30,7 @@ use std::time::{Duration, Instant};
 use crate::dstream::{GraphNode, StreamNode};
 use crate::error::Result;
 use crate::rdd::{Data, ExecEnv, Rdd};
-use crate::scheduler::{Clock, RateController};
-use crate::time::Time;
+use crate::time::{Clock, Time};
 
 pub(crate) use buffer::BufferSettings;
 pub use file::FileStreamOptions;
@@ -37,6 +39,7 @@ pub(crate) use limiter::RateLimiter;
 pub(crate) use queue::QueueInput;
 pub use queue::RddQueue;
 pub(crate) use rate::RateInput;
+pub use rate_controller::{PidRateEstimator, RateController};
 pub(crate) use receiver::ReceiverInput;
 pub use receiver::{Receiver, ReceiverSink};
 pub(crate) use socket::SocketInput;

@@ -11,8 +11,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use super::{Cut, InputSource, ReceivedCounter, SourceContext};
 use crate::error::{Error, Result};
 use crate::rdd::{ExecEnv, PartitionIter, Rdd, RddNode};
-use crate::scheduler::Clock;
-use crate::time::Time;
+use crate::time::{Clock, Time};
 
 pub(crate) struct RateInput {
     rows_per_second: u64,

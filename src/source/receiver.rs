@@ -15,10 +15,9 @@ use std::time::Duration;
 
 use super::buffer::{BlockBuffer, BufferSettings};
 use super::status::ReceiverReporter;
-use super::{Cut, InputSource, SourceContext};
-use crate::error::{Error, Result};
+use super::{Cut, InputSource, RateController, SourceContext};
+use crate::error::{Error, Result, panic_message};
 use crate::rdd::{Data, ExecEnv, Rdd};
-use crate::scheduler::{RateController, panic_message};
 use crate::time::Time;
 
 /// How long `stop` waits for a receiver thread to notice the stop.

@@ -16,10 +16,9 @@ use tokio::sync::watch;
 use super::buffer::{BlockBuffer, BufferSettings};
 use super::lines::{decode_line, split_complete_lines};
 use super::status::ReceiverReporter;
-use super::{Cut, InputSource, SourceContext};
+use super::{Cut, InputSource, RateController, SourceContext};
 use crate::error::Result;
 use crate::rdd::{ExecEnv, Rdd};
-use crate::scheduler::RateController;
 use crate::time::Time;
 
 /// Bytes asked for per read; the read's lines are stored in blocks (see `buffer`).

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::scheduler::Clock;
+use crate::time::Clock;
 use crate::time::Time;
 
 /// A connection that lasted this long makes its failure worth logging even when the
@@ -230,7 +230,7 @@ impl ReceiverReporter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scheduler::ManualClock;
+    use crate::time::ManualClock;
 
     fn reporter() -> (Arc<ReceiverRegistry>, ReceiverReporter, ManualClock) {
         let registry = Arc::new(ReceiverRegistry::default());

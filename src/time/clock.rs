@@ -7,7 +7,7 @@
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
-use crate::time::{Time, duration_millis};
+use super::{Time, duration_millis};
 
 /// A source of time for the scheduler.
 ///

@@ -3,6 +3,11 @@
 //! A [`Time`] is a point in milliseconds since the Unix epoch, as in Spark. Intervals
 //! (batch interval, window length, slide) are [`std::time::Duration`]s and must be whole
 //! milliseconds.
+//!
+//! A [`Clock`] says what time it is: the [`SystemClock`], or a [`ManualClock`] that
+//! tests advance by hand.
+
+mod clock;
 
 use std::fmt;
 use std::ops::{Add, Sub};
@@ -10,6 +15,8 @@ use std::time::Duration;
 
 use chrono::{Local, TimeZone};
 use serde::{Deserialize, Serialize};
+
+pub use clock::{Clock, ManualClock, SystemClock};
 
 /// A point in time, in milliseconds since the Unix epoch. Batch times are `Time`s.
 ///
