@@ -17,8 +17,9 @@
 //! from anywhere in the workspace).
 //!
 //! * WORKLOAD
-//!   * `W1`: `lines -> flat_map(split ' ') -> (word, 1) -> reduce_by_key(+) ->
-//!     foreach_rdd(sum of the counts)`;
+//!   * `W1`: `lines -> flat_map_into(split ' ') -> (word, 1) -> reduce_by_key(+) ->
+//!     foreach_rdd(sum of the counts)`, the word split as the README writes it
+//!     (`split=collect`: `flat_map(|line| ...collect::<Vec<_>>())` instead);
 //!   * `W2`: `... -> update_state_by_key(running count)` with a checkpoint directory
 //!     `-> foreach_rdd(number of keys, sum of the counts)`; the run ends when the
 //!     state's sum equals the corpus's words; `variant=map_with_state` keeps the
@@ -60,9 +61,11 @@
 //!   lines=1000000 seed=42 (generator) chunks=10 (queue) parts=DIR watch=DIR
 //!   filesPerBatch=8 (files) variant=... (W2) rate=1000000 duration_s=10 warmup_s=1
 //!   (latency; overload: duration_s=60) rss_limit_mb=N (overload) keys=string
-//!   status_page=ADDR timeout_s=900`. `batchMs`, `timeoutS`,
-//!   `spark.streaming.backpressure.enabled` and `spark.streaming.receiver.maxRate` are
-//!   accepted as in the Java program; an unknown key is an error.
+//!   status_page=ADDR timeout_s=900 split=into wal=true`. `batchMs`, `timeoutS`,
+//!   `spark.streaming.backpressure.enabled`, `spark.streaming.receiver.maxRate` and
+//!   `spark.streaming.receiver.writeAheadLog.enable` are accepted as in Spark; an
+//!   unknown key is an error. `wal=false` turns the receivers' write-ahead log off (it
+//!   is on whenever there is a checkpoint directory: W2 and W3).
 //!
 //! The program stops itself once the words counted reach the corpus's and prints one
 //! line on stdout, `RESULT key=value ...`, with the figures of the harness's "Metrics"
@@ -154,6 +157,9 @@ const KNOWN_KEYS: &[&str] = &[
     "spark.streaming.receiver.maxRate",
     "max_buffered",
     "rss_limit_mb",
+    "split",
+    "wal",
+    "spark.streaming.receiver.writeAheadLog.enable",
 ];
 
 /// The window of W3, in batch intervals; it slides by one batch interval.
@@ -424,6 +430,8 @@ struct Pipeline {
     map_with_state: bool,
     /// Latency mode: the first token of a line is its send time, not a word.
     skip_stamp: bool,
+    /// `split=collect`: `flat_map` with a `Vec` per line, as before `flat_map_into`.
+    collect_words: bool,
     batch: Duration,
     threads: usize,
     counter: Arc<Counter>,
@@ -437,9 +445,14 @@ impl Pipeline {
         K: Key + StateData + for<'a> From<&'a str>,
     {
         let skip = usize::from(self.skip_stamp);
-        let pairs = lines
-            .flat_map(move |line| line.split(' ').skip(skip).map(K::from).collect::<Vec<_>>())
-            .map(|word| (word, 1));
+        let words = if self.collect_words {
+            lines.flat_map(move |line| line.split(' ').skip(skip).map(K::from).collect::<Vec<_>>())
+        } else {
+            lines.flat_map_into(move |line, words| {
+                words.extend(line.split(' ').skip(skip).map(K::from));
+            })
+        };
+        let pairs = words.map(|word| (word, 1));
         let (counter, batch) = (self.counter, self.batch);
         match self.workload {
             Workload::W1 => {
@@ -667,10 +680,17 @@ fn build_context(args: &Args, batch: Duration, threads: usize) -> anyhow::Result
     )?;
     let max_rate: u64 = args.get(&["max_rate", "spark.streaming.receiver.maxRate"], 0)?;
     let max_buffered: usize = args.get(&["max_buffered"], 0)?;
+    // wal=false: no receiver write-ahead log (it is on whenever there is a checkpoint
+    // directory, as in W2 and W3), to measure what it costs.
+    let wal: bool = args.get(
+        &["wal", "spark.streaming.receiver.writeAheadLog.enable"],
+        true,
+    )?;
     let mut builder = StreamingContext::builder()
         .batch_interval(batch)
         .parallelism(Parallelism::threads_exactly(threads))
-        .backpressure(backpressure);
+        .backpressure(backpressure)
+        .receiver_write_ahead_log(wal);
     if max_rate > 0 {
         builder = builder.receiver_max_rate(max_rate);
     }
@@ -824,6 +844,11 @@ fn main() -> anyhow::Result<ExitCode> {
         workload: args.workload,
         map_with_state,
         skip_stamp: args.mode == Mode::Latency,
+        collect_words: match args.get(&["split"], "into".to_string())?.as_str() {
+            "into" => false,
+            "collect" => true,
+            other => anyhow::bail!("split={other}: expected into or collect"),
+        },
         batch,
         threads,
         counter: counter.clone(),

@@ -69,6 +69,7 @@ pub fn run(args: &Args, batch: Duration, threads: usize) -> anyhow::Result<ExitC
         workload: Workload::W1,
         map_with_state: false,
         skip_stamp: false,
+        collect_words: false,
         batch,
         threads,
         counter: Counter::new(i64::MAX),
