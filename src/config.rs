@@ -27,6 +27,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::source::RateController;
 
 /// How long a failed receiver waits before trying again, as Spark's default.
 pub const DEFAULT_RECEIVER_RESTART_DELAY: Duration = Duration::from_secs(2);
@@ -64,6 +65,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     (
         "DSTREAM_RECEIVER_WRITE_AHEAD_LOG",
         "receiver_write_ahead_log",
+    ),
+    (
+        "DSTREAM_BACKPRESSURE_INITIAL_RATE",
+        "backpressure_initial_rate",
     ),
 ];
 
@@ -162,6 +167,11 @@ pub struct StreamingConfig {
     /// as Spark's `spark.streaming.backpressure.enabled`. Default: off
     /// (`DSTREAM_BACKPRESSURE`).
     pub backpressure: bool,
+    /// With backpressure, the rate (records per second, per receiver; per Kafka stream
+    /// over all its partitions) until the first batch has been measured, as Spark's
+    /// `spark.streaming.backpressure.initialRate`. Default: none, so the first batches
+    /// take what arrives (`DSTREAM_BACKPRESSURE_INITIAL_RATE`).
+    pub backpressure_initial_rate: Option<u64>,
     /// The most records each receiver holds that no batch has taken; a batch is then
     /// cut only when no other batch waits. Default: no bound
     /// (`DSTREAM_MAX_BUFFERED_RECORDS`).
@@ -211,6 +221,7 @@ impl Default for StreamingConfig {
             remember: None,
             receiver_max_rate: None,
             backpressure: false,
+            backpressure_initial_rate: None,
             max_buffered_records: None,
             block_size: DEFAULT_BLOCK_SIZE,
             receiver_restart_delay: DEFAULT_RECEIVER_RESTART_DELAY,
@@ -279,6 +290,9 @@ impl StreamingConfig {
             "DSTREAM_REMEMBER_MS" => self.remember = Some(millis(name, value)?),
             "DSTREAM_RECEIVER_MAX_RATE" => self.receiver_max_rate = Some(number(name, value)?),
             "DSTREAM_BACKPRESSURE" => self.backpressure = boolean(name, value)?,
+            "DSTREAM_BACKPRESSURE_INITIAL_RATE" => {
+                self.backpressure_initial_rate = Some(number(name, value)?);
+            }
             "DSTREAM_MAX_BUFFERED_RECORDS" => {
                 self.max_buffered_records = Some(number(name, value)?);
             }
@@ -339,6 +353,13 @@ impl StreamingConfig {
                 "it must be at least 1 record per second; leave it unset for no limit",
             ));
         }
+        if self.backpressure_initial_rate == Some(0) {
+            return Err(invalid(
+                "backpressure_initial_rate",
+                "0",
+                "it must be at least 1 record per second; leave it unset for none",
+            ));
+        }
         if self.max_buffered_records == Some(0) {
             return Err(invalid(
                 "max_buffered_records",
@@ -350,6 +371,15 @@ impl StreamingConfig {
             return Err(invalid("block_size", "0", "it must be at least 1"));
         }
         Ok(())
+    }
+
+    /// The rate controller of an input under backpressure.
+    pub(crate) fn rate_controller(&self) -> RateController {
+        let controller = RateController::new(self.batch_interval);
+        match self.backpressure_initial_rate {
+            Some(rate) => controller.with_initial_rate(rate),
+            None => controller,
+        }
     }
 
     /// How long a graceful stop may take: the setting, or ten batch intervals but at
@@ -428,6 +458,7 @@ mod tests {
             ("DSTREAM_REMEMBER_MS", "60000"),
             ("DSTREAM_RECEIVER_MAX_RATE", "1000"),
             ("DSTREAM_BACKPRESSURE", "true"),
+            ("DSTREAM_BACKPRESSURE_INITIAL_RATE", "3000"),
             ("DSTREAM_MAX_BUFFERED_RECORDS", "20000"),
             ("DSTREAM_BLOCK_SIZE", "64"),
             ("DSTREAM_RECEIVER_RESTART_DELAY_MS", "100"),
@@ -447,6 +478,7 @@ mod tests {
             remember: Some(Duration::from_secs(60)),
             receiver_max_rate: Some(1000),
             backpressure: true,
+            backpressure_initial_rate: Some(3000),
             max_buffered_records: Some(20_000),
             block_size: 64,
             receiver_restart_delay: Duration::from_millis(100),
@@ -457,7 +489,7 @@ mod tests {
             receiver_write_ahead_log: false,
         };
         assert_eq!(config, expected);
-        assert_eq!(ENV_VARS.len(), 16);
+        assert_eq!(ENV_VARS.len(), 17);
     }
 
     #[test]

@@ -112,6 +112,38 @@ fn a_max_rate_holds_a_receiver_to_the_rate_on_the_clock() {
     drop(server);
 }
 
+#[test]
+fn an_initial_rate_holds_the_receiver_until_the_first_estimate() {
+    const RATE: u64 = 100;
+    const BLOCK: u64 = 10;
+    let (listener, port) = listen();
+    let clock = ManualClock::new(Time::from_millis(0));
+    let ssc = StreamingContext::builder()
+        .batch_interval(SECOND)
+        .master("local[2]")
+        .clock(clock.clone())
+        .backpressure(true)
+        .backpressure_initial_rate(RATE)
+        .block_size(BLOCK as usize)
+        .build()
+        .unwrap();
+    ssc.socket_text_stream("127.0.0.1", port)
+        .foreach_rdd(|_, _| ())
+        .unwrap();
+    ssc.start().unwrap();
+    let server = serve_numbers(listener, 20_000);
+    // Without an initial rate the receiver takes all it can before the first batch;
+    // with one it takes the rate's worth on the clock, as under receiver_max_rate.
+    ssc.await_records_received(1, PATIENCE).unwrap();
+    assert!(ssc.records_received() <= BLOCK);
+    clock.advance(SECOND);
+    ssc.await_batch(clock.now(), PATIENCE).unwrap();
+    ssc.await_records_received(RATE + 1, PATIENCE).unwrap();
+    assert!(ssc.records_received() <= RATE + BLOCK);
+    ssc.stop(false).unwrap();
+    drop(server);
+}
+
 /// Stores 0, 1, 2, ... one record at a time, as fast as it is let.
 struct Counter(u64);
 

@@ -136,7 +136,7 @@ impl PyContext {
     /// come from the `DSTREAM_*` environment variables (as on the Rust side), then
     /// from the arguments, which PySpark's `SparkConf` settings fill.
     #[new]
-    #[pyo3(signature = (master, batch_ms, clock = None, backpressure = None, max_rate = None, write_ahead_log = None))]
+    #[pyo3(signature = (master, batch_ms, clock = None, backpressure = None, max_rate = None, write_ahead_log = None, initial_rate = None))]
     fn new(
         master: &str,
         batch_ms: u64,
@@ -144,6 +144,7 @@ impl PyContext {
         backpressure: Option<bool>,
         max_rate: Option<u64>,
         write_ahead_log: Option<bool>,
+        initial_rate: Option<u64>,
     ) -> PyResult<Self> {
         let batch_interval = Duration::from_millis(batch_ms);
         let mut config = StreamingConfig::default();
@@ -157,6 +158,9 @@ impl PyContext {
         }
         if let Some(write_ahead_log) = write_ahead_log {
             config.receiver_write_ahead_log = write_ahead_log;
+        }
+        if initial_rate.is_some() {
+            config.backpressure_initial_rate = initial_rate;
         }
         let mut builder = StreamingContext::builder()
             .config(config)

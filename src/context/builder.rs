@@ -188,6 +188,13 @@ impl StreamingContextBuilder {
         self
     }
 
+    /// With backpressure, the rate until the first batch has been measured (see
+    /// [`StreamingConfig::backpressure_initial_rate`]). Default: none.
+    pub fn backpressure_initial_rate(mut self, records_per_second: u64) -> Self {
+        self.config.backpressure_initial_rate = Some(records_per_second);
+        self
+    }
+
     /// Whether receivers write what they store to a write-ahead log in the checkpoint
     /// directory (see [`StreamingConfig::receiver_write_ahead_log`]). Default: on.
     pub fn receiver_write_ahead_log(mut self, enabled: bool) -> Self {

@@ -67,7 +67,7 @@ impl ContextShared {
         let config = &self.config;
         let controller = config
             .backpressure
-            .then(|| Arc::new(RateController::new(config.batch_interval)));
+            .then(|| Arc::new(config.rate_controller()));
         let settings = BufferSettings {
             received: self.received.clone(),
             buffered: self.buffered.clone(),

@@ -13,7 +13,6 @@ use crate::context::StreamingContext;
 use crate::dstream::{DStream, OutputResult};
 use crate::error::Result;
 use crate::rdd::Rdd;
-use crate::source::RateController;
 use crate::time::Time;
 
 /// How many batches' offset ranges [`KafkaStream::offset_ranges`] remembers.
@@ -280,7 +279,7 @@ impl StreamingContext {
             rate: self
                 .config()
                 .backpressure
-                .then(|| Arc::new(RateController::new(self.batch_interval()))),
+                .then(|| Arc::new(self.config().rate_controller())),
             batch_interval: self.batch_interval(),
         };
         let input = DirectInput::new(settings, ranges.clone(), self.received_counter());

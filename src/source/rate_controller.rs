@@ -151,6 +151,8 @@ impl PidRateEstimator {
 #[derive(Debug)]
 pub struct RateController {
     estimator: Mutex<PidRateEstimator>,
+    /// The rate until the first estimate (Spark's `backpressure.initialRate`).
+    initial: Option<f64>,
     /// The latest rate's bits; 0 (the bits of 0.0, never an estimate) means none yet.
     rate: AtomicU64,
 }
@@ -165,14 +167,32 @@ impl RateController {
     pub fn with_estimator(estimator: PidRateEstimator) -> Self {
         RateController {
             estimator: Mutex::new(estimator),
+            initial: None,
             rate: AtomicU64::new(0),
         }
     }
 
-    /// The latest estimate in records per second, or `None` before there is one.
+    /// This controller, giving `records_per_second` until the first estimate, as
+    /// Spark's `spark.streaming.backpressure.initialRate`: so that the batches before
+    /// the first estimate do not take whatever arrives.
+    ///
+    /// ```
+    /// use dstream::scheduler::RateController;
+    /// use std::time::Duration;
+    ///
+    /// let controller = RateController::new(Duration::from_secs(1)).with_initial_rate(5_000);
+    /// assert_eq!(controller.current_rate(), Some(5_000.0));
+    /// ```
+    pub fn with_initial_rate(mut self, records_per_second: u64) -> Self {
+        self.initial = Some(records_per_second as f64);
+        self
+    }
+
+    /// The latest estimate in records per second; before there is one, the initial
+    /// rate if one was given, else `None`.
     pub fn current_rate(&self) -> Option<f64> {
         match self.rate.load(Ordering::Relaxed) {
-            0 => None,
+            0 => self.initial,
             bits => Some(f64::from_bits(bits)),
         }
     }

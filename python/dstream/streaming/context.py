@@ -72,12 +72,14 @@ class StreamingContext:
             backpressure = conf.get("spark.streaming.backpressure.enabled")
             max_rate = conf.get("spark.streaming.receiver.maxRate")
             write_ahead_log = conf.get("spark.streaming.receiver.writeAheadLog.enable")
+            initial_rate = conf.get("spark.streaming.backpressure.initialRate")
             self._jssc = _native.Context(
                 sparkContext.master, _millis(batchDuration, "batchDuration"),
                 clock._clock if clock is not None else None,
                 _flag(backpressure),
                 None if max_rate is None else int(max_rate),
-                _flag(write_ahead_log))
+                _flag(write_ahead_log),
+                None if initial_rate is None else int(initial_rate))
         self._batchDuration = self._jssc.batch_ms() / 1000.0
         self._clock = clock
         self._started = False
