@@ -209,6 +209,12 @@ impl PyContext {
         self.ssc.parallelism()
     }
 
+    /// Records the inputs have accepted so far (for tests that must know what a
+    /// receiver holds before they kill the program).
+    fn records_received(&self) -> u64 {
+        self.ssc.records_received()
+    }
+
     fn batch_ms(&self) -> u64 {
         u64::try_from(self.ssc.batch_interval().as_millis()).unwrap_or(u64::MAX)
     }
