@@ -77,5 +77,7 @@ def test_a_program_killed_mid_stream_recovers_with_nothing_lost_or_counted_twice
     run_program(root, kill_after)
     assert not (root / "final.json").exists(), "killed before the end"
     resumed_at = run_program(root)
-    assert resumed_at > 3000, "the restart recovered a checkpoint (resumed at %d)" % resumed_at
+    # Killed after its fifth batch, it checkpointed at 3 s at least; the restart resumes
+    # there, or later if the generator had run ahead of that checkpoint.
+    assert resumed_at >= 3000, "the restart recovered a checkpoint (resumed at %d)" % resumed_at
     assert final_state(root) == expected_state()
