@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use rdkafka::Offset;
@@ -20,7 +20,7 @@ use super::reader::{PartitionReader, Read};
 use super::record::{KafkaRecord, OffsetRange, TopicPartition};
 use super::source::{BatchRanges, OffsetReset, StartingOffsets};
 use super::{KafkaConfig, kafka_error};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, lock};
 use crate::rdd::{ExecEnv, Rdd};
 use crate::source::RateController;
 use crate::source::{Cut, InputSource, ReceivedCounter, SourceContext};
@@ -92,10 +92,6 @@ struct Health {
     down_since: Option<Instant>,
     backoff: Duration,
     next_try: Option<Instant>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl DirectInput {

@@ -27,7 +27,7 @@ use super::limiter::RateLimiter;
 use super::wal::{self, WriteAheadLog};
 use super::{BufferedRecords, Cut, ReceivedCounter, SourceContext};
 use crate::checkpoint::{decode, encode};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, lock};
 use crate::rdd::{Data, ExecEnv, Rdd};
 
 /// What a receiver's buffer stores: records that can also be written to its log.
@@ -240,7 +240,7 @@ impl<T: Logged> BlockBuffer<T> {
     }
 
     fn pending(&self) -> MutexGuard<'_, Pending<T>> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.state)
     }
 
     /// Whether stores may have to wait (for room or for the rate limit).
@@ -437,10 +437,6 @@ impl<T: Logged> BlockBuffer<T> {
             replay,
         }
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn decode_blocks<T: Logged>(payloads: &[Vec<u8>]) -> std::result::Result<Vec<Vec<T>>, String> {
