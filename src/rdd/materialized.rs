@@ -1,5 +1,5 @@
-//! Partitions held in memory: parallelized data, received blocks, caches and the
-//! outputs of shuffles. Reading one hands out clones, so the data can be read again.
+//! Partitions held in memory: parallelized data, caches and the outputs of shuffles.
+//! Reading one hands out clones, so the data can be read again.
 
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
@@ -141,79 +141,6 @@ impl<T: Data> RddNode<T> for Deferred<T> {
     }
 }
 
-/// Partitions kept as runs of the blocks they were received in, so that making them
-/// an `Rdd` moves no record.
-pub(crate) struct Blocks<T> {
-    partitions: Arc<Vec<Vec<Vec<T>>>>,
-}
-
-impl<T: Data> Blocks<T> {
-    pub(crate) fn new(partitions: Vec<Vec<Vec<T>>>) -> Self {
-        Blocks {
-            partitions: Arc::new(partitions),
-        }
-    }
-}
-
-impl<T: Data> RddNode<T> for Blocks<T> {
-    fn num_partitions(&self) -> usize {
-        self.partitions.len()
-    }
-
-    fn prepare(&self) {}
-
-    fn compute(&self, partition: usize) -> PartitionIter<T> {
-        Box::new(ClonedBlocks {
-            partitions: self.partitions.clone(),
-            partition,
-            block: 0,
-            next: 0,
-        })
-    }
-
-    fn known_len(&self) -> Option<u64> {
-        Some(
-            self.partitions
-                .iter()
-                .flatten()
-                .map(|b| b.len() as u64)
-                .sum(),
-        )
-    }
-}
-
-/// Iterates one partition of [`Blocks`], cloning each element.
-struct ClonedBlocks<T> {
-    partitions: Arc<Vec<Vec<Vec<T>>>>,
-    partition: usize,
-    block: usize,
-    next: usize,
-}
-
-impl<T: Clone> Iterator for ClonedBlocks<T> {
-    type Item = T;
-
-    fn next(&mut self) -> Option<T> {
-        let blocks = self.partitions.get(self.partition)?;
-        loop {
-            let block = blocks.get(self.block)?;
-            if let Some(item) = block.get(self.next) {
-                self.next += 1;
-                return Some(item.clone());
-            }
-            self.block += 1;
-            self.next = 0;
-        }
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        let blocks = self.partitions.get(self.partition).map_or(&[][..], |p| p);
-        let left: usize = blocks.iter().skip(self.block).map(Vec::len).sum::<usize>()
-            - blocks.get(self.block).map_or(0, |_| self.next);
-        (left, Some(left))
-    }
-}
-
 /// `partitions` empty partitions.
 pub(crate) fn empty_partitions<T>(partitions: usize) -> SharedPartitions<T> {
     Arc::new((0..partitions.max(1)).map(|_| Vec::new()).collect())
@@ -277,18 +204,6 @@ mod tests {
         let parts = split_evenly((0..7).collect::<Vec<_>>(), 3);
         assert_eq!(parts, vec![vec![0, 1, 2], vec![3, 4], vec![5, 6]]);
         assert_eq!(split_evenly(Vec::<u8>::new(), 0), vec![Vec::<u8>::new()]);
-    }
-
-    #[test]
-    fn blocks_are_read_in_order_and_report_their_length() {
-        let blocks = Blocks::new(vec![vec![vec![1, 2], vec![], vec![3]], vec![]]);
-        let mut first = blocks.compute(0);
-        assert_eq!(first.size_hint(), (3, Some(3)));
-        assert_eq!(first.next(), Some(1));
-        assert_eq!(first.size_hint(), (2, Some(2)));
-        assert_eq!(first.collect::<Vec<_>>(), vec![2, 3]);
-        assert_eq!(blocks.compute(1).count(), 0);
-        assert_eq!(blocks.known_len(), Some(3));
     }
 
     #[test]

@@ -10,11 +10,12 @@
 //! (`RddNode::prepare`), then compute the partitions in parallel.
 //!
 //! The modules below each hold one concept: `narrow` (fused per-partition operations),
-//! `materialized` (partitions held in memory), `partitioner` (key to partition),
-//! `shuffle` (the combining shuffle all pair operations share), `cogroup` (joins),
+//! `materialized` (partitions held in memory), `blocks` (received data as it was
+//! stored), `partitioner` (key to partition), `shuffle` (the combining shuffle all pair operations share), `cogroup` (joins),
 //! `sort`, `pair` (the pair-RDD API) and `actions`.
 
 mod actions;
+pub(crate) mod blocks;
 mod cartesian;
 mod cogroup;
 pub(crate) mod materialized;
@@ -213,9 +214,12 @@ impl<T: Data> Rdd<T> {
         Rdd::from_node(Materialized::new(partitions), env)
     }
 
-    /// An `Rdd` whose partitions are runs of blocks (see `materialized::Blocks`).
-    pub(crate) fn from_blocks_in(partitions: Vec<Vec<Vec<T>>>, env: Arc<ExecEnv>) -> Rdd<T> {
-        Rdd::from_node(materialized::Blocks::new(partitions), env)
+    /// An `Rdd` whose partitions are runs of blocks (see `blocks`).
+    pub(crate) fn from_blocks_in<B: blocks::Block<Item = T>>(
+        partitions: Vec<Vec<B>>,
+        env: Arc<ExecEnv>,
+    ) -> Rdd<T> {
+        Rdd::from_node(blocks::Blocks::new(partitions), env)
     }
 
     /// An `Rdd` with no elements and one empty partition.

@@ -1,9 +1,9 @@
 //! Records received but not yet cut into a batch.
 //!
-//! Receivers store blocks (a socket read's worth of lines, cut into blocks of the
-//! configured size) or single records; a batch cut takes everything stored so far and
-//! lays it out over the context's partitions. One lock per block, not per record, on
-//! the fast path.
+//! Receivers store blocks (a socket read's worth of lines as one `TextBlock`, cut into
+//! blocks of the configured size) or single records; a batch cut takes everything
+//! stored so far and lays it out over the context's partitions as it was stored (see
+//! `rdd::blocks`). One lock per block, not per record, on the fast path.
 //!
 //! Two things may make a store wait, so that the receiver stops reading and the sender
 //! is slowed down (by TCP flow control, for a socket): the receiver's rate limit (see
@@ -28,11 +28,12 @@ use super::wal::{self, WriteAheadLog};
 use super::{BufferedRecords, Cut, ReceivedCounter, SourceContext};
 use crate::checkpoint::{decode, encode};
 use crate::error::{Error, Result, lock};
+use crate::rdd::blocks::{Block, into_partitions};
 use crate::rdd::{Data, ExecEnv, Rdd};
 
-/// What a receiver's buffer stores: records that can also be written to its log.
-pub(crate) trait Logged: Data + Serialize + DeserializeOwned {}
-impl<T: Data + Serialize + DeserializeOwned> Logged for T {}
+/// What a receiver's buffer stores: blocks that can also be written to its log.
+pub(crate) trait LoggedBlock: Block + Serialize + DeserializeOwned {}
+impl<B: Block + Serialize + DeserializeOwned> LoggedBlock for B {}
 
 /// Where a receiver stands in its write-ahead log, as a checkpoint records it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -55,8 +56,8 @@ pub(crate) struct BufferSettings {
 }
 
 /// Received blocks waiting for the next batch.
-pub(crate) struct BlockBuffer<T> {
-    state: Mutex<Pending<T>>,
+pub(crate) struct BlockBuffer<B> {
+    state: Mutex<Pending<B>>,
     /// Signalled when a cut makes room, or the receiver starts stopping.
     room: Condvar,
     settings: BufferSettings,
@@ -72,15 +73,15 @@ pub(crate) struct BlockBuffer<T> {
     kept: Mutex<VecDeque<u64>>,
 }
 
-struct Pending<T> {
-    blocks: Vec<Vec<T>>,
+struct Pending<B> {
+    blocks: Vec<B>,
     records: usize,
     closed: bool,
     /// The write-ahead log, and the first block no cut has taken.
     log: Option<(WriteAheadLog, u64)>,
 }
 
-impl<T: Logged> BlockBuffer<T> {
+impl<B: LoggedBlock> BlockBuffer<B> {
     pub(crate) fn new(settings: BufferSettings) -> Self {
         BlockBuffer {
             state: Mutex::new(Pending {
@@ -129,7 +130,7 @@ impl<T: Logged> BlockBuffer<T> {
                 Vec::new()
             }
         };
-        let records: usize = unclaimed.iter().map(Vec::len).sum();
+        let records: usize = unclaimed.iter().map(B::len).sum();
         {
             let mut pending = self.pending();
             pending.records += records;
@@ -167,7 +168,7 @@ impl<T: Logged> BlockBuffer<T> {
     }
 
     /// The blocks a cut recorded, read back from the log.
-    pub(crate) fn replay(&self, replay: &[u8], env: &Arc<ExecEnv>) -> Option<(Rdd<T>, u64)> {
+    pub(crate) fn replay(&self, replay: &[u8], env: &Arc<ExecEnv>) -> Option<(Rdd<B::Item>, u64)> {
         let (from, to): (u64, u64) = decode(replay).ok()?;
         let dir = lock(&self.log_dir).as_ref()?.0.clone();
         let blocks = match wal::read(&dir, from, to) {
@@ -178,7 +179,7 @@ impl<T: Logged> BlockBuffer<T> {
                 return None;
             }
         };
-        let records = blocks.iter().map(Vec::len).sum::<usize>() as u64;
+        let records = blocks.iter().map(B::len).sum::<usize>() as u64;
         let partitions = into_partitions(blocks, env.parallelism());
         Some((Rdd::from_blocks_in(partitions, env.clone()), records))
     }
@@ -220,9 +221,13 @@ impl<T: Logged> BlockBuffer<T> {
         }
     }
 
-    /// Appends `block` to the log, if there is one; `false` (and an error logged) if it
-    /// cannot be written, so that the block is not accepted.
-    fn log_block(pending: &mut Pending<T>, block: &[T]) -> bool {
+    /// Appends `block` (of `records` records) to the log, if there is one; `false` (and
+    /// an error logged) if it cannot be written, so that the block is not accepted.
+    fn log_block(
+        pending: &mut Pending<B>,
+        block: &(impl Serialize + ?Sized),
+        records: usize,
+    ) -> bool {
         let Some((log, _)) = &mut pending.log else {
             return true;
         };
@@ -231,15 +236,14 @@ impl<T: Logged> BlockBuffer<T> {
             .and_then(|payload| log.append(&payload));
         if let Err(e) = written {
             tracing::error!(
-                "a received block of {} records could not be written to the write-ahead log and is dropped: {e}",
-                block.len()
+                "a received block of {records} records could not be written to the write-ahead log and is dropped: {e}"
             );
             return false;
         }
         true
     }
 
-    fn pending(&self) -> MutexGuard<'_, Pending<T>> {
+    fn pending(&self) -> MutexGuard<'_, Pending<B>> {
         lock(&self.state)
     }
 
@@ -254,7 +258,7 @@ impl<T: Logged> BlockBuffer<T> {
 
     /// The buffer once it has room for at least one record (or is closed or draining),
     /// and how many records fit.
-    fn pending_with_room(&self) -> (MutexGuard<'_, Pending<T>>, usize) {
+    fn pending_with_room(&self) -> (MutexGuard<'_, Pending<B>>, usize) {
         let mut pending = self.pending();
         let Some(limit) = self.settings.limit else {
             return (pending, usize::MAX);
@@ -273,31 +277,31 @@ impl<T: Logged> BlockBuffer<T> {
         (pending, room)
     }
 
-    /// Stores records in blocks of the configured size, each after the rate limit
-    /// allows it; `false` (and what is left is dropped) once the buffer is closed.
-    pub(crate) fn push_block(&self, records: Vec<T>) -> bool {
-        let block_size = self.settings.limiter.block_size(self.settings.block_size);
-        if records.len() <= block_size {
-            if records.is_empty() {
-                return !self.pending().closed;
-            }
-            return self.store_metered(records);
+    /// Stores `block` in blocks of the configured size (read once per call), each
+    /// after the rate limit allows it; `false` (and what is left is dropped) once the
+    /// buffer is closed.
+    pub(crate) fn push_block(&self, mut block: B) -> bool {
+        if block.is_empty() {
+            return !self.pending().closed;
         }
-        let mut records = records.into_iter();
-        loop {
-            // The rate may change between blocks, and with it the block size.
-            let size = self.settings.limiter.block_size(self.settings.block_size);
-            let block: Vec<T> = records.by_ref().take(size).collect();
-            if block.is_empty() {
-                return true;
-            }
-            if !self.store_metered(block) {
-                return false;
-            }
+        let size = self.settings.limiter.block_size(self.settings.block_size);
+        if block.len() <= size {
+            return self.store_metered(block);
         }
+        // Cut from the back, so that every record is moved at most once.
+        let mut pieces = Vec::with_capacity(block.len().div_ceil(size));
+        while block.len() > size {
+            let at = (block.len() - 1) / size * size;
+            pieces.push(block.split_off(at));
+        }
+        pieces.push(block);
+        pieces
+            .into_iter()
+            .rev()
+            .all(|piece| self.store_metered(piece))
     }
 
-    fn store_metered(&self, block: Vec<T>) -> bool {
+    fn store_metered(&self, block: B) -> bool {
         if !self.is_draining() {
             self.settings
                 .limiter
@@ -307,73 +311,31 @@ impl<T: Logged> BlockBuffer<T> {
     }
 
     /// Stores `block`, as much as fits at a time when the buffer is bounded.
-    fn store_within_room(&self, mut block: Vec<T>) -> bool {
-        while !block.is_empty() {
-            let stored = {
+    fn store_within_room(&self, mut block: B) -> bool {
+        loop {
+            let (stored, rest) = {
                 let (mut pending, room) = self.pending_with_room();
                 if pending.closed {
                     return false;
                 }
-                let rest = if block.len() > room {
-                    block.split_off(room)
-                } else {
-                    Vec::new()
-                };
-                if !Self::log_block(&mut pending, &block) {
-                    block = rest;
-                    continue;
-                }
+                let rest = (block.len() > room).then(|| block.split_off(room));
                 let stored = block.len();
-                pending.records += stored;
-                pending.blocks.push(block);
-                // Under the buffer's lock, so that the gauge never runs ahead of a cut.
-                self.settings.buffered.add(stored);
-                block = rest;
-                stored
+                if Self::log_block(&mut pending, &block, stored) {
+                    pending.records += stored;
+                    pending.blocks.push(block);
+                    // Under the buffer's lock, so that the gauge never runs ahead of a cut.
+                    self.settings.buffered.add(stored);
+                    (stored, rest)
+                } else {
+                    (0, rest)
+                }
             };
             self.settings.received.add(stored as u64);
-        }
-        true
-    }
-
-    /// Stores one record; `false` once the buffer is closed. The rate limit is
-    /// consulted once per block's worth of records.
-    pub(crate) fn push(&self, item: T) -> bool {
-        let block_size = self.settings.block_size;
-        let metered = self.settings.limiter.block_size(block_size);
-        let in_block = self.unmetered.load(Ordering::Relaxed);
-        if in_block == 0 || in_block >= metered {
-            // A new block: it takes its tokens before its first record, as a stored
-            // block does.
-            if !self.is_draining() {
-                self.settings
-                    .limiter
-                    .acquire(metered, &|| self.is_draining());
-            }
-            self.unmetered.store(0, Ordering::Relaxed);
-        }
-        self.unmetered.fetch_add(1, Ordering::Relaxed);
-        {
-            let (mut pending, _) = self.pending_with_room();
-            if pending.closed {
-                return false;
-            }
-            if !Self::log_block(&mut pending, std::slice::from_ref(&item)) {
-                return true;
-            }
-            pending.records += 1;
-            self.settings.buffered.add(1);
-            match pending.blocks.last_mut() {
-                Some(block) if block.len() < block_size => block.push(item),
-                _ => {
-                    let mut block = Vec::with_capacity(16.min(block_size));
-                    block.push(item);
-                    pending.blocks.push(block);
-                }
+            match rest {
+                Some(rest) => block = rest,
+                None => return true,
             }
         }
-        self.settings.received.add(1);
-        true
     }
 
     /// The receiver is stopping: stores from now on neither wait for room nor for the
@@ -395,7 +357,7 @@ impl<T: Logged> BlockBuffer<T> {
     }
 
     /// An empty batch, for a batch time whose records go to the next cut.
-    pub(crate) fn nothing(&self, env: &Arc<ExecEnv>) -> Cut<T> {
+    pub(crate) fn nothing(&self, env: &Arc<ExecEnv>) -> Cut<B::Item> {
         let replay = self
             .pending()
             .log
@@ -410,7 +372,7 @@ impl<T: Logged> BlockBuffer<T> {
 
     /// Takes everything stored so far. With a write-ahead log, the cut records the
     /// range of blocks it took, and the log is synced to disk.
-    pub(crate) fn cut(&self, env: &Arc<ExecEnv>) -> Cut<T> {
+    pub(crate) fn cut(&self, env: &Arc<ExecEnv>) -> Cut<B::Item> {
         let (blocks, taken, logged) = {
             let mut pending = self.pending();
             let taken = std::mem::take(&mut pending.records);
@@ -439,46 +401,50 @@ impl<T: Logged> BlockBuffer<T> {
     }
 }
 
-fn decode_blocks<T: Logged>(payloads: &[Vec<u8>]) -> std::result::Result<Vec<Vec<T>>, String> {
-    payloads.iter().map(|payload| decode(payload)).collect()
-}
-
-/// Lays `blocks` out as at most `partitions` partitions of nearly equal size, in
-/// order: partition 0 holds the first records, the last partition the last ones. Each
-/// partition is a run of blocks, and a block is split only where a partition fills
-/// up, so records are not moved one by one: a cut costs the number of blocks, not of
-/// records.
-pub(crate) fn into_partitions<T>(blocks: Vec<Vec<T>>, partitions: usize) -> Vec<Vec<Vec<T>>> {
-    let total: usize = blocks.iter().map(Vec::len).sum();
-    let count = partitions.clamp(1, total.max(1));
-    let (base, extra) = (total / count, total % count);
-    let mut sizes = (0..count).map(|i| base + usize::from(i < extra));
-    let mut laid_out: Vec<Vec<Vec<T>>> = Vec::with_capacity(count);
-    let mut current: Vec<Vec<T>> = Vec::new();
-    let mut filled = 0;
-    let mut want = sizes.next().unwrap_or(0);
-    for mut block in blocks {
-        while !block.is_empty() {
-            let room = want - filled;
-            let rest = if block.len() > room {
-                block.split_off(room)
-            } else {
-                Vec::new()
-            };
-            filled += block.len();
-            current.push(block);
-            block = rest;
-            if filled == want {
-                laid_out.push(std::mem::take(&mut current));
-                filled = 0;
-                want = sizes.next().unwrap_or(usize::MAX);
+impl<T: Data + Serialize + DeserializeOwned> BlockBuffer<Vec<T>> {
+    /// Stores one record; `false` once the buffer is closed. The rate limit is
+    /// consulted once per block's worth of records.
+    pub(crate) fn push(&self, item: T) -> bool {
+        let block_size = self.settings.block_size;
+        let metered = self.settings.limiter.block_size(block_size);
+        let in_block = self.unmetered.load(Ordering::Relaxed);
+        if in_block == 0 || in_block >= metered {
+            // A new block: it takes its tokens before its first record, as a stored
+            // block does.
+            if !self.is_draining() {
+                self.settings
+                    .limiter
+                    .acquire(metered, &|| self.is_draining());
+            }
+            self.unmetered.store(0, Ordering::Relaxed);
+        }
+        self.unmetered.fetch_add(1, Ordering::Relaxed);
+        {
+            let (mut pending, _) = self.pending_with_room();
+            if pending.closed {
+                return false;
+            }
+            if !Self::log_block(&mut pending, std::slice::from_ref(&item), 1) {
+                return true;
+            }
+            pending.records += 1;
+            self.settings.buffered.add(1);
+            match pending.blocks.last_mut() {
+                Some(block) if block.len() < block_size => block.push(item),
+                _ => {
+                    let mut block = Vec::with_capacity(16.min(block_size));
+                    block.push(item);
+                    pending.blocks.push(block);
+                }
             }
         }
+        self.settings.received.add(1);
+        true
     }
-    if !current.is_empty() || laid_out.is_empty() {
-        laid_out.push(current);
-    }
-    laid_out
+}
+
+fn decode_blocks<B: LoggedBlock>(payloads: &[Vec<u8>]) -> std::result::Result<Vec<B>, String> {
+    payloads.iter().map(|payload| decode(payload)).collect()
 }
 
 #[cfg(test)]
@@ -486,7 +452,7 @@ mod tests {
     use super::*;
     use crate::time::ManualClock;
 
-    fn buffer<T: Logged>(limit: Option<usize>) -> BlockBuffer<T> {
+    fn buffer<B: LoggedBlock>(limit: Option<usize>) -> BlockBuffer<B> {
         BlockBuffer::new(BufferSettings {
             received: Arc::default(),
             buffered: Arc::default(),
@@ -517,7 +483,7 @@ mod tests {
             write_ahead_log: Some(dir.path().to_path_buf()),
         };
         let env = ExecEnv::global();
-        let first = buffer::<String>(None);
+        let first = buffer::<Vec<String>>(None);
         first.open_log(&ctx).unwrap();
         assert!(first.push_block(strings(&["a", "b"])));
         assert!(first.push("c".to_string()));
@@ -526,7 +492,7 @@ mod tests {
         let position = first.position().unwrap();
         drop(first); // killed: "d" is in the log only
 
-        let second = buffer::<String>(None);
+        let second = buffer::<Vec<String>>(None);
         second.restore(&position).unwrap();
         second.open_log(&ctx).unwrap();
         let (rdd, records) = second.replay(cut.replay.as_deref().unwrap(), &env).unwrap();
@@ -538,7 +504,7 @@ mod tests {
 
     #[test]
     fn without_a_checkpoint_directory_nothing_is_logged() {
-        let buffer = buffer::<String>(None);
+        let buffer = buffer::<Vec<String>>(None);
         assert!(buffer.push("a".to_string()));
         assert_eq!(buffer.cut(&ExecEnv::global()).replay, None);
         assert_eq!(buffer.position(), None);
@@ -601,7 +567,7 @@ mod tests {
 
     #[test]
     fn a_large_block_is_stored_as_it_fits_and_the_bound_is_never_passed() {
-        let buffer = Arc::new(buffer(Some(4)));
+        let buffer = Arc::new(buffer::<Vec<i32>>(Some(4)));
         let writer = buffer.clone();
         let pusher = std::thread::spawn(move || writer.push_block((0..10).collect()));
         let mut taken = Vec::new();
@@ -631,62 +597,10 @@ mod tests {
     fn blocks_are_cut_to_the_block_size() {
         let buffer = BlockBuffer::new(BufferSettings {
             block_size: 3,
-            ..buffer::<u32>(None).settings
+            ..buffer::<Vec<u32>>(None).settings
         });
         assert!(buffer.push_block((0..8).collect()));
         let sizes: Vec<usize> = buffer.pending().blocks.iter().map(Vec::len).collect();
         assert_eq!(sizes, vec![3, 3, 2]);
-    }
-
-    /// The records of each partition, in order.
-    fn flat<T: Clone>(partitions: Vec<Vec<Vec<T>>>) -> Vec<Vec<T>> {
-        partitions.into_iter().map(|p| p.concat()).collect()
-    }
-
-    #[test]
-    fn partitions_are_balanced_and_in_order() {
-        let blocks = vec![vec![1, 2, 3, 4, 5], vec![6], vec![7], vec![8, 9, 10]];
-        assert_eq!(
-            flat(into_partitions(blocks, 3)),
-            vec![vec![1, 2, 3, 4], vec![5, 6, 7], vec![8, 9, 10]]
-        );
-        let blocks = vec![vec![1], vec![2], vec![3]];
-        assert_eq!(flat(into_partitions(blocks, 2)), vec![vec![1, 2], vec![3]]);
-        assert_eq!(
-            flat(into_partitions(vec![vec![1, 2]], 8)),
-            vec![vec![1], vec![2]]
-        );
-        assert_eq!(
-            flat(into_partitions(Vec::<Vec<u8>>::new(), 4)),
-            vec![Vec::<u8>::new()]
-        );
-        assert_eq!(
-            flat(into_partitions(vec![vec![], vec![7u8]], 4)),
-            vec![vec![7]]
-        );
-    }
-
-    #[test]
-    fn whole_blocks_stay_whole() {
-        let blocks = vec![vec![1, 2], vec![3, 4], vec![5, 6], vec![7, 8]];
-        assert_eq!(
-            into_partitions(blocks, 2),
-            vec![vec![vec![1, 2], vec![3, 4]], vec![vec![5, 6], vec![7, 8]]]
-        );
-    }
-
-    #[test]
-    fn partitioning_keeps_every_record_once() {
-        for partitions in 1..6 {
-            let blocks: Vec<Vec<u32>> = (0..7).map(|b| (b * 10..b * 10 + b).collect()).collect();
-            let laid_out = flat(into_partitions(blocks.clone(), partitions));
-            let all: Vec<u32> = laid_out.iter().flatten().copied().collect();
-            assert_eq!(all, blocks.into_iter().flatten().collect::<Vec<_>>());
-            let sizes: Vec<usize> = laid_out.iter().map(Vec::len).collect();
-            assert!(
-                sizes.iter().max().unwrap() - sizes.iter().min().unwrap() <= 1,
-                "{sizes:?}"
-            );
-        }
     }
 }

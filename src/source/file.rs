@@ -26,11 +26,12 @@ use std::time::SystemTime;
 
 use rayon::prelude::*;
 
-use super::buffer::into_partitions;
-use super::lines::split_lines_in_chunks;
+use super::lines::{TextBlock, split_lines_in_chunks};
 use super::{Cut, InputSource, ReceivedCounter, SourceContext};
 use crate::error::{Error, Result};
-use crate::rdd::{Data, ExecEnv, Rdd};
+use crate::rdd::blocks::Block;
+use crate::rdd::blocks::into_partitions;
+use crate::rdd::{ExecEnv, Rdd};
 use crate::time::Time;
 
 /// How a file stream starts: the options of
@@ -90,27 +91,31 @@ impl FileStreamOptions {
 
 /// How a file stream turns a file into elements.
 pub(crate) trait FileFormat: Send + Sync + 'static {
-    type Item: Data;
+    /// What a file is read into: blocks of elements.
+    type Block: Block;
 
     /// The stream's name in messages.
     fn kind(&self) -> &'static str;
 
-    /// The elements of the file at `path` in chunks, or `None` (reported) if it cannot
+    /// The elements of the file at `path` in blocks, or `None` (reported) if it cannot
     /// be read or used.
-    fn read(&self, path: &Path) -> Option<Vec<Vec<Self::Item>>>;
+    fn read(&self, path: &Path) -> Option<Vec<Self::Block>>;
 }
+
+/// The elements a file stream of format `F` gives.
+type Item<F> = <<F as FileFormat>::Block as Block>::Item;
 
 /// Lines of text (`text_file_stream`).
 pub(crate) struct TextLines;
 
 impl FileFormat for TextLines {
-    type Item = String;
+    type Block = TextBlock;
 
     fn kind(&self) -> &'static str {
         "text_file_stream"
     }
 
-    fn read(&self, path: &Path) -> Option<Vec<Vec<String>>> {
+    fn read(&self, path: &Path) -> Option<Vec<TextBlock>> {
         let bytes = read_file(self.kind(), path)?;
         let (lines, invalid) = split_lines_in_chunks(&bytes, CHUNK_BYTES);
         if invalid > 0 {
@@ -141,7 +146,7 @@ impl BinaryRecords {
 }
 
 impl FileFormat for BinaryRecords {
-    type Item = Vec<u8>;
+    type Block = Vec<Vec<u8>>;
 
     fn kind(&self) -> &'static str {
         "binary_records_stream"
@@ -389,8 +394,8 @@ impl<F: FileFormat> FileInput<F> {
 
     /// Reads `files` (relative to `base`) in parallel (large files in parallel chunks
     /// too), and lays their elements out in order over the context's partitions.
-    fn read(&self, files: &[PathBuf], env: &Arc<ExecEnv>) -> (Rdd<F::Item>, u64) {
-        let chunks: Vec<Vec<F::Item>> = env.run(|| {
+    fn read(&self, files: &[PathBuf], env: &Arc<ExecEnv>) -> (Rdd<Item<F>>, u64) {
+        let chunks: Vec<F::Block> = env.run(|| {
             files
                 .par_iter()
                 .filter_map(|rel| self.format.read(&self.base.join(rel)))
@@ -416,7 +421,7 @@ impl<F: FileFormat> FileInput<F> {
     }
 }
 
-impl<F: FileFormat> InputSource<F::Item> for FileInput<F> {
+impl<F: FileFormat> InputSource<Item<F>> for FileInput<F> {
     fn start(&self, _ctx: &SourceContext) -> Result<()> {
         let listing = self.list()?;
         if !self.restored.load(Ordering::SeqCst) && self.options.new_files_only {
@@ -426,7 +431,7 @@ impl<F: FileFormat> InputSource<F::Item> for FileInput<F> {
     }
 
     /// Reads the new files; the replay record is their paths, in order.
-    fn cut(&self, _time: Time, env: &Arc<ExecEnv>) -> Cut<F::Item> {
+    fn cut(&self, _time: Time, env: &Arc<ExecEnv>) -> Cut<Item<F>> {
         let files = self.take_new_files();
         let paths: Vec<Vec<u8>> = files.iter().map(|p| path_bytes(p)).collect();
         let (rdd, records) = self.read(&files, env);
@@ -448,7 +453,7 @@ impl<F: FileFormat> InputSource<F::Item> for FileInput<F> {
         Ok(())
     }
 
-    fn replay(&self, replay: &[u8], env: &Arc<ExecEnv>) -> Option<(Rdd<F::Item>, u64)> {
+    fn replay(&self, replay: &[u8], env: &Arc<ExecEnv>) -> Option<(Rdd<Item<F>>, u64)> {
         let files = self.decode(replay).ok()?;
         Some(self.read(&files, env))
     }

@@ -62,7 +62,7 @@ pub trait Receiver: Send + 'static {
 
 /// Where a [`Receiver`] stores its records.
 pub struct ReceiverSink<T> {
-    buffer: Arc<BlockBuffer<T>>,
+    buffer: Arc<BlockBuffer<Vec<T>>>,
     control: Arc<Control>,
 }
 
@@ -121,7 +121,7 @@ impl<T: Data + serde::Serialize + serde::de::DeserializeOwned> ReceiverSink<T> {
 /// The input source of `receiver_stream`.
 pub(crate) struct ReceiverInput<R: Receiver> {
     receiver: Mutex<Option<R>>,
-    buffer: Arc<BlockBuffer<R::Item>>,
+    buffer: Arc<BlockBuffer<Vec<R::Item>>>,
     control: Arc<Control>,
     thread: Mutex<Option<(JoinHandle<()>, crossbeam_channel::Receiver<()>)>>,
     rate_controller: Option<Arc<RateController>>,

@@ -1,7 +1,7 @@
 //! `socket_text_stream`: lines of text read from a TCP server, such as `nc -lk 9999`.
 //!
-//! The receiver is a task on the context's tokio runtime. It connects, reads, splits
-//! lines and stores a read's lines in blocks. When it cannot connect, or the server
+//! The receiver is a task on the context's tokio runtime. It connects, reads, and
+//! stores each read's complete lines as one `TextBlock` (no allocation per line). When it cannot connect, or the server
 //! closes the connection, it tries again after the restart delay, as Spark's receiver
 //! does; the application keeps running. It reports each change (connected, retrying
 //! with the error, stopped) to the context's receiver registry, which logs it once.
@@ -14,7 +14,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use super::buffer::{BlockBuffer, BufferSettings};
-use super::lines::{decode_line, split_complete_lines};
+use super::lines::TextBlock;
 use super::status::ReceiverReporter;
 use super::{Cut, InputSource, RateController, SourceContext};
 use crate::error::Result;
@@ -30,7 +30,7 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 pub(crate) struct SocketInput {
     host: String,
     port: u16,
-    buffer: Arc<BlockBuffer<String>>,
+    buffer: Arc<BlockBuffer<TextBlock>>,
     running: Mutex<Option<Running>>,
     rate_controller: Option<Arc<RateController>>,
 }
@@ -148,7 +148,7 @@ struct SocketReceiver {
     address: String,
     host: String,
     port: u16,
-    buffer: Arc<BlockBuffer<String>>,
+    buffer: Arc<BlockBuffer<TextBlock>>,
     restart_delay: Duration,
     invalid_lines: u64,
 }
@@ -200,16 +200,17 @@ impl SocketReceiver {
                 _ = stopped.changed() => return Ok(Ended::Stopped),
             };
             let before = self.invalid_lines;
-            let mut lines = Vec::new();
             if read == 0 {
-                if !pending.is_empty() {
-                    lines.push(decode_line(&pending, &mut self.invalid_lines));
-                }
-                self.store(lines, before);
+                let last = TextBlock::new(&pending, &mut self.invalid_lines);
+                self.store(last, before);
                 return Ok(Ended::ClosedByServer);
             }
-            let used =
-                split_complete_lines(&pending, scan_from, &mut lines, &mut self.invalid_lines);
+            // Only the new bytes can end the unfinished line.
+            let Some(last_end) = memchr::memrchr(b'\n', &pending[scan_from..]) else {
+                continue;
+            };
+            let used = scan_from + last_end + 1;
+            let lines = TextBlock::new(&pending[..used], &mut self.invalid_lines);
             pending.drain(..used);
             if !self.store(lines, before) {
                 return Ok(Ended::Stopped);
@@ -220,7 +221,7 @@ impl SocketReceiver {
     /// Stores a read's lines and warns about lines that were not UTF-8. The store may
     /// wait for the rate limit or for room; the task then stops reading, and the
     /// sender is held back by TCP flow control.
-    fn store(&self, lines: Vec<String>, invalid_before: u64) -> bool {
+    fn store(&self, lines: TextBlock, invalid_before: u64) -> bool {
         let new_invalid = self.invalid_lines - invalid_before;
         if new_invalid > 0 {
             tracing::warn!(
