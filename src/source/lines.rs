@@ -9,6 +9,7 @@
 //! a buffered line costs its bytes and one offset. A line becomes a `String` when a
 //! batch reads it.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use serde::de::Error as _;
@@ -16,14 +17,15 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::rdd::blocks::Block;
 
-/// Lines of text held as one shared string and the end of each line.
+/// Lines of text held as one shared string and the end of each line. Splitting a block
+/// shares both, so the pieces of a read cost no allocation.
 #[derive(Clone, Debug)]
 pub(crate) struct TextBlock {
     text: Arc<str>,
-    /// Where the first line starts.
-    first: usize,
-    /// Where each line ends (at its `\n`, or at the end of the text), in `text`.
-    ends: Vec<usize>,
+    /// Where each line of `text` ends (at its `\n`, or at the end of the text).
+    ends: Arc<[usize]>,
+    /// The lines (indexes into `ends`) this block holds.
+    lines: Range<usize>,
 }
 
 impl TextBlock {
@@ -34,21 +36,25 @@ impl TextBlock {
             Ok(text) => Arc::from(text),
             Err(_) => Arc::from(decode_lossily(bytes, invalid)),
         };
-        let mut ends: Vec<usize> = memchr::memchr_iter(b'\n', text.as_bytes()).collect();
-        if !text.is_empty() && !text.ends_with('\n') {
+        let unterminated = !text.is_empty() && !text.ends_with('\n');
+        let count = memchr::memchr_iter(b'\n', text.as_bytes()).count() + usize::from(unterminated);
+        let mut ends = Vec::with_capacity(count);
+        ends.extend(memchr::memchr_iter(b'\n', text.as_bytes()));
+        if unterminated {
             ends.push(text.len());
         }
         TextBlock {
             text,
-            first: 0,
-            ends,
+            ends: Arc::from(ends),
+            lines: 0..count,
         }
     }
 
+    /// Where line `line` (an index into `ends`) starts.
     fn start_of(&self, line: usize) -> usize {
         match line.checked_sub(1) {
             Some(before) => self.ends.get(before).map_or(self.text.len(), |end| end + 1),
-            None => self.first,
+            None => 0,
         }
     }
 }
@@ -75,34 +81,41 @@ impl Block for TextBlock {
     type Item = String;
 
     fn len(&self) -> usize {
-        self.ends.len()
+        self.lines.len()
     }
 
     fn split_off(&mut self, at: usize) -> TextBlock {
-        let first = self.start_of(at.min(self.ends.len()));
-        let ends = self.ends.split_off(at.min(self.ends.len()));
-        TextBlock {
+        let middle = self.lines.start + at.min(self.lines.len());
+        let rest = TextBlock {
             text: self.text.clone(),
-            first,
-            ends,
-        }
+            ends: self.ends.clone(),
+            lines: middle..self.lines.end,
+        };
+        self.lines.end = middle;
+        rest
     }
 
     fn read(&self, index: usize) -> Option<String> {
-        let end = *self.ends.get(index)?;
+        let line = self.lines.start.checked_add(index)?;
+        if line >= self.lines.end {
+            return None;
+        }
+        let end = *self.ends.get(line)?;
         // Construction puts every end at a `\n` or the end of the text, so the range
         // is on character boundaries.
-        let line = self.text.get(self.start_of(index)..end)?;
-        Some(line.strip_suffix('\r').unwrap_or(line).to_owned())
+        let text = self.text.get(self.start_of(line)..end)?;
+        Some(text.strip_suffix('\r').unwrap_or(text).to_owned())
     }
 }
 
 /// Written to a receiver's write-ahead log as its lines' text and their ends.
 impl Serialize for TextBlock {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let end = self.ends.last().map_or(self.first, |end| *end);
-        let text = self.text.get(self.first..end).unwrap_or_default();
-        let ends: Vec<usize> = self.ends.iter().map(|end| end - self.first).collect();
+        let first = self.start_of(self.lines.start);
+        let ends = self.ends.get(self.lines.clone()).unwrap_or_default();
+        let end = ends.last().map_or(first, |end| *end);
+        let text = self.text.get(first..end).unwrap_or_default();
+        let ends: Vec<usize> = ends.iter().map(|end| end - first).collect();
         (text, ends).serialize(serializer)
     }
 }
@@ -121,8 +134,8 @@ impl<'de> Deserialize<'de> for TextBlock {
         }
         Ok(TextBlock {
             text: Arc::from(text),
-            first: 0,
-            ends,
+            lines: 0..ends.len(),
+            ends: Arc::from(ends),
         })
     }
 }
