@@ -53,6 +53,7 @@ fn drop_file(input: &Path, n: u32) {
 
 /// The child's role. Does nothing in an ordinary test run.
 #[test]
+#[ignore = "a child process's role, run by this file's tests; does nothing by itself"]
 fn crash_child() {
     if let Ok(root) = std::env::var(CHILD_ENV) {
         run_child(Path::new(&root), Duration::from_secs(3)).unwrap();
@@ -61,6 +62,7 @@ fn crash_child() {
 
 /// The early-crash child's role. Does nothing in an ordinary test run.
 #[test]
+#[ignore = "a child process's role, run by this file's tests; does nothing by itself"]
 fn early_crash_child() {
     if let Ok(root) = std::env::var(EARLY_CHILD_ENV) {
         run_child(Path::new(&root), Duration::from_secs(10)).unwrap();

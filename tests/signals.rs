@@ -6,6 +6,8 @@
 //! The child runs on the system clock (signals and processes are real); the checks do
 //! not depend on timing: exit status, and which lines were counted how often.
 
+#![cfg(unix)]
+
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -23,6 +25,7 @@ const PATIENCE: Duration = Duration::from_secs(60);
 
 /// The child's role. Does nothing in an ordinary test run.
 #[test]
+#[ignore = "a child process's role, run by this file's tests; does nothing by itself"]
 fn signal_child() {
     if let Ok(setting) = std::env::var(CHILD_ENV) {
         let (role, rest) = setting.split_once(':').unwrap();
@@ -79,6 +82,7 @@ fn spawn_child(role: &str, port: u16, root: &Path) -> Child {
         .args([
             "signal_child",
             "--exact",
+            "--ignored",
             "--nocapture",
             "--test-threads",
             "1",

@@ -155,7 +155,14 @@ impl StreamingListener for ReportStart {
 /// Returns the first batch time it reported with [`ReportStart`].
 pub fn run_child_program(child_test: &str, env: (&str, &str), kill_after: Option<usize>) -> i64 {
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([child_test, "--exact", "--nocapture", "--test-threads", "1"])
+        .args([
+            child_test,
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
         .env(env.0, env.1)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
