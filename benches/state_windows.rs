@@ -148,11 +148,11 @@ fn initial_state(ssc: &StreamingContext, keys: u64) -> Rdd<(u64, u64)> {
 fn update_state_by_key(keys: u64, pairs: u64) -> anyhow::Result<Driver> {
     Driver::start(pairs, keys, |ssc, pairs| {
         pairs
+            .partitioned(ssc.parallelism())
             .update_state_by_key_with_initial(
                 |new: &[u64], count: Option<u64>| {
                     Some(count.unwrap_or(0) + new.iter().sum::<u64>())
                 },
-                ssc.parallelism(),
                 initial_state(ssc, keys),
             )
             .checkpoint_interval(NO_CHECKPOINT)?

@@ -87,10 +87,11 @@ pub mod time;
 pub use config::{Parallelism, StreamingConfig};
 pub use context::{StreamingContext, StreamingContextBuilder};
 pub use dstream::{
-    DStream, MapWithStateStream, OutputResult, RejectedJson, State, StateData, StateSize, StateSpec,
+    DStream, MapWithStateStream, OutputResult, PartitionedDStream, RejectedJson, State, StateData,
+    StateSize, StateSpec,
 };
 pub use error::{Error, Result};
-pub use rdd::{Data, HashPartitioner, Key, PartitionIter, Partitioner, Rdd};
+pub use rdd::{Data, HashPartitioner, Key, PartitionIter, PartitionedRdd, Partitioner, Rdd};
 pub use scheduler::{BatchInfo, StreamingListener};
 pub use source::{
     FileStreamOptions, RateController, RddQueue, Receiver, ReceiverSink, ReceiverState,

@@ -444,12 +444,12 @@ fn windowed(
             .clock(clock)
             .build()?;
         word_pairs(&ssc, &input)
+            .partitioned(2)
             .reduce_by_key_and_window_inv_with(
                 |a, b| a + b,
                 |a, b| a - b,
                 Duration::from_secs(3),
                 SECOND,
-                2,
                 |_, count| *count != 0,
             )?
             .checkpoint_interval(Duration::from_secs(2))?

@@ -24,8 +24,8 @@
 //!     `-> foreach_rdd(number of keys, sum of the counts)`; the run ends when the
 //!     state's sum equals the corpus's words; `variant=map_with_state` keeps the
 //!     running count with `map_with_state` and reads its `state_snapshots`;
-//!   * `W3`: `... -> reduce_by_key_and_window_inv_with(+, -, window 4 batches, slide 1
-//!     batch, `threads` partitions, keep count != 0)` with a checkpoint directory
+//!   * `W3`: `... -> partitioned(threads).reduce_by_key_and_window_inv_with(+, -,
+//!     window 4 batches, slide 1 batch, keep count != 0)` with a checkpoint directory
 //!     `-> foreach_rdd(sum of the window)`. The words counted per batch are recovered
 //!     from the window sums, `b_t = W_t - W_{t-1} + b_{t-4}`, so the pipeline does no
 //!     extra work.
@@ -484,14 +484,15 @@ impl Pipeline {
                 })?;
             }
             Workload::W3 => {
-                let windowed = pairs.reduce_by_key_and_window_inv_with(
-                    |a, b| a + b,
-                    |a, b| a - b,
-                    batch * WINDOW_BATCHES as u32,
-                    batch,
-                    self.threads,
-                    |_, count| *count != 0,
-                )?;
+                let windowed = pairs
+                    .partitioned(self.threads)
+                    .reduce_by_key_and_window_inv_with(
+                        |a, b| a + b,
+                        |a, b| a - b,
+                        batch * WINDOW_BATCHES as u32,
+                        batch,
+                        |_, count| *count != 0,
+                    )?;
                 windowed.foreach_rdd(move |rdd, time| {
                     let (keys, sum) = keys_and_sum(&rdd);
                     counter.record_window(time, batch, keys, sum);

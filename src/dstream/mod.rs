@@ -7,7 +7,7 @@
 //! the work happens when the batch's output operations run.
 //!
 //! Modules: `transform` (per-batch operations on any stream), `pair` (operations on
-//! streams of pairs), `window` (windows, plain and incremental), `state`
+//! streams of pairs), `partitioned` (choosing a keyed operation's partitioner), `window` (windows, plain and incremental), `state`
 //! (`update_state_by_key`, `map_with_state`), `store` (the state store and per-batch
 //! steps that state and incremental windows share), `output` (`foreach_rdd`,
 //! `pprint`, `save_as_text_files`), `job` (the work they hand the scheduler),
@@ -17,6 +17,7 @@ mod job;
 mod json;
 mod output;
 mod pair;
+mod partitioned;
 mod registry;
 pub(crate) mod state;
 pub(crate) mod store;
@@ -37,6 +38,7 @@ pub(crate) use job::Job;
 pub use json::RejectedJson;
 pub(crate) use output::OutputOperation;
 pub use output::OutputResult;
+pub use partitioned::PartitionedDStream;
 pub(crate) use registry::StreamRegistry;
 pub use state::{MapWithStateStream, State, StateData, StateSpec};
 pub use store::StateSize;

@@ -16,7 +16,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
-use dstream::{BatchInfo, DStream, Data, ManualClock, StreamingContext, StreamingListener, Time};
+use dstream::{
+    BatchInfo, DStream, Data, ManualClock, Partitioner, StreamingContext, StreamingListener, Time,
+};
 
 /// How long any single wait may take before the test fails.
 pub const PATIENCE: Duration = Duration::from_secs(30);
@@ -112,6 +114,43 @@ pub fn batch_millis<T>(batches: &Batches<T>) -> Vec<i64> {
 /// `(word, count)` pairs from string literals.
 pub fn counts(pairs: &[(&str, i32)]) -> Vec<(String, i32)> {
     pairs.iter().map(|(w, c)| (w.to_string(), *c)).collect()
+}
+
+/// Words by their first letter: `a` to `h` in partition 0, `i` to `p` in 1, the rest
+/// (and the empty word) in 2. Not a hash, so a test can tell it is the one used.
+pub struct ByFirstLetter;
+
+impl Partitioner<String> for ByFirstLetter {
+    fn num_partitions(&self) -> usize {
+        3
+    }
+
+    fn partition(&self, word: &String) -> usize {
+        match word.bytes().next() {
+            Some(b'a'..=b'h') => 0,
+            Some(b'i'..=b'p') => 1,
+            _ => 2,
+        }
+    }
+}
+
+/// Each batch's partitions as `glom` gave them, each partition sorted.
+pub fn sorted_partitions<T: Ord + Clone>(batches: &Batches<Vec<T>>) -> Vec<Vec<Vec<T>>> {
+    batches
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, partitions)| {
+            partitions
+                .iter()
+                .map(|partition| {
+                    let mut partition = partition.clone();
+                    partition.sort();
+                    partition
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// Owned lines from string literals.
