@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{ByFirstLetter, Harness, collect, counts, lines, sorted_batches, sorted_partitions};
-use dstream::{RddQueue, StreamingContext, Time};
+use dstream::{Parallelism, RddQueue, StreamingConfig, StreamingContext, Time};
 
 fn word_count_stream(h: &Harness, queue: &RddQueue<String>) -> dstream::DStream<(String, i32)> {
     h.ssc
@@ -560,8 +560,11 @@ fn several_contexts_run_side_by_side_in_one_process() {
 fn batches_are_timed_on_the_interval_grid_of_the_clock() {
     let clock = dstream::ManualClock::new(Time::from_millis(12_345));
     let ssc = StreamingContext::builder()
-        .batch_interval(Duration::from_secs(10))
-        .master("local[1]")
+        .config(StreamingConfig {
+            batch_interval: Duration::from_secs(10),
+            parallelism: Parallelism::threads_exactly(1),
+            ..StreamingConfig::default()
+        })
         .clock(clock.clone())
         .build()
         .unwrap();

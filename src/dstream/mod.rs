@@ -202,14 +202,17 @@ impl<T: Data> GraphNode for StreamNode<T> {
 /// batch once the [`StreamingContext`](crate::StreamingContext) starts.
 ///
 /// ```
-/// use dstream::{ManualClock, RddQueue, StreamingContext, Time};
+/// use dstream::{ManualClock, RddQueue, StreamingConfig, StreamingContext, Time};
 /// use std::sync::{Arc, Mutex};
 /// use std::time::Duration;
 ///
 /// # fn main() -> dstream::Result<()> {
 /// let clock = ManualClock::new(Time::from_millis(0));
 /// let ssc = StreamingContext::builder()
-///     .batch_interval(Duration::from_secs(1))
+///     .config(StreamingConfig {
+///         batch_interval: Duration::from_secs(1),
+///         ..StreamingConfig::default()
+///     })
 ///     .clock(clock.clone())
 ///     .build()?;
 /// let queue = RddQueue::new();
@@ -330,18 +333,21 @@ impl<T: Data> DStream<T> {
     /// The `Rdd`s this stream still remembers for batch times from `from` to `to`
     /// (both included), oldest first, as Spark's `slice`. A stream forgets a batch's
     /// `Rdd` once the batch has completed, unless its windows or the context's
-    /// [`remember`](crate::StreamingContextBuilder::remember) duration keep it longer.
+    /// [`remember`](crate::StreamingContext::remember) duration keep it longer.
     ///
     /// ```
-    /// use dstream::{ManualClock, RddQueue, StreamingContext, Time};
+    /// use dstream::{ManualClock, RddQueue, StreamingConfig, StreamingContext, Time};
     /// use std::time::Duration;
     /// # fn main() -> dstream::Result<()> {
     /// let clock = ManualClock::default();
     /// let ssc = StreamingContext::builder()
-    ///     .batch_interval(Duration::from_secs(1))
-    ///     .remember(Duration::from_secs(2))
+    ///     .config(StreamingConfig {
+    ///         batch_interval: Duration::from_secs(1),
+    ///         ..StreamingConfig::default()
+    ///     })
     ///     .clock(clock.clone())
     ///     .build()?;
+    /// ssc.remember(Duration::from_secs(2))?;
     /// let queue = RddQueue::new();
     /// for n in 1..=3 {
     ///     queue.push(ssc.parallelize(vec![n]));

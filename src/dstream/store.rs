@@ -379,11 +379,14 @@ impl<K: Key, S: Data, M: Data> StateCore<K, S, M> {
 /// [`StreamingContext::state_sizes`](crate::StreamingContext::state_sizes) reports it.
 ///
 /// ```
-/// use dstream::{ManualClock, RddQueue, StreamingContext};
+/// use dstream::{ManualClock, RddQueue, StreamingConfig, StreamingContext};
 /// use std::time::Duration;
 /// # fn main() -> dstream::Result<()> {
 /// let ssc = StreamingContext::builder()
-///     .batch_interval(Duration::from_secs(1))
+///     .config(StreamingConfig {
+///         batch_interval: Duration::from_secs(1),
+///         ..StreamingConfig::default()
+///     })
 ///     .clock(ManualClock::default())
 ///     .build()?;
 /// let totals = ssc

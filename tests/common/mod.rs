@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,7 +17,8 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use dstream::{
-    BatchInfo, DStream, Data, ManualClock, Partitioner, StreamingContext, StreamingListener, Time,
+    BatchInfo, DStream, Data, ManualClock, Parallelism, Partitioner, StreamingConfig,
+    StreamingContext, StreamingListener, Time,
 };
 
 /// How long any single wait may take before the test fails.
@@ -32,12 +33,26 @@ pub struct Harness {
 
 impl Harness {
     pub fn new(interval: Duration) -> Harness {
+        Harness::configured(Harness::config(interval))
+    }
+
+    /// The settings of the tests' contexts: two threads, receivers that retry soon.
+    pub fn config(interval: Duration) -> StreamingConfig {
+        StreamingConfig {
+            batch_interval: interval,
+            parallelism: Parallelism::threads_exactly(2),
+            receiver_restart_delay: Duration::from_millis(20),
+            ..StreamingConfig::default()
+        }
+    }
+
+    /// A harness whose context has `config`.
+    pub fn configured(config: StreamingConfig) -> Harness {
         let clock = ManualClock::new(Time::from_millis(0));
+        let interval = config.batch_interval;
         let ssc = StreamingContext::builder()
-            .batch_interval(interval)
-            .master("local[2]")
+            .config(config)
             .clock(clock.clone())
-            .receiver_restart_delay(Duration::from_millis(20))
             .build()
             .expect("valid settings");
         Harness {
@@ -45,6 +60,17 @@ impl Harness {
             clock,
             interval,
         }
+    }
+
+    /// A harness with one-second batches and the status page on a free port of
+    /// 127.0.0.1, and where the page listens.
+    pub fn with_status_page() -> (Harness, SocketAddr) {
+        let h = Harness::configured(StreamingConfig {
+            status_page: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            ..Harness::config(Duration::from_secs(1))
+        });
+        let page = h.ssc.status_page_address().expect("a status page");
+        (h, page)
     }
 
     /// A harness with one-second batches.
@@ -252,8 +278,11 @@ pub fn start_word_count_child(
     let (build_clock, finished, out) = (clock.clone(), done.clone(), root.to_path_buf());
     let ssc = StreamingContext::get_or_create(root.join("checkpoint"), move || {
         let ssc = StreamingContext::builder()
-            .batch_interval(Duration::from_secs(1))
-            .master("local[2]")
+            .config(StreamingConfig {
+                batch_interval: Duration::from_secs(1),
+                parallelism: Parallelism::threads_exactly(2),
+                ..StreamingConfig::default()
+            })
             .clock(build_clock)
             .build()?;
         let counts = lines_of(&ssc)?
