@@ -40,7 +40,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use common::SplitMix;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use dstream::{DStream, ManualClock, Rdd, RddQueue, State, StateSpec, StreamingContext, Time};
+use dstream::{
+    DStream, ManualClock, Parallelism, Rdd, RddQueue, State, StateSpec, StreamingConfig,
+    StreamingContext, Time,
+};
 use tempfile::TempDir;
 
 /// The batch interval (only the manual clock sees it).
@@ -87,8 +90,11 @@ impl Driver {
     ) -> anyhow::Result<Driver> {
         let clock = ManualClock::new(Time::from_millis(0));
         let ssc = StreamingContext::builder()
-            .batch_interval(BATCH)
-            .master("local[2]")
+            .config(StreamingConfig {
+                batch_interval: BATCH,
+                parallelism: Parallelism::threads_exactly(2),
+                ..StreamingConfig::default()
+            })
             .clock(clock.clone())
             .build()?;
         let checkpoint = tempfile::tempdir()?;
@@ -148,11 +154,11 @@ fn initial_state(ssc: &StreamingContext, keys: u64) -> Rdd<(u64, u64)> {
 fn update_state_by_key(keys: u64, pairs: u64) -> anyhow::Result<Driver> {
     Driver::start(pairs, keys, |ssc, pairs| {
         pairs
+            .partitioned(ssc.parallelism())
             .update_state_by_key_with_initial(
                 |new: &[u64], count: Option<u64>| {
                     Some(count.unwrap_or(0) + new.iter().sum::<u64>())
                 },
-                ssc.parallelism(),
                 initial_state(ssc, keys),
             )
             .checkpoint_interval(NO_CHECKPOINT)?

@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use anyhow::bail;
 use clap::Parser;
-use dstream::StreamingContext;
 use dstream::logging::BatchLogger;
+use dstream::{StreamingConfig, StreamingContext};
 
 #[derive(Parser)]
 #[command(about = "Counts the words of new files in a directory, batch by batch")]
@@ -50,7 +50,11 @@ fn main() -> anyhow::Result<()> {
     };
     check_directory(&directory)?;
 
-    let ssc = StreamingContext::new("local[*]", Duration::from_secs_f64(args.batch_secs))?;
+    let ssc = StreamingContext::from_config(StreamingConfig {
+        batch_interval: Duration::from_secs_f64(args.batch_secs),
+        stop_on_signal: true, // Ctrl-C stops gracefully: what was read is counted first
+        ..StreamingConfig::default()
+    })?;
     let lines = ssc.text_file_stream(&directory);
     let word_counts = lines
         .flat_map_into(|line, words| words.extend(line.split(' ').map(String::from)))
@@ -59,7 +63,6 @@ fn main() -> anyhow::Result<()> {
     word_counts.pprint()?;
 
     ssc.add_listener(BatchLogger);
-    ssc.stop_on_signal()?;
     ssc.start()?;
     if demo_dir.is_some() {
         println!(

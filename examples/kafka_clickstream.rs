@@ -88,7 +88,9 @@ fn events(second: i64, n: u64) -> String {
 }
 
 fn produce(config: &KafkaConfig, topic: &str, schedule: &common::Schedule) -> anyhow::Result<()> {
-    let ssc = StreamingContext::new("local[1]", Duration::from_secs(1))?;
+    let mut settings = schedule.config("local[1]")?;
+    settings.batch_interval = Duration::from_secs(1); // one second of events per batch
+    let ssc = StreamingContext::from_config(settings)?;
     ssc.rate_stream(1)
         .map(|(time, n): (Time, u64)| events(time.as_millis() / 1000, n))
         .write_to_kafka(config, topic, |json| {
@@ -119,9 +121,9 @@ fn print_table(time: Time, rows: &[(i64, (u64, u64))]) {
 }
 
 fn consume(config: &KafkaConfig, topic: &str, schedule: &common::Schedule) -> anyhow::Result<()> {
-    let batch = schedule.batch_interval();
+    let settings = schedule.config("local[*]")?;
     let ssc = StreamingContext::get_or_create(CHECKPOINT, || {
-        let ssc = StreamingContext::new("local[*]", batch)?;
+        let ssc = StreamingContext::from_config(settings)?;
         let source = KafkaSource::new(config, [topic]).starting_offsets(StartingOffsets::Earliest);
         let (clicks, rejected) = ssc.kafka_stream(source)?.text().parse_json::<Click>();
         rejected.foreach_rdd(|rdd, time| {

@@ -85,9 +85,9 @@ fn main() -> anyhow::Result<()> {
         None
     };
 
-    let batch = args.schedule.batch_interval();
+    let settings = args.schedule.config("local[*]")?;
     let ssc = StreamingContext::get_or_create(CHECKPOINT, || {
-        let ssc = StreamingContext::new("local[*]", batch)?;
+        let ssc = StreamingContext::from_config(settings)?;
         let source =
             KafkaSource::new(&config, [&args.topic]).starting_offsets(StartingOffsets::Earliest);
         let lines = ssc.kafka_stream(source)?.text();

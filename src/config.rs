@@ -1,18 +1,26 @@
 //! [`StreamingConfig`]: every setting of a [`StreamingContext`](crate::StreamingContext)
 //! in one value, with documented defaults, loadable from `DSTREAM_*` environment
-//! variables.
+//! variables and from Spark's `spark.*` keys.
+//!
+//! This is the one place settings are made. What is not a setting but part of the
+//! program stays a call, as in Spark: the checkpoint directory
+//! ([`StreamingContext::checkpoint`](crate::StreamingContext::checkpoint) or
+//! [`get_or_create`](crate::StreamingContext::get_or_create)) and how long streams
+//! remember their batches ([`remember`](crate::StreamingContext::remember)).
 //!
 //! A program sets what it needs in code and lets the environment override it, so the
-//! same binary runs with another batch interval, rate limit or checkpoint directory
-//! without a rebuild:
+//! same binary runs with another batch interval or rate limit without a rebuild:
 //!
 //! ```
 //! use dstream::{StreamingConfig, StreamingContext};
 //! use std::time::Duration;
 //!
 //! # fn main() -> dstream::Result<()> {
-//! let mut config = StreamingConfig::default();
-//! config.batch_interval = Duration::from_secs(2);
+//! let config = StreamingConfig {
+//!     batch_interval: Duration::from_secs(2),
+//!     backpressure: true,
+//!     ..StreamingConfig::default()
+//! };
 //! let config = config.with_vars([("DSTREAM_RECEIVER_MAX_RATE", "5000"), ("DSTREAM_MASTER", "local[2]")])?;
 //! assert_eq!(config.receiver_max_rate, Some(5000));
 //! let ssc = StreamingContext::from_config(config)?;
@@ -22,7 +30,6 @@
 //! ```
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -44,9 +51,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("DSTREAM_BATCH_INTERVAL_MS", "batch_interval"),
     ("DSTREAM_MASTER", "parallelism"),
     ("DSTREAM_PARALLELISM", "parallelism"),
-    ("DSTREAM_CHECKPOINT_DIR", "checkpoint_dir"),
     ("DSTREAM_CHECKPOINT_INTERVAL_MS", "checkpoint_interval"),
-    ("DSTREAM_REMEMBER_MS", "remember"),
     ("DSTREAM_RECEIVER_MAX_RATE", "receiver_max_rate"),
     ("DSTREAM_BACKPRESSURE", "backpressure"),
     ("DSTREAM_MAX_BUFFERED_RECORDS", "max_buffered_records"),
@@ -70,6 +75,26 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "DSTREAM_BACKPRESSURE_INITIAL_RATE",
         "backpressure_initial_rate",
     ),
+];
+
+/// The Spark configuration keys [`StreamingConfig::with_spark_conf`] reads, with the
+/// setting each one fills. Spark's own meaning, where dstream differs: `spark.ui.port`
+/// turns the status page on (on 127.0.0.1; Spark's web UI is on by default), and
+/// `spark.streaming.stopGracefullyOnShutdown` stops on SIGINT as well as SIGTERM.
+pub const SPARK_KEYS: &[(&str, &str)] = &[
+    ("spark.master", "parallelism"),
+    ("spark.streaming.receiver.maxRate", "receiver_max_rate"),
+    ("spark.streaming.backpressure.enabled", "backpressure"),
+    (
+        "spark.streaming.backpressure.initialRate",
+        "backpressure_initial_rate",
+    ),
+    (
+        "spark.streaming.receiver.writeAheadLog.enable",
+        "receiver_write_ahead_log",
+    ),
+    ("spark.ui.port", "status_page"),
+    ("spark.streaming.stopGracefullyOnShutdown", "stop_on_signal"),
 ];
 
 /// How many threads do the work: Spark's `local[N]` master settings are accepted.
@@ -126,22 +151,39 @@ impl Parallelism {
     }
 }
 
-/// Every setting of a streaming context. `Default` gives the documented defaults;
-/// [`from_env`](Self::from_env) and [`with_env`](Self::with_env) read `DSTREAM_*`
-/// environment variables; [`StreamingContext::from_config`](crate::StreamingContext::from_config)
-/// and [`StreamingContextBuilder::config`](crate::StreamingContextBuilder::config)
-/// use it. Invalid values are an [`Error::InvalidSetting`] naming the setting.
+/// Every setting of a streaming context, and the only place each is set: fill in the
+/// fields (`..StreamingConfig::default()` for the rest), let `DSTREAM_*` environment
+/// variables ([`with_env`](Self::with_env)) or Spark keys
+/// ([`with_spark_conf`](Self::with_spark_conf)) override them, and build the context
+/// with [`StreamingContext::from_config`](crate::StreamingContext::from_config) (or
+/// [`StreamingContext::builder`](crate::StreamingContext::builder) to give it a
+/// clock as well). `Default` gives the documented defaults. Invalid values are an
+/// [`Error::InvalidSetting`] naming the setting.
 ///
 /// ```
-/// use dstream::{Error, StreamingConfig};
+/// use dstream::{Error, Parallelism, StreamingConfig, StreamingContext};
+/// use std::time::Duration;
+///
+/// # fn main() -> dstream::Result<()> {
+/// let config = StreamingConfig {
+///     batch_interval: Duration::from_secs(10),
+///     parallelism: Parallelism::parse("local[2]")?,
+///     receiver_max_rate: Some(10_000),
+///     ..StreamingConfig::default()
+/// };
+/// let ssc = StreamingContext::from_config(config)?;
+/// assert_eq!(ssc.config().receiver_max_rate, Some(10_000));
 ///
 /// let err = StreamingConfig::default()
 ///     .with_vars([("DSTREAM_BLOCK_SIZE", "lots")])
 ///     .unwrap_err();
 /// assert!(matches!(err, Error::InvalidSetting { setting: "DSTREAM_BLOCK_SIZE", .. }));
+/// # Ok(())
+/// # }
 /// ```
+// Not `#[non_exhaustive]`: the struct literal with `..StreamingConfig::default()` is how
+// programs make one, and code written so keeps compiling when a setting is added.
 #[derive(Clone, Debug, PartialEq)]
-#[non_exhaustive]
 pub struct StreamingConfig {
     /// The batch interval, a positive whole number of milliseconds. No default: it
     /// must be set (`DSTREAM_BATCH_INTERVAL_MS`).
@@ -149,17 +191,10 @@ pub struct StreamingConfig {
     /// Worker threads and default partitions. Default: one per logical core
     /// (`DSTREAM_MASTER` as `local[N]`/`local[*]`, or `DSTREAM_PARALLELISM` as N).
     pub parallelism: Parallelism,
-    /// Where checkpoints go, as [`StreamingContext::checkpoint`](crate::StreamingContext::checkpoint).
-    /// Default: none (`DSTREAM_CHECKPOINT_DIR`).
-    pub checkpoint_dir: Option<PathBuf>,
     /// How often checkpoints are written, a multiple of the batch interval; a stream's
     /// own `checkpoint_interval` wins. Default: the smallest multiple of the batch
     /// interval that is at least 10 s (`DSTREAM_CHECKPOINT_INTERVAL_MS`).
     pub checkpoint_interval: Option<Duration>,
-    /// How long every stream keeps its `Rdd`s after their batch, on top of what its
-    /// windows need, as Spark's `ssc.remember`. Default: only what windows need
-    /// (`DSTREAM_REMEMBER_MS`).
-    pub remember: Option<Duration>,
     /// The most records per second each receiver accepts, as Spark's
     /// `spark.streaming.receiver.maxRate`. Default: no limit (`DSTREAM_RECEIVER_MAX_RATE`).
     pub receiver_max_rate: Option<u64>,
@@ -183,17 +218,35 @@ pub struct StreamingConfig {
     /// How long a failed receiver waits before trying again. Default: 2 s
     /// (`DSTREAM_RECEIVER_RESTART_DELAY_MS`).
     pub receiver_restart_delay: Duration,
-    /// Where the live status page listens. Default: off (`DSTREAM_STATUS_PAGE`, an
-    /// address such as `127.0.0.1:4040`, or a port, bound to 127.0.0.1).
+    /// Where the live status page listens, like the Streaming tab of Spark's UI
+    /// (port 0: any free port). The address is bound when the context is built, which
+    /// fails with [`Error::StatusPageAddress`] if it is taken (rather than moving to
+    /// another port, so the URL is always the one asked for);
+    /// [`StreamingContext::status_page_address`](crate::StreamingContext::status_page_address)
+    /// tells where it listens, and the page is served from the start until the context
+    /// stops. It shows uptime, totals, timelines and histograms of input rate and
+    /// delays, the active and recent batches, each receiver's status and each stateful
+    /// stream's number of keys; its JSON is at `/api/v1/summary`, `/api/v1/batches`,
+    /// `/api/v1/receivers` and `/api/v1/streams` (fields in the README). It reads only
+    /// what listeners and the state stores keep anyway, so it does not slow batches.
+    /// Default: off (`DSTREAM_STATUS_PAGE`, an address such as `127.0.0.1:4040`, or a
+    /// port, bound to 127.0.0.1; `spark.ui.port`).
     pub status_page: Option<SocketAddr>,
     /// How long a graceful stop may take before queued batches are dropped, as
     /// Spark's `spark.streaming.gracefulStopTimeout`. Default: ten batch intervals,
     /// but at least 30 s, so that short batches do not make a stop drop data that a
     /// busy machine needs a few seconds for (`DSTREAM_STOP_TIMEOUT_MS`).
     pub stop_timeout: Option<Duration>,
-    /// Whether SIGINT and SIGTERM stop the context gracefully (see
-    /// [`StreamingContext::stop_on_signal`](crate::StreamingContext::stop_on_signal)).
-    /// Default: off (`DSTREAM_STOP_ON_SIGNAL`).
+    /// Whether SIGINT (Ctrl-C) and SIGTERM stop the context gracefully once it has
+    /// started: receivers stop accepting, everything already accepted is processed
+    /// and output, a last checkpoint is written, and
+    /// [`await_termination`](crate::StreamingContext::await_termination) returns `Ok`,
+    /// so `main` can return and the process exit with status 0. A second signal
+    /// during that stop exits the process at once with status 128 + the signal's
+    /// number (130 for SIGINT, 143 for SIGTERM). The handlers stay installed for the
+    /// life of the process: once the context has stopped these signals no longer end
+    /// it by themselves. Default: off (`DSTREAM_STOP_ON_SIGNAL`,
+    /// `spark.streaming.stopGracefullyOnShutdown`).
     pub stop_on_signal: bool,
     /// Whether batches go on after one fails, as in Spark: the first failure is still
     /// what `await_termination` returns (at once, while the context runs on), and the
@@ -216,9 +269,7 @@ impl Default for StreamingConfig {
         StreamingConfig {
             batch_interval: Duration::ZERO,
             parallelism: Parallelism::all_cores(),
-            checkpoint_dir: None,
             checkpoint_interval: None,
-            remember: None,
             receiver_max_rate: None,
             backpressure: false,
             backpressure_initial_rate: None,
@@ -250,14 +301,56 @@ impl StreamingConfig {
     /// This configuration, overridden by the `DSTREAM_*` pairs among `vars`; other
     /// names are ignored. Values are checked as [`validate`](Self::validate) does,
     /// once all are read.
-    pub fn with_vars<K, V>(mut self, vars: impl IntoIterator<Item = (K, V)>) -> Result<Self>
+    pub fn with_vars<K, V>(self, vars: impl IntoIterator<Item = (K, V)>) -> Result<Self>
     where
         K: AsRef<str>,
         V: AsRef<str>,
     {
-        for (name, value) in vars {
-            let Some(&(name, _)) = ENV_VARS.iter().find(|(known, _)| *known == name.as_ref())
-            else {
+        self.with_pairs(ENV_VARS, vars)
+    }
+
+    /// This configuration, overridden by the Spark configuration keys among `conf`
+    /// (see [`SPARK_KEYS`]), as PySpark's `SparkConf` gives them; other keys are
+    /// ignored. Values are checked as [`validate`](Self::validate) does, once all are
+    /// read.
+    ///
+    /// ```
+    /// use dstream::StreamingConfig;
+    /// use std::time::Duration;
+    /// # fn main() -> dstream::Result<()> {
+    /// let config = StreamingConfig { batch_interval: Duration::from_secs(1), ..StreamingConfig::default() }
+    ///     .with_spark_conf([
+    ///         ("spark.master", "local[3]"),
+    ///         ("spark.streaming.backpressure.enabled", "true"),
+    ///         ("spark.ui.port", "4040"),
+    ///         ("spark.app.name", "ignored"),
+    ///     ])?;
+    /// assert_eq!(config.parallelism.threads(), 3);
+    /// assert!(config.backpressure);
+    /// assert_eq!(config.status_page, Some("127.0.0.1:4040".parse().unwrap()));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn with_spark_conf<K, V>(self, conf: impl IntoIterator<Item = (K, V)>) -> Result<Self>
+    where
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        self.with_pairs(SPARK_KEYS, conf)
+    }
+
+    /// This configuration, overridden by the pairs whose names `known` lists.
+    fn with_pairs<K, V>(
+        mut self,
+        known: &'static [(&'static str, &'static str)],
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Self>
+    where
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        for (name, value) in pairs {
+            let Some(&(name, _)) = known.iter().find(|(key, _)| *key == name.as_ref()) else {
                 continue;
             };
             self.set(name, value.as_ref().trim())?;
@@ -269,7 +362,7 @@ impl StreamingConfig {
     fn set(&mut self, name: &'static str, value: &str) -> Result<()> {
         match name {
             "DSTREAM_BATCH_INTERVAL_MS" => self.batch_interval = millis(name, value)?,
-            "DSTREAM_MASTER" | "DSTREAM_PARALLELISM" => {
+            "DSTREAM_MASTER" | "DSTREAM_PARALLELISM" | "spark.master" => {
                 self.parallelism = Parallelism::parse(value).map_err(|_| {
                     invalid(
                         name,
@@ -278,19 +371,16 @@ impl StreamingConfig {
                     )
                 })?;
             }
-            "DSTREAM_CHECKPOINT_DIR" => {
-                if value.is_empty() {
-                    return Err(invalid(name, value, "expected a directory"));
-                }
-                self.checkpoint_dir = Some(PathBuf::from(value));
-            }
             "DSTREAM_CHECKPOINT_INTERVAL_MS" => {
                 self.checkpoint_interval = Some(millis(name, value)?);
             }
-            "DSTREAM_REMEMBER_MS" => self.remember = Some(millis(name, value)?),
-            "DSTREAM_RECEIVER_MAX_RATE" => self.receiver_max_rate = Some(number(name, value)?),
-            "DSTREAM_BACKPRESSURE" => self.backpressure = boolean(name, value)?,
-            "DSTREAM_BACKPRESSURE_INITIAL_RATE" => {
+            "DSTREAM_RECEIVER_MAX_RATE" | "spark.streaming.receiver.maxRate" => {
+                self.receiver_max_rate = Some(number(name, value)?);
+            }
+            "DSTREAM_BACKPRESSURE" | "spark.streaming.backpressure.enabled" => {
+                self.backpressure = boolean(name, value)?;
+            }
+            "DSTREAM_BACKPRESSURE_INITIAL_RATE" | "spark.streaming.backpressure.initialRate" => {
                 self.backpressure_initial_rate = Some(number(name, value)?);
             }
             "DSTREAM_MAX_BUFFERED_RECORDS" => {
@@ -301,15 +391,22 @@ impl StreamingConfig {
                 self.receiver_restart_delay = millis(name, value)?;
             }
             "DSTREAM_STATUS_PAGE" => self.status_page = Some(address(name, value)?),
+            "spark.ui.port" => {
+                let port = number(name, value)?;
+                self.status_page = Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
+            }
             "DSTREAM_STOP_TIMEOUT_MS" => self.stop_timeout = Some(millis(name, value)?),
-            "DSTREAM_STOP_ON_SIGNAL" => self.stop_on_signal = boolean(name, value)?,
+            "DSTREAM_STOP_ON_SIGNAL" | "spark.streaming.stopGracefullyOnShutdown" => {
+                self.stop_on_signal = boolean(name, value)?;
+            }
             "DSTREAM_CONTINUE_AFTER_FAILED_BATCH" => {
                 self.continue_after_failed_batch = boolean(name, value)?;
             }
-            "DSTREAM_RECEIVER_WRITE_AHEAD_LOG" => {
+            "DSTREAM_RECEIVER_WRITE_AHEAD_LOG"
+            | "spark.streaming.receiver.writeAheadLog.enable" => {
                 self.receiver_write_ahead_log = boolean(name, value)?;
             }
-            _ => unreachable!("every name in ENV_VARS is handled"),
+            _ => unreachable!("every name in ENV_VARS and SPARK_KEYS is handled"),
         }
         Ok(())
     }
@@ -453,9 +550,7 @@ mod tests {
         let config = with(&[
             ("DSTREAM_BATCH_INTERVAL_MS", "500"),
             ("DSTREAM_PARALLELISM", "3"),
-            ("DSTREAM_CHECKPOINT_DIR", "/tmp/ckpt"),
             ("DSTREAM_CHECKPOINT_INTERVAL_MS", "5000"),
-            ("DSTREAM_REMEMBER_MS", "60000"),
             ("DSTREAM_RECEIVER_MAX_RATE", "1000"),
             ("DSTREAM_BACKPRESSURE", "true"),
             ("DSTREAM_BACKPRESSURE_INITIAL_RATE", "3000"),
@@ -473,9 +568,7 @@ mod tests {
         let expected = StreamingConfig {
             batch_interval: Duration::from_millis(500),
             parallelism: Parallelism::threads_exactly(3),
-            checkpoint_dir: Some(PathBuf::from("/tmp/ckpt")),
             checkpoint_interval: Some(Duration::from_secs(5)),
-            remember: Some(Duration::from_secs(60)),
             receiver_max_rate: Some(1000),
             backpressure: true,
             backpressure_initial_rate: Some(3000),
@@ -489,7 +582,53 @@ mod tests {
             receiver_write_ahead_log: false,
         };
         assert_eq!(config, expected);
-        assert_eq!(ENV_VARS.len(), 17);
+        assert_eq!(ENV_VARS.len(), 15);
+    }
+
+    #[test]
+    fn every_spark_key_sets_its_setting() {
+        let config = StreamingConfig {
+            batch_interval: Duration::from_secs(1),
+            ..StreamingConfig::default()
+        }
+        .with_spark_conf([
+            ("spark.master", "local[3]"),
+            ("spark.streaming.receiver.maxRate", "1000"),
+            ("spark.streaming.backpressure.enabled", "true"),
+            ("spark.streaming.backpressure.initialRate", "3000"),
+            ("spark.streaming.receiver.writeAheadLog.enable", "false"),
+            ("spark.ui.port", "0"),
+            ("spark.streaming.stopGracefullyOnShutdown", "true"),
+            ("spark.app.name", "ignored"),
+            ("DSTREAM_BLOCK_SIZE", "7"),
+        ])
+        .unwrap();
+        let expected = StreamingConfig {
+            batch_interval: Duration::from_secs(1),
+            parallelism: Parallelism::threads_exactly(3),
+            receiver_max_rate: Some(1000),
+            backpressure: true,
+            backpressure_initial_rate: Some(3000),
+            receiver_write_ahead_log: false,
+            status_page: Some("127.0.0.1:0".parse().unwrap()),
+            stop_on_signal: true,
+            ..StreamingConfig::default()
+        };
+        assert_eq!(config, expected);
+        assert_eq!(SPARK_KEYS.len(), 7);
+        let err = StreamingConfig::default()
+            .with_spark_conf([("spark.ui.port", "http")])
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::InvalidSetting {
+                    setting: "spark.ui.port",
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]
@@ -506,7 +645,6 @@ mod tests {
             ("DSTREAM_BACKPRESSURE", "maybe"),
             ("DSTREAM_RECEIVER_MAX_RATE", "-5"),
             ("DSTREAM_STATUS_PAGE", "localhost"),
-            ("DSTREAM_CHECKPOINT_DIR", ""),
         ];
         for (name, value) in cases {
             let err = with(&[(name, value)]).unwrap_err();

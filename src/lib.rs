@@ -17,8 +17,11 @@
 //! // A manual clock makes batches happen exactly when the program says.
 //! let clock = ManualClock::new(Time::from_millis(0));
 //! let ssc = StreamingContext::builder()
-//!     .batch_interval(Duration::from_secs(10))
-//!     .master("local[2]")
+//!     .config(StreamingConfig {
+//!         batch_interval: Duration::from_secs(10),
+//!         parallelism: Parallelism::threads_exactly(2),
+//!         ..StreamingConfig::default()
+//!     })
 //!     .clock(clock.clone())
 //!     .build()?;
 //!
@@ -87,10 +90,11 @@ pub mod time;
 pub use config::{Parallelism, StreamingConfig};
 pub use context::{StreamingContext, StreamingContextBuilder};
 pub use dstream::{
-    DStream, MapWithStateStream, OutputResult, RejectedJson, State, StateData, StateSize, StateSpec,
+    DStream, MapWithStateStream, OutputResult, PartitionedDStream, RejectedJson, State, StateData,
+    StateSize, StateSpec,
 };
 pub use error::{Error, Result};
-pub use rdd::{Data, HashPartitioner, Key, PartitionIter, Partitioner, Rdd};
+pub use rdd::{Data, HashPartitioner, Key, PartitionIter, PartitionedRdd, Partitioner, Rdd};
 pub use scheduler::{BatchInfo, StreamingListener};
 pub use source::{
     FileStreamOptions, RateController, RddQueue, Receiver, ReceiverSink, ReceiverState,
@@ -106,7 +110,7 @@ pub struct ReadmeDoctests;
 /// The names most programs need: `use dstream::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        BatchInfo, DStream, ManualClock, Rdd, RddQueue, State, StateSpec, StreamingContext,
-        StreamingListener, Time,
+        BatchInfo, DStream, ManualClock, Parallelism, Rdd, RddQueue, State, StateSpec,
+        StreamingConfig, StreamingContext, StreamingListener, Time,
     };
 }

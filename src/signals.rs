@@ -1,5 +1,5 @@
 //! Graceful stop on SIGINT and SIGTERM, served by the context's tokio runtime (see
-//! [`StreamingContext::stop_on_signal`](crate::StreamingContext::stop_on_signal)).
+//! [`StreamingConfig::stop_on_signal`](crate::StreamingConfig::stop_on_signal)).
 
 use tokio::runtime::Handle;
 

@@ -19,7 +19,9 @@ use std::time::Duration;
 
 use common::PATIENCE;
 use crossbeam_channel::{Receiver, Sender};
-use dstream::{BatchInfo, ManualClock, StreamingContext, StreamingListener, Time};
+use dstream::{
+    BatchInfo, ManualClock, Parallelism, StreamingConfig, StreamingContext, StreamingListener, Time,
+};
 
 const SECOND: Duration = Duration::from_secs(1);
 
@@ -69,11 +71,14 @@ fn a_max_rate_holds_a_receiver_to_the_rate_on_the_clock() {
     let (listener, port) = listen();
     let clock = ManualClock::new(Time::from_millis(0));
     let ssc = StreamingContext::builder()
-        .batch_interval(SECOND)
-        .master("local[2]")
+        .config(StreamingConfig {
+            batch_interval: SECOND,
+            parallelism: Parallelism::threads_exactly(2),
+            receiver_max_rate: Some(RATE),
+            block_size: BLOCK as usize,
+            ..StreamingConfig::default()
+        })
         .clock(clock.clone())
-        .receiver_max_rate(RATE)
-        .block_size(BLOCK as usize)
         .build()
         .unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -119,12 +124,15 @@ fn an_initial_rate_holds_the_receiver_until_the_first_estimate() {
     let (listener, port) = listen();
     let clock = ManualClock::new(Time::from_millis(0));
     let ssc = StreamingContext::builder()
-        .batch_interval(SECOND)
-        .master("local[2]")
+        .config(StreamingConfig {
+            batch_interval: SECOND,
+            parallelism: Parallelism::threads_exactly(2),
+            backpressure: true,
+            backpressure_initial_rate: Some(RATE),
+            block_size: BLOCK as usize,
+            ..StreamingConfig::default()
+        })
         .clock(clock.clone())
-        .backpressure(true)
-        .backpressure_initial_rate(RATE)
-        .block_size(BLOCK as usize)
         .build()
         .unwrap();
     ssc.socket_text_stream("127.0.0.1", port)
@@ -166,10 +174,13 @@ fn a_receiver_storing_single_records_is_held_to_the_rate() {
     const RATE: u64 = 100;
     let clock = ManualClock::new(Time::from_millis(0));
     let ssc = StreamingContext::builder()
-        .batch_interval(SECOND)
-        .master("local[2]")
+        .config(StreamingConfig {
+            batch_interval: SECOND,
+            parallelism: Parallelism::threads_exactly(2),
+            receiver_max_rate: Some(RATE),
+            ..StreamingConfig::default()
+        })
         .clock(clock.clone())
-        .receiver_max_rate(RATE)
         .build()
         .unwrap();
     let counted = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -247,12 +258,15 @@ impl Overloaded {
         let (listener, port) = listen();
         let clock = ManualClock::new(Time::from_millis(0));
         let ssc = StreamingContext::builder()
-            .batch_interval(SECOND)
-            .master("local[2]")
+            .config(StreamingConfig {
+                batch_interval: SECOND,
+                parallelism: Parallelism::threads_exactly(2),
+                backpressure,
+                max_buffered_records: Some(bound),
+                block_size: 100,
+                ..StreamingConfig::default()
+            })
             .clock(clock.clone())
-            .backpressure(backpressure)
-            .max_buffered_records(bound)
-            .block_size(100)
             .build()
             .unwrap();
         let in_flight = Arc::new(InFlight::default());

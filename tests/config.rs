@@ -1,5 +1,5 @@
-//! `StreamingConfig` end to end: contexts built from a configuration (from code and
-//! from `DSTREAM_*` variables) behave as it says.
+//! `StreamingConfig` end to end: contexts built from a configuration (from code, from
+//! `DSTREAM_*` variables and from Spark keys) behave as it says.
 
 mod common;
 
@@ -19,7 +19,6 @@ fn a_context_takes_its_settings_from_the_variables() {
     let settings = config(&[
         ("DSTREAM_BATCH_INTERVAL_MS", "500"),
         ("DSTREAM_MASTER", "local[3]"),
-        ("DSTREAM_CHECKPOINT_DIR", checkpoint.to_str().unwrap()),
         ("DSTREAM_CHECKPOINT_INTERVAL_MS", "1000"),
     ])
     .unwrap();
@@ -31,10 +30,10 @@ fn a_context_takes_its_settings_from_the_variables() {
         .unwrap();
     assert_eq!(ssc.batch_interval(), Duration::from_millis(500));
     assert_eq!(ssc.parallelism(), 3);
+    ssc.checkpoint(&checkpoint).unwrap();
 
-    // State needs the checkpoint directory, which comes from the configuration, and
-    // is written before the first batch, then every configured interval: after batch
-    // 1000, not after batch 500.
+    // State needs the checkpoint directory, and is written before the first batch,
+    // then every configured interval: after batch 1000, not after batch 500.
     let queue = RddQueue::new();
     for word in ["a", "b", "a"] {
         queue.push(ssc.parallelize(vec![word.to_string()]));
@@ -68,11 +67,12 @@ fn invalid_settings_are_reported_with_their_names() {
         err.to_string(),
         "invalid setting DSTREAM_BATCH_INTERVAL_MS=\"soon\": expected a whole number of milliseconds"
     );
-    let err = StreamingContext::builder()
-        .batch_interval(Duration::from_secs(1))
-        .receiver_max_rate(0)
-        .build()
-        .unwrap_err();
+    let err = StreamingContext::from_config(StreamingConfig {
+        batch_interval: Duration::from_secs(1),
+        receiver_max_rate: Some(0),
+        ..StreamingConfig::default()
+    })
+    .unwrap_err();
     assert!(
         matches!(
             err,
@@ -83,11 +83,12 @@ fn invalid_settings_are_reported_with_their_names() {
         ),
         "{err}"
     );
-    let err = StreamingContext::builder()
-        .batch_interval(Duration::from_secs(1))
-        .checkpoint_interval(Duration::from_millis(1500))
-        .build()
-        .unwrap_err();
+    let err = StreamingContext::from_config(StreamingConfig {
+        batch_interval: Duration::from_secs(1),
+        checkpoint_interval: Some(Duration::from_millis(1500)),
+        ..StreamingConfig::default()
+    })
+    .unwrap_err();
     assert!(err.to_string().contains("checkpoint_interval"), "{err}");
     let err = StreamingContext::from_config(StreamingConfig::default()).unwrap_err();
     assert!(matches!(err, Error::InvalidBatchInterval { .. }), "{err}");
@@ -119,22 +120,46 @@ fn remembered_after_three_batches(ssc: &StreamingContext, clock: &ManualClock) -
 
 #[test]
 fn the_remember_duration_keeps_past_batches() {
-    let context = |remember: Option<&str>| {
-        let mut vars = vec![("DSTREAM_BATCH_INTERVAL_MS", "1000")];
-        vars.extend(remember.map(|ms| ("DSTREAM_REMEMBER_MS", ms)));
+    let context = |remember: Option<u64>| {
         let clock = ManualClock::new(Time::from_millis(0));
         let ssc = StreamingContext::builder()
-            .config(config(&vars).unwrap())
+            .config(config(&[("DSTREAM_BATCH_INTERVAL_MS", "1000")]).unwrap())
             .clock(clock.clone())
             .build()
             .unwrap();
+        if let Some(ms) = remember {
+            ssc.remember(Duration::from_millis(ms)).unwrap();
+        }
         (ssc, clock)
     };
-    let (ssc, clock) = context(Some("2000"));
+    let (ssc, clock) = context(Some(2000));
     assert_eq!(
         remembered_after_three_batches(&ssc, &clock),
         vec![vec![2], vec![3]]
     );
     let (ssc, clock) = context(None);
     assert!(remembered_after_three_batches(&ssc, &clock).is_empty());
+}
+
+#[test]
+fn a_context_takes_its_settings_from_spark_keys() {
+    let settings = StreamingConfig {
+        batch_interval: Duration::from_secs(1),
+        ..StreamingConfig::default()
+    }
+    .with_spark_conf([
+        ("spark.master", "local[3]"),
+        ("spark.streaming.receiver.maxRate", "100"),
+        ("spark.ui.port", "0"),
+    ])
+    .unwrap();
+    let ssc = StreamingContext::builder()
+        .config(settings)
+        .clock(ManualClock::default())
+        .build()
+        .unwrap();
+    assert_eq!(ssc.parallelism(), 3);
+    assert_eq!(ssc.config().receiver_max_rate, Some(100));
+    let page = ssc.status_page_address().unwrap();
+    assert!(page.ip().is_loopback() && page.port() != 0, "{page}");
 }

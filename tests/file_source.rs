@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use common::{Harness, collect, lines, sorted_batches};
-use dstream::{Error, FileStreamOptions, ManualClock, StreamingContext, Time};
+use dstream::{
+    Error, FileStreamOptions, ManualClock, Parallelism, StreamingConfig, StreamingContext, Time,
+};
 
 /// Writes `text` to `dir/name` the way writers should: under a hidden name, then
 /// renamed into place.
@@ -154,10 +156,13 @@ fn harness_stopping_within(stop_timeout: Duration) -> Harness {
     let clock = dstream::ManualClock::new(dstream::Time::from_millis(0));
     let interval = Duration::from_secs(1);
     let ssc = dstream::StreamingContext::builder()
-        .batch_interval(interval)
-        .master("local[2]")
+        .config(StreamingConfig {
+            batch_interval: interval,
+            parallelism: Parallelism::threads_exactly(2),
+            stop_timeout: Some(stop_timeout),
+            ..StreamingConfig::default()
+        })
         .clock(clock.clone())
-        .stop_timeout(stop_timeout)
         .build()
         .unwrap();
     Harness {
@@ -290,8 +295,11 @@ fn counting_all_files(
     let (lines_seen, state) = (lines_seen.clone(), state.clone());
     move || {
         let ssc = StreamingContext::builder()
-            .batch_interval(Duration::from_secs(1))
-            .master("local[2]")
+            .config(StreamingConfig {
+                batch_interval: Duration::from_secs(1),
+                parallelism: Parallelism::threads_exactly(2),
+                ..StreamingConfig::default()
+            })
             .clock(clock)
             .build()?;
         let options = FileStreamOptions::new().new_files_only(false);

@@ -7,7 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{Harness, PATIENCE, collect, sorted_batches};
-use dstream::{BatchInfo, Error, RddQueue, StreamingContext, StreamingListener, Time};
+use dstream::{
+    BatchInfo, Error, Parallelism, RddQueue, StreamingConfig, StreamingContext, StreamingListener,
+    Time,
+};
 
 #[test]
 fn bad_settings_are_clear_errors() {
@@ -369,10 +372,13 @@ fn stopping_within_300ms() -> Harness {
     let clock = dstream::ManualClock::new(Time::from_millis(0));
     let interval = Duration::from_secs(1);
     let ssc = StreamingContext::builder()
-        .batch_interval(interval)
-        .master("local[2]")
+        .config(StreamingConfig {
+            batch_interval: interval,
+            parallelism: Parallelism::threads_exactly(2),
+            stop_timeout: Some(Duration::from_millis(300)),
+            ..StreamingConfig::default()
+        })
         .clock(clock.clone())
-        .stop_timeout(Duration::from_millis(300))
         .build()
         .unwrap();
     Harness {
@@ -455,10 +461,13 @@ fn stop_returns_after_its_timeout_while_computing_a_batch_is_stuck() {
 fn continuing_harness() -> Harness {
     let clock = dstream::ManualClock::new(Time::from_millis(0));
     let ssc = StreamingContext::builder()
-        .batch_interval(Duration::from_secs(1))
-        .master("local[2]")
+        .config(StreamingConfig {
+            batch_interval: Duration::from_secs(1),
+            parallelism: Parallelism::threads_exactly(2),
+            continue_after_failed_batch: true,
+            ..StreamingConfig::default()
+        })
         .clock(clock.clone())
-        .continue_after_failed_batch(true)
         .build()
         .unwrap();
     Harness {

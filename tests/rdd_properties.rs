@@ -52,7 +52,7 @@ fn default_partitions() -> usize {
     rayon::current_num_threads()
 }
 
-/// Checks a shuffle's default variant and its `_with_partitions(.., n)` variant
+/// Checks a shuffle with the default partitioning and with `partitioned(n)`
 /// against the same model, as multisets.
 fn check_shuffle<T: Data + Ord + Debug>(
     default: Rdd<T>,
@@ -99,6 +99,9 @@ fn left_outer_model(left: &[(u8, i32)], right: &[(u8, char)]) -> Vec<(u8, (i32, 
     }
     out
 }
+
+/// A key's values on the left and on the right of a cogroup.
+type Groups = (Vec<i32>, Vec<char>);
 
 /// A partitioner whose answers are mostly out of range, to check they are wrapped.
 struct Scaled(usize);
@@ -287,7 +290,7 @@ proptest! {
             .collect();
         check_shuffle(
             rdd.reduce_by_key(|a, b| a + b),
-            rdd.reduce_by_key_with_partitions(|a, b| a + b, n),
+            rdd.partitioned(n).reduce_by_key(|a, b| a + b),
             n,
             expected,
         )?;
@@ -302,7 +305,7 @@ proptest! {
         let rdd = Rdd::from_vec(data.clone(), m);
         check_shuffle(
             rdd.group_by_key(),
-            rdd.group_by_key_with_partitions(n),
+            rdd.partitioned(n).group_by_key(),
             n,
             groups(&data).into_iter().collect(),
         )?;
@@ -324,7 +327,7 @@ proptest! {
             .collect();
         check_shuffle(
             rdd.combine_by_key(create, merge_value, merge_combiners),
-            rdd.combine_by_key_with_partitions(create, merge_value, merge_combiners, n),
+            rdd.partitioned(n).combine_by_key(create, merge_value, merge_combiners),
             n,
             expected,
         )?;
@@ -343,7 +346,7 @@ proptest! {
         let sums: Vec<(u8, i32)> = by_key.iter().map(|(k, vs)| (*k, vs.iter().sum())).collect();
         check_shuffle(
             rdd.fold_by_key(0, |a, b| a + b),
-            rdd.fold_by_key_with_partitions(0, |a, b| a + b, n),
+            rdd.partitioned(n).fold_by_key(0, |a, b| a + b),
             n,
             sums,
         )?;
@@ -353,7 +356,7 @@ proptest! {
             .collect();
         check_shuffle(
             rdd.fold_by_key(i32::MIN, i32::max),
-            rdd.fold_by_key_with_partitions(i32::MIN, i32::max, n),
+            rdd.partitioned(n).fold_by_key(i32::MIN, i32::max),
             n,
             maxima,
         )?;
@@ -372,7 +375,7 @@ proptest! {
         }
         check_shuffle(
             rdd.count_by_value(),
-            rdd.count_by_value_with_partitions(n),
+            rdd.partitioned(n).count_by_value(),
             n,
             counts.into_iter().collect(),
         )?;
@@ -386,7 +389,7 @@ proptest! {
     ) {
         let rdd = Rdd::from_vec(data.clone(), m);
         let expected: Vec<String> = data.into_iter().collect::<BTreeSet<_>>().into_iter().collect();
-        check_shuffle(rdd.distinct(), rdd.distinct_with_partitions(n), n, expected)?;
+        check_shuffle(rdd.distinct(), rdd.partitioned(n).distinct(), n, expected)?;
     }
 
     #[test]
@@ -442,6 +445,48 @@ proptest! {
     }
 
     #[test]
+    fn keyed_operations_place_keys_where_a_custom_partitioner_says(
+        left in pairs(),
+        right in right_pairs(),
+        ml in partition_counts(),
+        mr in partition_counts(),
+        n in partition_counts(),
+    ) {
+        let (a, b) = (Rdd::from_vec(left.clone(), ml), Rdd::from_vec(right.clone(), mr));
+        let scaled = a.partitioned(Scaled(n));
+        let in_place = |key: u8| usize::from(key) * 7 % n;
+
+        let mut sums: Vec<Vec<(u8, i32)>> = vec![Vec::new(); n];
+        for (k, vs) in groups(&left) {
+            sums[in_place(k)].push((k, vs.into_iter().sum()));
+        }
+        let parts: Vec<Vec<(u8, i32)>> =
+            scaled.reduce_by_key(|x, y| x + y).glom().collect().into_iter().map(sorted).collect();
+        prop_assert_eq!(parts, sums);
+
+        let mut model: BTreeMap<u8, (Vec<i32>, Vec<char>)> = BTreeMap::new();
+        for &(k, v) in &left {
+            model.entry(k).or_default().0.push(v);
+        }
+        for &(k, w) in &right {
+            model.entry(k).or_default().1.push(w);
+        }
+        let mut cogrouped: Vec<Vec<(u8, Groups)>> = vec![Vec::new(); n];
+        for (k, (vs, ws)) in model {
+            cogrouped[in_place(k)].push((k, (sorted(vs), sorted(ws))));
+        }
+        let parts: Vec<Vec<_>> = scaled
+            .cogroup(&b)
+            .map(|(k, (vs, ws))| (k, (sorted(vs), sorted(ws))))
+            .glom()
+            .collect()
+            .into_iter()
+            .map(sorted)
+            .collect();
+        prop_assert_eq!(parts, cogrouped);
+    }
+
+    #[test]
     fn join_pairs_matching_values(
         left in pairs(),
         right in right_pairs(),
@@ -458,7 +503,7 @@ proptest! {
                 }
             }
         }
-        check_shuffle(a.join(&b), a.join_with_partitions(&b, n), n, expected)?;
+        check_shuffle(a.join(&b), a.partitioned(n).join(&b), n, expected)?;
     }
 
     #[test]
@@ -472,7 +517,7 @@ proptest! {
         let (a, b) = (Rdd::from_vec(left.clone(), ml), Rdd::from_vec(right.clone(), mr));
         check_shuffle(
             a.left_outer_join(&b),
-            a.left_outer_join_with_partitions(&b, n),
+            a.partitioned(n).left_outer_join(&b),
             n,
             left_outer_model(&left, &right),
         )?;
@@ -497,7 +542,7 @@ proptest! {
         }
         check_shuffle(
             a.right_outer_join(&b),
-            a.right_outer_join_with_partitions(&b, n),
+            a.partitioned(n).right_outer_join(&b),
             n,
             expected,
         )?;
@@ -523,7 +568,7 @@ proptest! {
         }
         check_shuffle(
             a.full_outer_join(&b),
-            a.full_outer_join_with_partitions(&b, n),
+            a.partitioned(n).full_outer_join(&b),
             n,
             expected,
         )?;
@@ -549,7 +594,7 @@ proptest! {
             |(k, (vs, ws)): (u8, (Vec<i32>, Vec<char>))| (k, (sorted(vs), sorted(ws)));
         check_shuffle(
             a.cogroup(&b).map(sort_sides),
-            a.cogroup_with_partitions(&b, n).map(sort_sides),
+            a.partitioned(n).cogroup(&b).map(sort_sides),
             n,
             model.into_iter().map(sort_sides).collect(),
         )?;
@@ -569,7 +614,7 @@ proptest! {
         };
         for (out, partitions) in [
             (rdd.sort_by_key(ascending), m),
-            (rdd.sort_by_key_with_partitions(ascending, n), n),
+            (rdd.partitioned(n).sort_by_key(ascending), n),
         ] {
             prop_assert_eq!(out.num_partitions(), partitions);
             let all = out.collect();

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use common::{Batches, PATIENCE, sorted_batches};
 use dstream::{
-    BatchInfo, DStream, Error, ManualClock, Result, State, StateSpec, StreamingContext,
-    StreamingListener, Time,
+    BatchInfo, DStream, Error, ManualClock, Parallelism, Result, State, StateSpec, StreamingConfig,
+    StreamingContext, StreamingListener, Time,
 };
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -96,8 +96,11 @@ fn word_count_and(
     let (clock, input, record) = (clock.clone(), input.to_path_buf(), record.clone());
     move || {
         let ssc = StreamingContext::builder()
-            .batch_interval(SECOND)
-            .master("local[2]")
+            .config(StreamingConfig {
+                batch_interval: SECOND,
+                parallelism: Parallelism::threads_exactly(2),
+                ..StreamingConfig::default()
+            })
             .clock(clock)
             .build()?;
         let pairs = word_pairs(&ssc, &input);
@@ -332,8 +335,11 @@ fn two_states(
     let (clock, input, record) = (clock.clone(), input.to_path_buf(), record.clone());
     move || {
         let ssc = StreamingContext::builder()
-            .batch_interval(SECOND)
-            .master("local[2]")
+            .config(StreamingConfig {
+                batch_interval: SECOND,
+                parallelism: Parallelism::threads_exactly(2),
+                ..StreamingConfig::default()
+            })
             .clock(clock)
             .build()?;
         let pairs = word_pairs(&ssc, &input);
@@ -439,17 +445,20 @@ fn windowed(
     let (clock, input, record) = (clock.clone(), input.to_path_buf(), record.clone());
     move || {
         let ssc = StreamingContext::builder()
-            .batch_interval(SECOND)
-            .master("local[2]")
+            .config(StreamingConfig {
+                batch_interval: SECOND,
+                parallelism: Parallelism::threads_exactly(2),
+                ..StreamingConfig::default()
+            })
             .clock(clock)
             .build()?;
         word_pairs(&ssc, &input)
+            .partitioned(2)
             .reduce_by_key_and_window_inv_with(
                 |a, b| a + b,
                 |a, b| a - b,
                 Duration::from_secs(3),
                 SECOND,
-                2,
                 |_, count| *count != 0,
             )?
             .checkpoint_interval(Duration::from_secs(2))?
@@ -506,8 +515,11 @@ fn word_count_with(
     let (clock, input) = (clock.clone(), input.to_path_buf());
     move || {
         let ssc = StreamingContext::builder()
-            .batch_interval(SECOND)
-            .master("local[2]")
+            .config(StreamingConfig {
+                batch_interval: SECOND,
+                parallelism: Parallelism::threads_exactly(2),
+                ..StreamingConfig::default()
+            })
             .clock(clock)
             .build()?;
         state(&word_pairs(&ssc, &input))?;

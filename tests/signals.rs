@@ -16,7 +16,7 @@ use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use dstream::StreamingContext;
+use dstream::{Parallelism, StreamingConfig, StreamingContext};
 
 const CHILD_ENV: &str = "DSTREAM_SIGNAL_CHILD";
 /// The child says it has received this many lines before the test signals it.
@@ -37,12 +37,14 @@ fn signal_child() {
 /// Counts lines from `port`, appending each batch's line numbers to `root/counted`.
 /// The `stuck` role blocks forever in its first batch with data.
 fn run_child(role: &str, port: u16, root: &Path) -> dstream::Result<()> {
-    let ssc = StreamingContext::builder()
-        .batch_interval(Duration::from_millis(200))
-        .master("local[2]")
-        .checkpoint_dir(root.join("checkpoint"))
-        .receiver_restart_delay(Duration::from_millis(20))
-        .build()?;
+    let ssc = StreamingContext::from_config(StreamingConfig {
+        batch_interval: Duration::from_millis(200),
+        parallelism: Parallelism::threads_exactly(2),
+        receiver_restart_delay: Duration::from_millis(20),
+        stop_on_signal: true,
+        ..StreamingConfig::default()
+    })?;
+    ssc.checkpoint(root.join("checkpoint"))?;
     let lines = ssc.socket_text_stream("127.0.0.1", port);
     let out = root.join("counted");
     let stuck = role == "stuck";
@@ -70,7 +72,6 @@ fn run_child(role: &str, port: u16, root: &Path) -> dstream::Result<()> {
             Some(total.unwrap_or(0) + new.iter().sum::<u64>())
         })
         .foreach_rdd(|_, _| ())?;
-    ssc.stop_on_signal()?;
     ssc.start()?;
     ssc.await_records_received(RECEIVED_BEFORE_SIGNAL, PATIENCE)?;
     println!("RECEIVED");

@@ -10,6 +10,7 @@ use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 
 use common::{Harness, PATIENCE, accept, collect, lines, listen, sorted_batches};
+use dstream::{Parallelism, StreamingConfig};
 
 #[test]
 fn lines_are_split_on_newlines_in_each_batch() {
@@ -206,10 +207,13 @@ fn with_a_buffer_bound_a_full_receiver_stops_reading_until_batches_catch_up() {
     let (listener, port) = listen();
     let clock = dstream::ManualClock::default();
     let ssc = dstream::StreamingContext::builder()
-        .batch_interval(Duration::from_secs(1))
-        .master("local[2]")
+        .config(StreamingConfig {
+            batch_interval: Duration::from_secs(1),
+            parallelism: Parallelism::threads_exactly(2),
+            max_buffered_records: Some(1_000),
+            ..StreamingConfig::default()
+        })
         .clock(clock.clone())
-        .max_buffered_records(1_000)
         .build()
         .unwrap();
     let lines = ssc.socket_text_stream("127.0.0.1", port);

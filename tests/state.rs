@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{Harness, collect, counts, lines, sorted_batches};
+use common::{ByFirstLetter, Harness, collect, counts, lines, sorted_batches, sorted_partitions};
 use dstream::{DStream, Error, RddQueue, State, StateSpec, Time};
 use serde::{Deserialize, Serialize};
 
@@ -71,15 +71,16 @@ fn update_state_by_key_scoped_runs_each_partitions_updates_inside_one_scope() {
         }
         running_count(new, total)
     };
-    let totals =
-        collect(
-            &words(&h, &queue).update_state_by_key_scoped(update, 3, None, move |work| {
+    let totals = collect(
+        &words(&h, &queue)
+            .partitioned(3)
+            .update_state_by_key_scoped(update, None, move |work| {
                 counted.fetch_add(1, Ordering::SeqCst);
                 IN_SCOPE.set(true);
                 work();
                 IN_SCOPE.set(false);
             }),
-        );
+    );
     h.ssc.start().unwrap();
     h.run_batches(2);
     h.ssc.stop(false).unwrap();
@@ -94,6 +95,53 @@ fn update_state_by_key_scoped_runs_each_partitions_updates_inside_one_scope() {
     // One scope per partition and batch (3 partitions, 2 batches), every call inside.
     assert_eq!(scopes.load(Ordering::SeqCst), 6);
     assert_eq!(outside.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn state_lives_where_a_custom_partitioner_puts_its_keys() {
+    let (h, _dir) = stateful_harness();
+    let queue = RddQueue::new();
+    queue.push(h.ssc.parallelize(lines(&["apple kiwi zebra", "apple"])));
+    queue.push(h.ssc.parallelize(lines(&["pear zebra"])));
+    let by_letter = words(&h, &queue).partitioned(ByFirstLetter);
+    let totals = collect(&by_letter.update_state_by_key(running_count).glom());
+    let mapped = by_letter.map_with_state(StateSpec::function(
+        |word: &String, one: Option<i32>, total: &mut State<i32>| {
+            let sum = total.get().copied().unwrap_or(0) + one.unwrap_or(0);
+            total.update(sum);
+            (word.clone(), sum)
+        },
+    ));
+    let emitted = collect(&mapped.glom());
+    let snapshots = collect(&mapped.state_snapshots().glom());
+    h.ssc.start().unwrap();
+    h.run_batches(2);
+    h.ssc.stop(false).unwrap();
+
+    let owned = |parts: &[&[(&str, i32)]]| -> Vec<Vec<(String, i32)>> {
+        parts.iter().map(|part| counts(part)).collect()
+    };
+    let states = vec![
+        owned(&[&[("apple", 2)], &[("kiwi", 1)], &[("zebra", 1)]]),
+        owned(&[
+            &[("apple", 2)],
+            &[("kiwi", 1), ("pear", 1)],
+            &[("zebra", 2)],
+        ]),
+    ];
+    assert_eq!(sorted_partitions(&totals), states);
+    assert_eq!(sorted_partitions(&snapshots), states);
+    assert_eq!(
+        sorted_partitions(&emitted),
+        vec![
+            owned(&[
+                &[("apple", 1), ("apple", 2)],
+                &[("kiwi", 1)],
+                &[("zebra", 1)]
+            ]),
+            owned(&[&[], &[("pear", 1)], &[("zebra", 2)]]),
+        ]
+    );
 }
 
 #[test]
@@ -142,8 +190,11 @@ fn update_state_by_key_can_start_from_an_initial_state() {
     let queue = RddQueue::new();
     queue.push(h.ssc.parallelize(lines(&["a"])));
     let initial = h.ssc.parallelize(counts(&[("a", 10), ("z", 5)]));
-    let totals =
-        collect(&words(&h, &queue).update_state_by_key_with_initial(running_count, 3, initial));
+    let totals = collect(
+        &words(&h, &queue)
+            .partitioned(3)
+            .update_state_by_key_with_initial(running_count, initial),
+    );
     h.ssc.start().unwrap();
     h.run_batches(2);
     h.ssc.stop(false).unwrap();
@@ -456,18 +507,19 @@ fn update_state_by_key_with_time_sees_each_batch_time() {
     queue.push(h.ssc.parallelize(lines(&["a b"])));
     queue.push(h.ssc.parallelize(lines(&["a"])));
     // The running count, and the batch time of the key's last new value.
-    let last_seen = collect(&words(&h, &queue).update_state_by_key_with_time(
-        |time, new: &[i32], last: Option<(i32, i64)>| {
-            let (count, seen) = last.unwrap_or((0, 0));
-            let sum: i32 = new.iter().sum();
-            Some(if new.is_empty() {
-                (count, seen)
-            } else {
-                (count + sum, time.as_millis())
-            })
-        },
-        2,
-    ));
+    let last_seen = collect(
+        &words(&h, &queue)
+            .partitioned(2)
+            .update_state_by_key_with_time(|time, new: &[i32], last: Option<(i32, i64)>| {
+                let (count, seen) = last.unwrap_or((0, 0));
+                let sum: i32 = new.iter().sum();
+                Some(if new.is_empty() {
+                    (count, seen)
+                } else {
+                    (count + sum, time.as_millis())
+                })
+            }),
+    );
     h.ssc.start().unwrap();
     h.run_batches(3);
     h.ssc.stop(false).unwrap();

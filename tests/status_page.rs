@@ -7,10 +7,12 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use common::{Harness, PATIENCE, accept, collect, listen};
-use dstream::{DStream, Error, Receiver, ReceiverSink, ReceiverState, Time};
+use dstream::{
+    DStream, Error, Receiver, ReceiverSink, ReceiverState, StreamingConfig, StreamingContext, Time,
+};
 use serde_json::{Value, json};
 
 /// An HTTP response: status code, content type and body.
@@ -95,12 +97,11 @@ struct Running {
 
 fn start_word_count() -> Running {
     let (listener, port) = listen();
-    let h = Harness::seconds();
+    let (h, page) = Harness::with_status_page();
     let checkpoints = tempfile::tempdir().unwrap();
     h.ssc.checkpoint(checkpoints.path()).unwrap();
     let totals = word_totals(&h.ssc.socket_text_stream("127.0.0.1", port));
     collect(&totals);
-    let page = h.ssc.status_page("127.0.0.1:0").unwrap();
     h.ssc.start().unwrap();
     let server = accept(&listener);
     Running {
@@ -257,12 +258,15 @@ fn the_page_is_one_self_contained_document_and_unknown_paths_are_404() {
 }
 
 #[test]
-fn a_taken_port_is_a_clear_error_and_a_free_one_works_after_start() {
+fn a_taken_port_is_a_clear_error_and_a_free_one_is_served_from_the_start() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
-    let address = taken.local_addr().unwrap().to_string();
-    let h = Harness::seconds();
-    collect(&h.ssc.rate_stream(1));
-    let err = h.ssc.status_page(&address).unwrap_err();
+    let address = taken.local_addr().unwrap();
+    let err = StreamingContext::from_config(StreamingConfig {
+        status_page: Some(address),
+        ..Harness::config(Duration::from_secs(1))
+    })
+    .unwrap_err();
+    let address = address.to_string();
     assert!(
         matches!(&err, Error::StatusPageAddress { address: a, .. } if *a == address),
         "{err:?}"
@@ -273,8 +277,9 @@ fn a_taken_port_is_a_clear_error_and_a_free_one_works_after_start() {
         "{message}"
     );
 
+    let (h, page) = Harness::with_status_page();
+    collect(&h.ssc.rate_stream(1));
     h.ssc.start().unwrap();
-    let page = h.ssc.status_page("127.0.0.1:0").unwrap();
     h.run_batches(2);
     let summary = get(page, "/api/v1/summary").json();
     assert_eq!(summary["status"], "active");
@@ -282,10 +287,8 @@ fn a_taken_port_is_a_clear_error_and_a_free_one_works_after_start() {
     assert_eq!(summary["records_processed"], 2);
     assert_eq!(summary["receivers"], 0);
     h.ssc.stop(false).unwrap();
-    assert!(matches!(
-        h.ssc.status_page("127.0.0.1:0"),
-        Err(Error::AlreadyStopped)
-    ));
+    assert_eq!(h.ssc.status_page_address(), Some(page));
+    assert!(Harness::seconds().ssc.status_page_address().is_none());
 }
 
 /// A user receiver that fails on its first run and then delivers one record.
@@ -338,9 +341,8 @@ fn a_user_receiver_reports_its_failure_then_its_recovery() {
 /// A started context whose only input is a [`FailsOnce`] receiver, its status page,
 /// once the receiver delivered after its failure.
 fn start_recovered_receiver() -> (Harness, SocketAddr) {
-    let h = Harness::seconds();
+    let (h, page) = Harness::with_status_page();
     collect(&h.ssc.receiver_stream(FailsOnce { failed: false }));
-    let page = h.ssc.status_page("127.0.0.1:0").unwrap();
     h.ssc.start().unwrap();
     h.ssc.await_records_received(1, PATIENCE).unwrap();
     (h, page)

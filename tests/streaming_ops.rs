@@ -6,8 +6,8 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Harness, collect, counts, lines, sorted_batches};
-use dstream::{RddQueue, StreamingContext, Time};
+use common::{ByFirstLetter, Harness, collect, counts, lines, sorted_batches, sorted_partitions};
+use dstream::{Parallelism, RddQueue, StreamingConfig, StreamingContext, Time};
 
 fn word_count_stream(h: &Harness, queue: &RddQueue<String>) -> dstream::DStream<(String, i32)> {
     h.ssc
@@ -243,15 +243,12 @@ fn pair_operations_apply_per_batch() {
     let left_joined = collect(&left.left_outer_join(&right).unwrap());
     let right_joined = collect(&left.right_outer_join(&right).unwrap());
     let full = collect(&left.full_outer_join(&right).unwrap());
-    let cogrouped = collect(
-        &left
-            .cogroup_with_partitions(&right, 3)
-            .unwrap()
-            .map_values(|(mut vs, ws)| {
-                vs.sort();
-                (vs, ws)
-            }),
-    );
+    let cogrouped = collect(&left.partitioned(3).cogroup(&right).unwrap().map_values(
+        |(mut vs, ws)| {
+            vs.sort();
+            (vs, ws)
+        },
+    ));
     h.ssc.start().unwrap();
     h.run_batch();
     h.ssc.stop(false).unwrap();
@@ -330,7 +327,8 @@ fn shuffles_use_the_requested_number_of_partitions() {
     let default = collect(&pairs.reduce_by_key(|a, b| a + b).glom().map(|_| ()));
     let five = collect(
         &pairs
-            .reduce_by_key_with_partitions(|a, b| a + b, 5)
+            .partitioned(5)
+            .reduce_by_key(|a, b| a + b)
             .glom()
             .map(|_| ()),
     );
@@ -344,6 +342,86 @@ fn shuffles_use_the_requested_number_of_partitions() {
         "the context's parallelism"
     );
     assert_eq!(five.lock().unwrap()[0].1.len(), 5);
+}
+
+#[test]
+fn keyed_operations_place_keys_where_a_custom_partitioner_says() {
+    let h = Harness::seconds();
+    let queue = RddQueue::new();
+    queue.push(
+        h.ssc
+            .parallelize(lines(&["apple kiwi zebra apple", "pear quince kiwi"])),
+    );
+    queue.push(h.ssc.parallelize(lines(&["fig", "yam"])));
+    let words = h
+        .ssc
+        .queue_stream(&queue, true, None)
+        .flat_map(|line| line.split(' ').map(String::from).collect::<Vec<_>>());
+    let pairs = words.map(|word| (word, 1));
+    let by_letter = pairs.partitioned(ByFirstLetter);
+    let counted = collect(&by_letter.reduce_by_key(|a, b| a + b).glom());
+    let grouped = collect(&by_letter.group_by_key().glom());
+    let totals = pairs.reduce_by_key(|a, b| a + b);
+    let joined = collect(
+        &totals
+            .partitioned(ByFirstLetter)
+            .join(&totals.map_values(|c| c * 10))
+            .unwrap()
+            .glom(),
+    );
+    let values = collect(&words.partitioned(ByFirstLetter).count_by_value().glom());
+    h.ssc.start().unwrap();
+    h.run_batches(2);
+    h.ssc.stop(false).unwrap();
+
+    let owned = |parts: &[&[(&str, i32)]]| -> Vec<Vec<(String, i32)>> {
+        parts.iter().map(|part| counts(part)).collect()
+    };
+    assert_eq!(
+        sorted_partitions(&counted),
+        vec![
+            owned(&[
+                &[("apple", 2)],
+                &[("kiwi", 2), ("pear", 1)],
+                &[("quince", 1), ("zebra", 1)]
+            ]),
+            owned(&[&[("fig", 1)], &[], &[("yam", 1)]]),
+        ]
+    );
+    let s = String::from;
+    assert_eq!(
+        sorted_partitions(&grouped),
+        vec![
+            vec![
+                vec![(s("apple"), vec![1, 1])],
+                vec![(s("kiwi"), vec![1, 1]), (s("pear"), vec![1])],
+                vec![(s("quince"), vec![1]), (s("zebra"), vec![1])],
+            ],
+            vec![vec![(s("fig"), vec![1])], vec![], vec![(s("yam"), vec![1])]],
+        ]
+    );
+    assert_eq!(
+        sorted_partitions(&joined),
+        vec![
+            vec![
+                vec![(s("apple"), (2, 20))],
+                vec![(s("kiwi"), (2, 20)), (s("pear"), (1, 10))],
+                vec![(s("quince"), (1, 10)), (s("zebra"), (1, 10))],
+            ],
+            vec![vec![(s("fig"), (1, 10))], vec![], vec![(s("yam"), (1, 10))]],
+        ]
+    );
+    assert_eq!(
+        sorted_partitions(&values),
+        vec![
+            vec![
+                vec![(s("apple"), 2)],
+                vec![(s("kiwi"), 2), (s("pear"), 1)],
+                vec![(s("quince"), 1), (s("zebra"), 1)],
+            ],
+            vec![vec![(s("fig"), 1)], vec![], vec![(s("yam"), 1)]],
+        ]
+    );
 }
 
 /// The batch log line and the status page show `num_records`: a queue stream counts
@@ -482,8 +560,11 @@ fn several_contexts_run_side_by_side_in_one_process() {
 fn batches_are_timed_on_the_interval_grid_of_the_clock() {
     let clock = dstream::ManualClock::new(Time::from_millis(12_345));
     let ssc = StreamingContext::builder()
-        .batch_interval(Duration::from_secs(10))
-        .master("local[1]")
+        .config(StreamingConfig {
+            batch_interval: Duration::from_secs(10),
+            parallelism: Parallelism::threads_exactly(1),
+            ..StreamingConfig::default()
+        })
         .clock(clock.clone())
         .build()
         .unwrap();

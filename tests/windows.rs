@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{Harness, collect, sorted_batches};
+use common::{ByFirstLetter, Harness, collect, sorted_batches, sorted_partitions};
 use dstream::{DStream, Error, RddQueue, Time};
 
 fn secs(s: u64) -> Duration {
@@ -214,12 +214,12 @@ fn the_seed_window_matches_the_plain_computation_in_every_batch() {
     let (length, slide) = (secs(4), secs(2));
     let incremental = collect(
         &pairs
+            .partitioned(3)
             .reduce_by_key_and_window_inv_with(
                 |x, y| x + y,
                 |x, y| x - y,
                 length,
                 slide,
-                3,
                 |_, c| *c != 0,
             )
             .unwrap(),
@@ -359,6 +359,51 @@ fn incremental_counts_by_value_and_window() {
         ]
     );
     assert_eq!(sorted_batches(&totals), vec![Vec::<i64>::new(); 5]);
+}
+
+#[test]
+fn an_incremental_window_keeps_its_keys_where_a_custom_partitioner_puts_them() {
+    let (h, _dir) = checkpointed();
+    let queue = RddQueue::new();
+    for batch in ["apple kiwi", "apple zebra", "pear"] {
+        queue.push(h.ssc.parallelize(vec![batch.to_string()]));
+    }
+    let pairs = h.ssc.queue_stream(&queue, true, None).flat_map(|line| {
+        line.split(' ')
+            .map(|w| (w.to_string(), 1))
+            .collect::<Vec<_>>()
+    });
+    // Each batch's reduction and the window's state must agree on where a key lives,
+    // or a leaving batch would not find the keys it takes out.
+    let windowed = collect(
+        &pairs
+            .partitioned(ByFirstLetter)
+            .reduce_by_key_and_window_inv(|a, b| a + b, |a, b| a - b, secs(2), secs(1))
+            .unwrap()
+            .glom(),
+    );
+    h.ssc.start().unwrap();
+    h.run_batches(3);
+    h.ssc.stop(false).unwrap();
+
+    let owned = |parts: &[&[(&str, i32)]]| -> Vec<Vec<(String, i32)>> {
+        parts
+            .iter()
+            .map(|part| part.iter().map(|(w, c)| (w.to_string(), *c)).collect())
+            .collect()
+    };
+    assert_eq!(
+        sorted_partitions(&windowed),
+        vec![
+            owned(&[&[("apple", 1)], &[("kiwi", 1)], &[]]),
+            owned(&[&[("apple", 2)], &[("kiwi", 1)], &[("zebra", 1)]]),
+            owned(&[
+                &[("apple", 1)],
+                &[("kiwi", 0), ("pear", 1)],
+                &[("zebra", 1)]
+            ]),
+        ]
+    );
 }
 
 #[test]

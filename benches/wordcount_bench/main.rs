@@ -24,8 +24,8 @@
 //!     `-> foreach_rdd(number of keys, sum of the counts)`; the run ends when the
 //!     state's sum equals the corpus's words; `variant=map_with_state` keeps the
 //!     running count with `map_with_state` and reads its `state_snapshots`;
-//!   * `W3`: `... -> reduce_by_key_and_window_inv_with(+, -, window 4 batches, slide 1
-//!     batch, `threads` partitions, keep count != 0)` with a checkpoint directory
+//!   * `W3`: `... -> partitioned(threads).reduce_by_key_and_window_inv_with(+, -,
+//!     window 4 batches, slide 1 batch, keep count != 0)` with a checkpoint directory
 //!     `-> foreach_rdd(sum of the window)`. The words counted per batch are recovered
 //!     from the window sums, `b_t = W_t - W_{t-1} + b_{t-4}`, so the pipeline does no
 //!     extra work.
@@ -111,7 +111,7 @@ use anyhow::{Context as _, bail, ensure};
 use compact_str::CompactString;
 use dstream::{
     BatchInfo, DStream, Data, Key, Parallelism, Rdd, RddQueue, State, StateData, StateSpec,
-    StreamingContext, StreamingListener, Time,
+    StreamingConfig, StreamingContext, StreamingListener, Time,
 };
 
 mod corpus;
@@ -484,14 +484,15 @@ impl Pipeline {
                 })?;
             }
             Workload::W3 => {
-                let windowed = pairs.reduce_by_key_and_window_inv_with(
-                    |a, b| a + b,
-                    |a, b| a - b,
-                    batch * WINDOW_BATCHES as u32,
-                    batch,
-                    self.threads,
-                    |_, count| *count != 0,
-                )?;
+                let windowed = pairs
+                    .partitioned(self.threads)
+                    .reduce_by_key_and_window_inv_with(
+                        |a, b| a + b,
+                        |a, b| a - b,
+                        batch * WINDOW_BATCHES as u32,
+                        batch,
+                        |_, count| *count != 0,
+                    )?;
                 windowed.foreach_rdd(move |rdd, time| {
                     let (keys, sum) = keys_and_sum(&rdd);
                     counter.record_window(time, batch, keys, sum);
@@ -686,18 +687,26 @@ fn build_context(args: &Args, batch: Duration, threads: usize) -> anyhow::Result
         &["wal", "spark.streaming.receiver.writeAheadLog.enable"],
         true,
     )?;
-    let mut builder = StreamingContext::builder()
-        .batch_interval(batch)
-        .parallelism(Parallelism::threads_exactly(threads))
-        .backpressure(backpressure)
-        .receiver_write_ahead_log(wal);
-    if max_rate > 0 {
-        builder = builder.receiver_max_rate(max_rate);
-    }
-    if max_buffered > 0 {
-        builder = builder.max_buffered_records(max_buffered);
-    }
-    Ok(builder.build()?)
+    // status_page=ADDR: serve the live status page while the benchmark runs, to check
+    // that watching a stream does not slow it.
+    let status_page = args
+        .raw(&["status_page"])
+        .map(|(key, value)| {
+            value
+                .parse::<std::net::SocketAddr>()
+                .with_context(|| format!("option {key}={value:?} is not an address"))
+        })
+        .transpose()?;
+    Ok(StreamingContext::from_config(StreamingConfig {
+        batch_interval: batch,
+        parallelism: Parallelism::threads_exactly(threads),
+        backpressure,
+        receiver_write_ahead_log: wal,
+        receiver_max_rate: (max_rate > 0).then_some(max_rate),
+        max_buffered_records: (max_buffered > 0).then_some(max_buffered),
+        status_page,
+        ..StreamingConfig::default()
+    })?)
 }
 
 fn main() -> anyhow::Result<ExitCode> {
@@ -759,10 +768,8 @@ fn main() -> anyhow::Result<ExitCode> {
         });
 
     let ssc = build_context(&args, batch, threads)?;
-    // status_page=ADDR: serve the live status page while the benchmark runs, to check
-    // that watching a stream does not slow it.
-    if let Some((_, address)) = args.raw(&["status_page"]) {
-        eprintln!("status page: http://{}/", ssc.status_page(address)?);
+    if let Some(address) = ssc.status_page_address() {
+        eprintln!("status page: http://{address}/");
     }
     let _checkpoint_scratch;
     if args.workload != Workload::W1 {

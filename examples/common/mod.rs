@@ -15,7 +15,7 @@ use std::time::Duration;
 use clap::Args;
 use dstream::demo::DemoLineServer;
 use dstream::logging::{BatchLogger, DEFAULT_FILTER};
-use dstream::{BatchInfo, StreamingConfig, StreamingContext, StreamingListener};
+use dstream::{BatchInfo, Parallelism, StreamingConfig, StreamingContext, StreamingListener};
 use tracing_subscriber::EnvFilter;
 
 /// Where the lines come from.
@@ -57,7 +57,7 @@ pub struct Schedule {
     pub batches: Option<u64>,
     /// Serve the live status page at this address, for example 127.0.0.1:4040.
     #[arg(long, value_name = "ADDR")]
-    pub status_page: Option<String>,
+    pub status_page: Option<std::net::SocketAddr>,
 }
 
 impl Schedule {
@@ -65,12 +65,16 @@ impl Schedule {
         Duration::from_secs_f64(self.batch_secs)
     }
 
-    /// The settings: this batch interval and `master`, then whatever the `DSTREAM_*`
-    /// environment variables say.
+    /// The settings: this batch interval, `master` and status page, a graceful stop
+    /// on Ctrl-C, then whatever the `DSTREAM_*` environment variables say.
     pub fn config(&self, master: &str) -> anyhow::Result<StreamingConfig> {
-        let mut config = StreamingConfig::default();
-        config.batch_interval = self.batch_interval();
-        config.parallelism = dstream::Parallelism::parse(master)?;
+        let config = StreamingConfig {
+            batch_interval: self.batch_interval(),
+            parallelism: Parallelism::parse(master)?,
+            status_page: self.status_page,
+            stop_on_signal: true,
+            ..StreamingConfig::default()
+        };
         Ok(config.with_env()?)
     }
 }
@@ -90,9 +94,9 @@ pub fn init_logging() {
 
 /// Starts `ssc` and runs it until Ctrl-C (or SIGTERM), or until the schedule's number
 /// of batches have completed, then stops it gracefully (what was received is
-/// processed first). A second Ctrl-C exits at once.
+/// processed first; its configuration should stop it on a signal, as
+/// [`Schedule::config`]'s does). A second Ctrl-C exits at once.
 pub fn run(ssc: &StreamingContext, schedule: &Schedule) -> anyhow::Result<()> {
-    ssc.stop_on_signal()?;
     ssc.add_listener(BatchLogger);
     if let Some(batches) = schedule.batches {
         ssc.add_listener(StopAfter {
@@ -100,8 +104,7 @@ pub fn run(ssc: &StreamingContext, schedule: &Schedule) -> anyhow::Result<()> {
             remaining: Arc::new(AtomicU64::new(batches)),
         });
     }
-    if let Some(address) = &schedule.status_page {
-        let bound = ssc.status_page(address)?;
+    if let Some(bound) = ssc.status_page_address() {
         println!("Status page: http://{bound}/\n");
     }
     ssc.start()?;

@@ -22,8 +22,10 @@ _log = logging.getLogger("dstream")
 class SparkConf:
     """Settings as ``key -> value`` strings, as PySpark's ``SparkConf``.
 
-    Only ``spark.master`` and ``spark.app.name`` mean anything to dstream; the rest
-    are kept so that code which sets them runs unchanged.
+    ``spark.master``, ``spark.app.name`` and the streaming settings of the README's
+    Configuration (``spark.streaming.backpressure.enabled``, ``spark.ui.port``, ...)
+    mean something to dstream; the rest are kept so that code which sets them runs
+    unchanged.
 
     >>> conf = SparkConf().setMaster("local[2]").setAppName("WordCount")
     >>> conf.get("spark.master")
@@ -126,6 +128,7 @@ class SparkContext:
         self.sparkHome = sparkHome
         self.environment = dict(environment or {})
         self._stopped = False
+        self._uiWebUrl = None
         with SparkContext._lock:
             SparkContext._active = self
 
@@ -143,6 +146,14 @@ class SparkContext:
         from dstream import __version__
 
         return __version__
+
+    @property
+    def uiWebUrl(self):
+        """The URL of dstream's live status page, as PySpark's of its web UI: served
+        when ``spark.ui.port`` is set in the ``SparkConf`` (on 127.0.0.1; port 0 takes
+        a free one), by the last ``StreamingContext`` made on this context; ``None``
+        otherwise."""
+        return self._uiWebUrl
 
     @property
     def defaultMinPartitions(self):

@@ -132,40 +132,32 @@ fn seconds(timeout: Option<f64>) -> Option<Duration> {
 
 #[pymethods]
 impl PyContext {
-    /// A context over `master`'s worker threads, batches every `batch_ms`. Settings
-    /// come from the `DSTREAM_*` environment variables (as on the Rust side), then
-    /// from the arguments, which PySpark's `SparkConf` settings fill.
+    /// A context with batches every `batch_ms`. Settings come from the `DSTREAM_*`
+    /// environment variables (as on the Rust side), then from `conf`, the `SparkConf`
+    /// pairs (`spark.master` and the `spark.*` keys the engine knows; others are
+    /// ignored). `batch_ms`, PySpark's `batchDuration`, is the batch interval whatever
+    /// the environment says.
     #[new]
-    #[pyo3(signature = (master, batch_ms, clock = None, backpressure = None, max_rate = None, write_ahead_log = None, initial_rate = None))]
+    #[pyo3(signature = (batch_ms, conf, clock = None))]
     fn new(
-        master: &str,
         batch_ms: u64,
+        conf: Vec<(String, String)>,
         clock: Option<PyManualClock>,
-        backpressure: Option<bool>,
-        max_rate: Option<u64>,
-        write_ahead_log: Option<bool>,
-        initial_rate: Option<u64>,
     ) -> PyResult<Self> {
         let batch_interval = Duration::from_millis(batch_ms);
-        let mut config = StreamingConfig::default();
-        config.batch_interval = batch_interval;
-        let mut config = config.with_env().map_err(to_py_err)?;
-        if let Some(backpressure) = backpressure {
-            config.backpressure = backpressure;
+        let from_env = StreamingConfig {
+            batch_interval,
+            ..StreamingConfig::default()
         }
-        if max_rate.is_some() {
-            config.receiver_max_rate = max_rate;
+        .with_env()
+        .map_err(to_py_err)?;
+        let config = StreamingConfig {
+            batch_interval,
+            ..from_env
         }
-        if let Some(write_ahead_log) = write_ahead_log {
-            config.receiver_write_ahead_log = write_ahead_log;
-        }
-        if initial_rate.is_some() {
-            config.backpressure_initial_rate = initial_rate;
-        }
-        let mut builder = StreamingContext::builder()
-            .config(config)
-            .master(master)
-            .batch_interval(batch_interval);
+        .with_spark_conf(conf)
+        .map_err(to_py_err)?;
+        let mut builder = StreamingContext::builder().config(config);
         if let Some(clock) = clock {
             builder = builder.clock(clock.clock);
         }
@@ -297,13 +289,11 @@ impl PyContext {
         self.ssc.add_listener(PyListener { on_event });
     }
 
-    /// Serves the status page at `address` (`host:port`, port 0 for any); returns
-    /// the address it listens on.
-    fn status_page(&self, address: &str) -> PyResult<String> {
+    /// Where the status page listens (`host:port`), if `spark.ui.port` asked for one.
+    fn status_page_address(&self) -> Option<String> {
         self.ssc
-            .status_page(address)
+            .status_page_address()
             .map(|address| address.to_string())
-            .map_err(to_py_err)
     }
 
     fn start(&self, py: Python<'_>) -> PyResult<()> {

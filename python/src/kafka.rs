@@ -13,7 +13,9 @@ use dstream::kafka::{
     KafkaConfig, KafkaMessage, KafkaRecord, KafkaSource, KafkaStream, OffsetReset, StartingOffsets,
     TopicPartition,
 };
-use dstream::{ManualClock, PartitionIter, Rdd, RddQueue, StreamingContext, Time};
+use dstream::{
+    ManualClock, Parallelism, PartitionIter, Rdd, RddQueue, StreamingConfig, StreamingContext, Time,
+};
 use pyo3::IntoPyObjectExt;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -323,8 +325,11 @@ fn produce(config: &KafkaConfig, topic: &str, messages: Vec<KafkaMessage>) -> ds
     // A manual clock: the one batch runs when told, not after a batch interval.
     let clock = ManualClock::new(Time::from_millis(0));
     let ssc = StreamingContext::builder()
-        .master("local[1]")
-        .batch_interval(Duration::from_secs(1))
+        .config(StreamingConfig {
+            parallelism: Parallelism::threads_exactly(1),
+            batch_interval: Duration::from_secs(1),
+            ..StreamingConfig::default()
+        })
         .clock(clock.clone())
         .build()?;
     let queue = RddQueue::new();

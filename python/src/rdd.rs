@@ -107,7 +107,8 @@ impl Partitioner<PyKey> for IndexPartitioner {
 /// `(key, (values here, values in other))` for every key of either.
 pub fn cogroup(rdd: &Rdd<PyObj>, other: &Rdd<PyObj>, partitions: usize) -> Rdd<PyObj> {
     let grouped = partition::pairs("cogroup", rdd)
-        .cogroup_with_partitions(&partition::pairs("cogroup", other), partitions);
+        .partitioned(partitions)
+        .cogroup(&partition::pairs("cogroup", other));
     partition::tuples(&grouped, |py, (left, right): (Vec<PyObj>, Vec<PyObj>)| {
         let left = PyList::new(py, left.iter().map(|v| v.bind(py)))?;
         let right = PyList::new(py, right.iter().map(|v| v.bind(py)))?;

@@ -188,7 +188,9 @@ impl PyStream {
         let update = state_update(update, |py, value: &PyObj| Ok(value.bind(py).clone()));
         let initial = initial.map(|initial| partition::pairs("updateStateByKey", &initial.rdd));
         let states =
-            pairs.update_state_by_key_scoped(update, partitions.max(1), initial, holding_gil);
+            pairs
+                .partitioned(partitions)
+                .update_state_by_key_scoped(update, initial, holding_gil);
         PyStream::new(states.transform(|rdd, _| {
             partition::tuples(&rdd, |py, state: PyObj| Ok(state.bind(py).clone()))
         }))
@@ -218,12 +220,12 @@ impl PyStream {
         };
         let windowed = self
             .pairs("reduceByKeyAndWindow")
+            .partitioned(partitions)
             .reduce_by_key_and_window_inv_with(
                 move |a, b| call2(&reduce, a, b),
                 move |a, b| call2(&inverse, a, b),
                 millis(length_ms),
                 millis(slide_ms),
-                partitions.max(1),
                 keep,
             )
             .map_err(to_py_err)?;

@@ -95,7 +95,8 @@ impl PyCountStream {
         PyCountStream {
             stream: self
                 .stream
-                .reduce_by_key_with_partitions(add_counts, partitions.max(1)),
+                .partitioned(partitions)
+                .reduce_by_key(add_counts),
         }
     }
 
@@ -112,9 +113,10 @@ impl PyCountStream {
             let Ok(count) = count.into_pyobject(py);
             Ok(count.into_any())
         });
-        let states =
-            self.stream
-                .update_state_by_key_scoped(update, partitions.max(1), None, holding_gil);
+        let states = self
+            .stream
+            .partitioned(partitions)
+            .update_state_by_key_scoped(update, None, holding_gil);
         PyStream::new(states.map_partitions(state_tuples))
     }
 }

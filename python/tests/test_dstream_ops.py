@@ -615,6 +615,45 @@ def test_batch_duration_must_be_whole_milliseconds(sc):
         StreamingContext(sc, "1")
 
 
+def test_spark_ui_port_serves_the_status_page_at_the_ui_web_url(clock):
+    import json
+    import urllib.request
+
+    from dstream import SparkConf
+
+    conf = SparkConf().setMaster("local[2]").setAppName("ui").set("spark.ui.port", "0")
+    sc = SparkContext(conf=conf)
+    try:
+        ssc = StreamingContext(sc, 1, clock=clock)
+        url = sc.uiWebUrl
+        assert url.startswith("http://127.0.0.1:") and not url.endswith(":0"), url
+        ssc.queueStream([[1, 2]]).foreachRDD(lambda rdd: None)
+        ssc.start()
+        clock.advance(1)
+        ssc.awaitBatch(clock.time(), timeout=BATCH_TIMEOUT)
+        with urllib.request.urlopen(url + "/api/v1/summary", timeout=BATCH_TIMEOUT) as answer:
+            summary = json.load(answer)
+        assert summary["status"] == "active"
+        assert summary["batches_completed"] == 1
+        assert summary["records_processed"] == 2
+        ssc.stop(stopSparkContext=False)
+    finally:
+        sc.stop()
+    assert SparkContext("local[2]", "no ui").uiWebUrl is None
+
+
+def test_spark_conf_settings_are_checked(clock):
+    from dstream import SparkConf
+
+    conf = SparkConf().setMaster("local[2]").set("spark.streaming.receiver.maxRate", "lots")
+    sc = SparkContext(conf=conf)
+    try:
+        with pytest.raises(RuntimeError, match='spark.streaming.receiver.maxRate="lots"'):
+            StreamingContext(sc, 1, clock=clock)
+    finally:
+        sc.stop()
+
+
 def test_remember_and_slice(ssc, run):
     numbers = ssc.queueStream([[1], [2], [3], [4]])
     ssc.remember(10)

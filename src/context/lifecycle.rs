@@ -159,12 +159,12 @@ impl ContextShared {
         // Whatever happens next, this context is used up.
         inner.lifecycle = Lifecycle::Stopped;
         let tokio = NetworkRuntime::start()?;
-        for listener in inner.status_pages.drain(..) {
-            if let Err(e) = status_page::serve(listener, tokio.handle(), self.status_source()) {
-                tracing::error!("{e}");
-            }
+        if let Some(listener) = inner.status_page.take()
+            && let Err(e) = status_page::serve(listener, tokio.handle(), self.status_source())
+        {
+            tracing::error!("{e}");
         }
-        if inner.stop_on_signal
+        if self.config.stop_on_signal
             && let Err(e) = signals::stop_on_signal(tokio.handle(), self.graceful_stop())
         {
             drop(tokio);
@@ -240,11 +240,6 @@ impl ContextShared {
         let _ = self.scheduler_threads.set(scheduler.thread_ids().to_vec());
 
         let mut inner = self.inner();
-        for listener in inner.status_pages.drain(..) {
-            if let Err(e) = status_page::serve(listener, tokio.handle(), self.status_source()) {
-                tracing::error!("{e}");
-            }
-        }
         inner.running = Some(Running {
             scheduler,
             tokio,
@@ -273,7 +268,7 @@ impl ContextShared {
     fn start_failed(&self) {
         let mut inner = self.inner();
         inner.lifecycle = Lifecycle::Stopped;
-        inner.status_pages.clear();
+        inner.status_page = None;
         inner.stop_requested = None;
         drop(inner);
         self.progress.terminate();
@@ -286,6 +281,8 @@ impl ContextShared {
             match inner.lifecycle {
                 Lifecycle::Initialized => {
                     inner.lifecycle = Lifecycle::Stopped;
+                    // A context stopped before its start frees the page's port.
+                    inner.status_page = None;
                     self.streams.close();
                     self.progress.terminate();
                     return;
@@ -409,6 +406,7 @@ mod tests {
     use std::time::Duration;
 
     use super::super::StreamingContext;
+    use crate::config::StreamingConfig;
     use crate::error::{Error, Result};
     use crate::rdd::{ExecEnv, Rdd};
     use crate::source::{Cut, InputSource, SourceContext};
@@ -451,7 +449,12 @@ mod tests {
         std::thread::JoinHandle<Result<()>>,
     ) {
         let ssc = StreamingContext::builder()
-            .batch_interval(Duration::from_secs(1))
+            .config(StreamingConfig {
+                batch_interval: Duration::from_secs(1),
+                #[cfg(feature = "status-page")]
+                status_page: Some("127.0.0.1:0".parse().unwrap()),
+                ..StreamingConfig::default()
+            })
             .clock(ManualClock::default())
             .build()
             .unwrap();
@@ -478,9 +481,8 @@ mod tests {
             Err(Error::AddedAfterStart { .. })
         ));
         assert!(matches!(ssc.start(), Err(Error::AlreadyStarted)));
-        // A page asked for now is served once the start is complete.
         #[cfg(feature = "status-page")]
-        let page = ssc.status_page("127.0.0.1:0").unwrap();
+        let page = ssc.status_page_address().unwrap();
         release.send(()).unwrap();
         start.join().unwrap().unwrap();
         #[cfg(feature = "status-page")]

@@ -2,8 +2,8 @@
 //! the clock and the stream graph; it creates input streams, starts and stops the
 //! scheduler, and reports how the stream ended.
 //!
-//! This file is the public face; the rest is one concept per file: `builder` (the
-//! settings and building a context), `shared` (the state behind every handle, and what
+//! This file is the public face; the rest is one concept per file: `builder` (a
+//! configuration and a clock, and building a context), `shared` (the state behind every handle, and what
 //! the status page reads), `lifecycle` (start, stop, what exists while running) and
 //! `recovery` (`get_or_create`, restoring a checkpoint).
 
@@ -29,11 +29,10 @@ use crate::source::{
     BinaryRecords, FileInput, FileStreamOptions, InputSource, InputStream, NoCompute, QueueInput,
     RateInput, RddQueue, Receiver, ReceiverInput, ReceiverStatus, SocketInput, TextLines,
 };
-use crate::status_page;
 use crate::time::Time;
 
 pub use self::builder::StreamingContextBuilder;
-/// Kept here too, where the builder takes it, for programs that name this path.
+/// Kept here too, for programs that name this path.
 pub use crate::config::Parallelism;
 
 /// The entry point of a streaming program: creates input streams, then runs them
@@ -74,7 +73,9 @@ impl std::fmt::Debug for StreamingContext {
 
 impl StreamingContext {
     /// A context with the given parallelism (`"local[*]"`, `"local[N]"`, or a number)
-    /// and batch interval, on the system clock.
+    /// and batch interval, on the system clock: Spark's
+    /// `new StreamingContext(master, appName, batchDuration)`, a
+    /// [`from_config`](Self::from_config) with only those two settings made.
     ///
     /// ```
     /// use dstream::StreamingContext;
@@ -83,13 +84,15 @@ impl StreamingContext {
     /// assert!(StreamingContext::new("local[2]", Duration::ZERO).is_err());
     /// ```
     pub fn new(master: &str, batch_interval: Duration) -> Result<StreamingContext> {
-        StreamingContext::builder()
-            .master(master)
-            .batch_interval(batch_interval)
-            .build()
+        StreamingContext::from_config(StreamingConfig {
+            batch_interval,
+            parallelism: Parallelism::parse(master)?,
+            ..StreamingConfig::default()
+        })
     }
 
-    /// Settings for a new context.
+    /// A new context's configuration and clock (tests give a
+    /// [`ManualClock`](crate::ManualClock)).
     pub fn builder() -> StreamingContextBuilder {
         StreamingContextBuilder::new()
     }
@@ -100,9 +103,11 @@ impl StreamingContext {
     /// use dstream::{StreamingConfig, StreamingContext};
     /// use std::time::Duration;
     /// # fn main() -> dstream::Result<()> {
-    /// let mut config = StreamingConfig::default();
-    /// config.batch_interval = Duration::from_millis(500);
-    /// config.backpressure = true;
+    /// let config = StreamingConfig {
+    ///     batch_interval: Duration::from_millis(500),
+    ///     backpressure: true,
+    ///     ..StreamingConfig::default()
+    /// };
     /// let ssc = StreamingContext::from_config(config)?;
     /// assert_eq!(ssc.batch_interval(), Duration::from_millis(500));
     /// # Ok(())
@@ -135,7 +140,7 @@ impl StreamingContext {
     }
 
     /// Records that receivers hold now and no batch has taken yet, over all receivers.
-    /// With [`max_buffered_records`](StreamingContextBuilder::max_buffered_records),
+    /// With [`max_buffered_records`](StreamingConfig::max_buffered_records),
     /// each receiver holds at most that many.
     pub fn records_buffered(&self) -> usize {
         self.shared.buffered.now()
@@ -461,8 +466,8 @@ impl StreamingContext {
     }
 
     /// Makes every stream keep its `Rdd`s for `duration` after their batch, on top of
-    /// what its windows need, as Spark's `ssc.remember` (the builder's
-    /// [`remember`](StreamingContextBuilder::remember), for a context already built).
+    /// what its windows need, as Spark's `ssc.remember`. Default: only what windows
+    /// need. Call it before [`start`](Self::start).
     ///
     /// ```
     /// use dstream::StreamingContext;
@@ -481,91 +486,36 @@ impl StreamingContext {
         Ok(())
     }
 
-    /// Makes SIGINT (Ctrl-C) and SIGTERM stop the context gracefully once it has
-    /// started: receivers stop accepting, everything already accepted is processed and
-    /// output, a last checkpoint is written, and
-    /// [`await_termination`](Self::await_termination) returns `Ok`, so `main` can
-    /// return and the process exit with status 0. A second signal during that stop
-    /// exits the process at once with status 128 + the signal's number (130 for
-    /// SIGINT, 143 for SIGTERM). Call it before [`start`](Self::start).
-    ///
-    /// The handlers stay installed for the life of the process: once the context has
-    /// stopped these signals no longer end it by themselves.
-    ///
-    /// ```no_run
-    /// use dstream::StreamingContext;
-    /// use std::time::Duration;
-    ///
-    /// fn main() -> dstream::Result<()> {
-    ///     let ssc = StreamingContext::new("local[*]", Duration::from_secs(1))?;
-    ///     ssc.socket_text_stream("localhost", 9999).pprint()?;
-    ///     ssc.stop_on_signal()?;
-    ///     ssc.start()?;
-    ///     ssc.await_termination() // returns Ok after Ctrl-C, once all is processed
-    /// }
-    /// ```
-    pub fn stop_on_signal(&self) -> Result<()> {
-        let mut inner = self.shared.inner();
-        if inner.lifecycle != Lifecycle::Initialized {
-            return Err(Error::AddedAfterStart {
-                operation: "stop_on_signal",
-            });
-        }
-        inner.stop_on_signal = true;
-        Ok(())
-    }
-
     /// Registers a listener for batch events.
     pub fn add_listener(&self, listener: impl StreamingListener) {
         self.shared.listeners.add(Arc::new(listener));
     }
 
-    /// Serves a live status page, like the Streaming tab of Spark's UI, at `address`
-    /// (`"127.0.0.1:4040"`; a port alone, `"4040"`, means `127.0.0.1:4040`; port 0
-    /// takes any free port) and returns the address it listens on. Off unless called.
-    ///
-    /// The page shows uptime, totals, timelines and histograms of input rate and
-    /// delays, the active and recent batches, each receiver's status and each
-    /// stateful stream's number of keys, refreshing itself every second; its JSON is
-    /// at `/api/v1/summary`, `/api/v1/batches`, `/api/v1/receivers` and
-    /// `/api/v1/streams` (fields in the README). It runs on the context's network
-    /// runtime and reads only what listeners and the state stores keep anyway, so it
-    /// does not slow batches.
-    ///
-    /// Call it before or after [`start`](Self::start): the address is taken at once,
-    /// and the page is served from the start until the context stops. If the port is
-    /// taken, this fails with [`Error::StatusPageAddress`] rather than moving to
-    /// another port, so that the URL is always the one asked for. The URL is logged.
+    /// Where the live status page listens, when the configuration's
+    /// [`status_page`](StreamingConfig::status_page) asked for one: the port it bound,
+    /// where port 0 asked for any free one. The page is served from the start until
+    /// the context stops.
     ///
     /// ```
-    /// use dstream::StreamingContext;
+    /// use dstream::{StreamingConfig, StreamingContext};
     /// use std::time::Duration;
     /// # fn main() -> dstream::Result<()> {
-    /// let ssc = StreamingContext::new("local[2]", Duration::from_secs(1))?;
-    /// let address = ssc.status_page("127.0.0.1:0")?;
+    /// let config = StreamingConfig {
+    ///     batch_interval: Duration::from_secs(1),
+    ///     status_page: Some("127.0.0.1:0".parse().unwrap()),
+    ///     ..StreamingConfig::default()
+    /// };
+    /// let ssc = StreamingContext::from_config(config.clone())?;
+    /// let address = ssc.status_page_address().unwrap();
     /// assert!(address.ip().is_loopback() && address.port() != 0);
     /// // The same port again is a clear error.
-    /// assert!(ssc.status_page(&address.to_string()).is_err());
+    /// let taken = StreamingConfig { status_page: Some(address), ..config };
+    /// assert!(StreamingContext::from_config(taken).is_err());
     /// # Ok(())
     /// # }
     /// ```
-    pub fn status_page(&self, address: &str) -> Result<SocketAddr> {
-        let listener = status_page::bind(address)?;
-        let local = status_page::local_address(&listener)?;
-        let mut inner = self.shared.inner();
-        match (inner.lifecycle, &inner.running) {
-            (Lifecycle::Initialized | Lifecycle::Starting, _) => {
-                inner.status_pages.push(listener);
-            }
-            (Lifecycle::Active, Some(running)) => status_page::serve(
-                listener,
-                running.tokio.handle(),
-                self.shared.status_source(),
-            )?,
-            _ => return Err(Error::AlreadyStopped),
-        }
-        tracing::info!("status page: http://{local}/");
-        Ok(local)
+    pub fn status_page_address(&self) -> Option<SocketAddr> {
+        self.shared.status_page_address
     }
 
     /// The status of every receiver (socket and user receivers), in the order the
@@ -586,21 +536,12 @@ impl StreamingContext {
     /// context was started or stopped before, or if an input cannot start (for example
     /// a directory that does not exist).
     pub fn start(&self) -> Result<()> {
-        // The page a configuration asks for (`DSTREAM_STATUS_PAGE`) opens with the start.
-        let configured = self
-            .shared
-            .config
-            .status_page
-            .filter(|_| matches!(self.shared.inner().lifecycle, Lifecycle::Initialized));
-        if let Some(address) = configured {
-            self.status_page(&address.to_string())?;
-        }
         self.shared.start()
     }
 
     /// Blocks until the context stops; returns the error that stopped it, if any (a
     /// failed batch names its time and the panic message). With
-    /// [`continue_after_failed_batch`](StreamingContextBuilder::continue_after_failed_batch),
+    /// [`continue_after_failed_batch`](StreamingConfig::continue_after_failed_batch),
     /// a failed batch ends the wait at once with its error while batches go on.
     pub fn await_termination(&self) -> Result<()> {
         self.shared.check_started()?;

@@ -1,6 +1,7 @@
 //! [`ContextShared`]: the state behind every handle to a context, and what the status
 //! page reads from it.
 
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::thread::ThreadId;
 use std::time::Duration;
@@ -36,6 +37,8 @@ pub(crate) struct ContextShared {
     pub(super) buffered: Arc<BufferedRecords>,
     /// The generator's and executor's thread ids, once started.
     pub(super) scheduler_threads: OnceLock<Vec<ThreadId>>,
+    /// Where the status page listens, if the configuration asked for one.
+    pub(super) status_page_address: Option<SocketAddr>,
     pub(super) inner: Mutex<Inner>,
 }
 
@@ -43,17 +46,17 @@ pub(crate) struct ContextShared {
 pub(super) struct Inner {
     pub(super) lifecycle: Lifecycle,
     pub(super) inputs: Vec<Arc<dyn InputHandle>>,
+    /// Set by [`StreamingContext::checkpoint`](super::StreamingContext::checkpoint).
     pub(super) checkpoint_dir: Option<CheckpointDir>,
-    pub(super) stop_on_signal: bool,
-    /// Set by [`StreamingContext::remember`](super::StreamingContext::remember); the
-    /// configuration's otherwise.
+    /// Set by [`StreamingContext::remember`](super::StreamingContext::remember).
     pub(super) remember: Option<Duration>,
     pub(super) recovery: Option<Recovery>,
     pub(super) running: Option<Running>,
     /// A stop asked for while the context was starting (graceful or not).
     pub(super) stop_requested: Option<bool>,
-    /// Status page listeners bound before the start, served from the start on.
-    pub(super) status_pages: Vec<std::net::TcpListener>,
+    /// The status page's listener, bound when the context was built and served from
+    /// the start on.
+    pub(super) status_page: Option<std::net::TcpListener>,
 }
 
 impl ContextShared {

@@ -7,7 +7,7 @@
 //! the work happens when the batch's output operations run.
 //!
 //! Modules: `transform` (per-batch operations on any stream), `pair` (operations on
-//! streams of pairs), `window` (windows, plain and incremental), `state`
+//! streams of pairs), `partitioned` (choosing a keyed operation's partitioner), `window` (windows, plain and incremental), `state`
 //! (`update_state_by_key`, `map_with_state`), `store` (the state store and per-batch
 //! steps that state and incremental windows share), `output` (`foreach_rdd`,
 //! `pprint`, `save_as_text_files`), `job` (the work they hand the scheduler),
@@ -17,6 +17,7 @@ mod job;
 mod json;
 mod output;
 mod pair;
+mod partitioned;
 mod registry;
 pub(crate) mod state;
 pub(crate) mod store;
@@ -37,6 +38,7 @@ pub(crate) use job::Job;
 pub use json::RejectedJson;
 pub(crate) use output::OutputOperation;
 pub use output::OutputResult;
+pub use partitioned::PartitionedDStream;
 pub(crate) use registry::StreamRegistry;
 pub use state::{MapWithStateStream, State, StateData, StateSpec};
 pub use store::StateSize;
@@ -200,14 +202,17 @@ impl<T: Data> GraphNode for StreamNode<T> {
 /// batch once the [`StreamingContext`](crate::StreamingContext) starts.
 ///
 /// ```
-/// use dstream::{ManualClock, RddQueue, StreamingContext, Time};
+/// use dstream::{ManualClock, RddQueue, StreamingConfig, StreamingContext, Time};
 /// use std::sync::{Arc, Mutex};
 /// use std::time::Duration;
 ///
 /// # fn main() -> dstream::Result<()> {
 /// let clock = ManualClock::new(Time::from_millis(0));
 /// let ssc = StreamingContext::builder()
-///     .batch_interval(Duration::from_secs(1))
+///     .config(StreamingConfig {
+///         batch_interval: Duration::from_secs(1),
+///         ..StreamingConfig::default()
+///     })
 ///     .clock(clock.clone())
 ///     .build()?;
 /// let queue = RddQueue::new();
@@ -328,18 +333,21 @@ impl<T: Data> DStream<T> {
     /// The `Rdd`s this stream still remembers for batch times from `from` to `to`
     /// (both included), oldest first, as Spark's `slice`. A stream forgets a batch's
     /// `Rdd` once the batch has completed, unless its windows or the context's
-    /// [`remember`](crate::StreamingContextBuilder::remember) duration keep it longer.
+    /// [`remember`](crate::StreamingContext::remember) duration keep it longer.
     ///
     /// ```
-    /// use dstream::{ManualClock, RddQueue, StreamingContext, Time};
+    /// use dstream::{ManualClock, RddQueue, StreamingConfig, StreamingContext, Time};
     /// use std::time::Duration;
     /// # fn main() -> dstream::Result<()> {
     /// let clock = ManualClock::default();
     /// let ssc = StreamingContext::builder()
-    ///     .batch_interval(Duration::from_secs(1))
-    ///     .remember(Duration::from_secs(2))
+    ///     .config(StreamingConfig {
+    ///         batch_interval: Duration::from_secs(1),
+    ///         ..StreamingConfig::default()
+    ///     })
     ///     .clock(clock.clone())
     ///     .build()?;
+    /// ssc.remember(Duration::from_secs(2))?;
     /// let queue = RddQueue::new();
     /// for n in 1..=3 {
     ///     queue.push(ssc.parallelize(vec![n]));

@@ -1,13 +1,16 @@
 //! Operations on streams of `(key, value)` pairs, batch by batch.
 //!
-//! Each applies the `Rdd` operation of the same name to every batch. The
-//! `_with_partitions` variants choose the number of partitions of the shuffle.
+//! Each applies the `Rdd` operation of the same name to every batch. The keyed ones
+//! are written once, on [`PartitionedDStream`], with the partitioner chosen there; the
+//! plain methods hand it the default.
 
 use std::sync::Arc;
 
 use super::DStream;
+use super::partitioned::PartitionedDStream;
 use crate::error::Result;
-use crate::rdd::{Data, Key};
+use crate::rdd::shuffle::Aggregator;
+use crate::rdd::{Data, Key, Partitioner};
 
 impl<K: Data, V: Data> DStream<(K, V)> {
     /// Applies `f` to every value, keeping the keys.
@@ -61,23 +64,7 @@ impl<K: Data, V: Data> DStream<(K, V)> {
     where
         K: Key,
     {
-        let parallelism = self.registry().parallelism();
-        self.reduce_by_key_with_partitions(f, parallelism)
-    }
-
-    /// [`reduce_by_key`](DStream::reduce_by_key) into `partitions` partitions.
-    pub fn reduce_by_key_with_partitions(
-        &self,
-        f: impl Fn(V, V) -> V + Send + Sync + 'static,
-        partitions: usize,
-    ) -> DStream<(K, V)>
-    where
-        K: Key,
-    {
-        let aggregator = crate::rdd::reducing(f);
-        self.map_rdd("reduce_by_key", move |rdd| {
-            rdd.shuffle_combine(aggregator.clone(), partitions)
-        })
+        self.with_default_partitions().reduce_by_key(f)
     }
 
     /// Collects the values of each key within each batch.
@@ -85,18 +72,7 @@ impl<K: Data, V: Data> DStream<(K, V)> {
     where
         K: Key,
     {
-        let parallelism = self.registry().parallelism();
-        self.group_by_key_with_partitions(parallelism)
-    }
-
-    /// [`group_by_key`](DStream::group_by_key) into `partitions` partitions.
-    pub fn group_by_key_with_partitions(&self, partitions: usize) -> DStream<(K, Vec<V>)>
-    where
-        K: Key,
-    {
-        self.map_rdd("group_by_key", move |rdd| {
-            rdd.group_by_key_with_partitions(partitions)
-        })
+        self.with_default_partitions().group_by_key()
     }
 
     /// Combines the values of each key within each batch, as
@@ -110,29 +86,8 @@ impl<K: Data, V: Data> DStream<(K, V)> {
     where
         K: Key,
     {
-        let parallelism = self.registry().parallelism();
-        self.combine_by_key_with_partitions(create, merge_value, merge_combiners, parallelism)
-    }
-
-    /// [`combine_by_key`](DStream::combine_by_key) into `partitions` partitions.
-    pub fn combine_by_key_with_partitions<C: Data>(
-        &self,
-        create: impl Fn(V) -> C + Send + Sync + 'static,
-        merge_value: impl Fn(C, V) -> C + Send + Sync + 'static,
-        merge_combiners: impl Fn(C, C) -> C + Send + Sync + 'static,
-        partitions: usize,
-    ) -> DStream<(K, C)>
-    where
-        K: Key,
-    {
-        let aggregator = crate::rdd::shuffle::Aggregator {
-            create: Arc::new(create),
-            merge_value: Arc::new(merge_value),
-            merge_combiners: Arc::new(merge_combiners),
-        };
-        self.map_rdd("combine_by_key", move |rdd| {
-            rdd.shuffle_combine(aggregator.clone(), partitions)
-        })
+        self.with_default_partitions()
+            .combine_by_key(create, merge_value, merge_combiners)
     }
 
     /// Joins each batch with the batch of `other` at the same time (inner join).
@@ -153,22 +108,7 @@ impl<K: Data, V: Data> DStream<(K, V)> {
     where
         K: Key,
     {
-        let parallelism = self.registry().parallelism();
-        self.join_with_partitions(other, parallelism)
-    }
-
-    /// [`join`](DStream::join) into `partitions` partitions.
-    pub fn join_with_partitions<W: Data>(
-        &self,
-        other: &DStream<(K, W)>,
-        partitions: usize,
-    ) -> Result<DStream<(K, (V, W))>>
-    where
-        K: Key,
-    {
-        self.combine_with("join", other, move |a, b, _| {
-            a.join_with_partitions(&b, partitions)
-        })
+        self.with_default_partitions().join(other)
     }
 
     /// Left outer join of each batch with the batch of `other` at the same time.
@@ -179,22 +119,7 @@ impl<K: Data, V: Data> DStream<(K, V)> {
     where
         K: Key,
     {
-        let parallelism = self.registry().parallelism();
-        self.left_outer_join_with_partitions(other, parallelism)
-    }
-
-    /// [`left_outer_join`](DStream::left_outer_join) into `partitions` partitions.
-    pub fn left_outer_join_with_partitions<W: Data>(
-        &self,
-        other: &DStream<(K, W)>,
-        partitions: usize,
-    ) -> Result<DStream<(K, (V, Option<W>))>>
-    where
-        K: Key,
-    {
-        self.combine_with("left_outer_join", other, move |a, b, _| {
-            a.left_outer_join_with_partitions(&b, partitions)
-        })
+        self.with_default_partitions().left_outer_join(other)
     }
 
     /// Right outer join of each batch with the batch of `other` at the same time.
@@ -205,22 +130,7 @@ impl<K: Data, V: Data> DStream<(K, V)> {
     where
         K: Key,
     {
-        let parallelism = self.registry().parallelism();
-        self.right_outer_join_with_partitions(other, parallelism)
-    }
-
-    /// [`right_outer_join`](DStream::right_outer_join) into `partitions` partitions.
-    pub fn right_outer_join_with_partitions<W: Data>(
-        &self,
-        other: &DStream<(K, W)>,
-        partitions: usize,
-    ) -> Result<DStream<(K, (Option<V>, W))>>
-    where
-        K: Key,
-    {
-        self.combine_with("right_outer_join", other, move |a, b, _| {
-            a.right_outer_join_with_partitions(&b, partitions)
-        })
+        self.with_default_partitions().right_outer_join(other)
     }
 
     /// Full outer join of each batch with the batch of `other` at the same time.
@@ -231,22 +141,7 @@ impl<K: Data, V: Data> DStream<(K, V)> {
     where
         K: Key,
     {
-        let parallelism = self.registry().parallelism();
-        self.full_outer_join_with_partitions(other, parallelism)
-    }
-
-    /// [`full_outer_join`](DStream::full_outer_join) into `partitions` partitions.
-    pub fn full_outer_join_with_partitions<W: Data>(
-        &self,
-        other: &DStream<(K, W)>,
-        partitions: usize,
-    ) -> Result<DStream<(K, (Option<V>, Option<W>))>>
-    where
-        K: Key,
-    {
-        self.combine_with("full_outer_join", other, move |a, b, _| {
-            a.full_outer_join_with_partitions(&b, partitions)
-        })
+        self.with_default_partitions().full_outer_join(other)
     }
 
     /// For every key in either batch: its values here and in `other`, batch by batch.
@@ -257,21 +152,147 @@ impl<K: Data, V: Data> DStream<(K, V)> {
     where
         K: Key,
     {
-        let parallelism = self.registry().parallelism();
-        self.cogroup_with_partitions(other, parallelism)
+        self.with_default_partitions().cogroup(other)
+    }
+}
+
+#[allow(clippy::type_complexity)]
+impl<K: Data, V: Data, P: Send + Sync + 'static> PartitionedDStream<(K, V), P> {
+    /// [`DStream::reduce_by_key`] with this partitioner.
+    ///
+    /// ```
+    /// # use dstream::{RddQueue, StreamingContext};
+    /// # use std::time::Duration;
+    /// # fn main() -> dstream::Result<()> {
+    /// # let ssc = StreamingContext::new("local[2]", Duration::from_secs(1))?;
+    /// let pairs = ssc.queue_stream(&RddQueue::<(String, i32)>::new(), true, None);
+    /// let word_counts = pairs.partitioned(8).reduce_by_key(|x, y| x + y);
+    /// # let _ = word_counts;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn reduce_by_key(&self, f: impl Fn(V, V) -> V + Send + Sync + 'static) -> DStream<(K, V)>
+    where
+        K: Key,
+        P: Partitioner<K>,
+    {
+        self.shuffle_combine("reduce_by_key", crate::rdd::reducing(f))
     }
 
-    /// [`cogroup`](DStream::cogroup) into `partitions` partitions.
-    pub fn cogroup_with_partitions<W: Data>(
+    /// [`DStream::group_by_key`] with this partitioner.
+    pub fn group_by_key(&self) -> DStream<(K, Vec<V>)>
+    where
+        K: Key,
+        P: Partitioner<K>,
+    {
+        self.shuffle_combine("group_by_key", Aggregator::grouping())
+    }
+
+    /// [`DStream::combine_by_key`] with this partitioner.
+    pub fn combine_by_key<C: Data>(
+        &self,
+        create: impl Fn(V) -> C + Send + Sync + 'static,
+        merge_value: impl Fn(C, V) -> C + Send + Sync + 'static,
+        merge_combiners: impl Fn(C, C) -> C + Send + Sync + 'static,
+    ) -> DStream<(K, C)>
+    where
+        K: Key,
+        P: Partitioner<K>,
+    {
+        let aggregator = Aggregator {
+            create: Arc::new(create),
+            merge_value: Arc::new(merge_value),
+            merge_combiners: Arc::new(merge_combiners),
+        };
+        self.shuffle_combine("combine_by_key", aggregator)
+    }
+
+    /// Every batch shuffled and combined by `aggregator`.
+    pub(super) fn shuffle_combine<C: Data>(
+        &self,
+        kind: &'static str,
+        aggregator: Aggregator<V, C>,
+    ) -> DStream<(K, C)>
+    where
+        K: Key,
+        P: Partitioner<K>,
+    {
+        let partitioning = self.partitioning();
+        self.stream.map_rdd(kind, move |rdd| {
+            rdd.shuffle_combine(aggregator.clone(), partitioning.clone())
+        })
+    }
+
+    /// [`DStream::join`] with this partitioner.
+    pub fn join<W: Data>(&self, other: &DStream<(K, W)>) -> Result<DStream<(K, (V, W))>>
+    where
+        K: Key,
+        P: Partitioner<K>,
+    {
+        let partitioned = self.per_batch();
+        self.stream
+            .combine_with("join", other, move |a, b, _| partitioned(&a).join(&b))
+    }
+
+    /// [`DStream::left_outer_join`] with this partitioner.
+    pub fn left_outer_join<W: Data>(
         &self,
         other: &DStream<(K, W)>,
-        partitions: usize,
+    ) -> Result<DStream<(K, (V, Option<W>))>>
+    where
+        K: Key,
+        P: Partitioner<K>,
+    {
+        let partitioned = self.per_batch();
+        self.stream
+            .combine_with("left_outer_join", other, move |a, b, _| {
+                partitioned(&a).left_outer_join(&b)
+            })
+    }
+
+    /// [`DStream::right_outer_join`] with this partitioner.
+    pub fn right_outer_join<W: Data>(
+        &self,
+        other: &DStream<(K, W)>,
+    ) -> Result<DStream<(K, (Option<V>, W))>>
+    where
+        K: Key,
+        P: Partitioner<K>,
+    {
+        let partitioned = self.per_batch();
+        self.stream
+            .combine_with("right_outer_join", other, move |a, b, _| {
+                partitioned(&a).right_outer_join(&b)
+            })
+    }
+
+    /// [`DStream::full_outer_join`] with this partitioner.
+    pub fn full_outer_join<W: Data>(
+        &self,
+        other: &DStream<(K, W)>,
+    ) -> Result<DStream<(K, (Option<V>, Option<W>))>>
+    where
+        K: Key,
+        P: Partitioner<K>,
+    {
+        let partitioned = self.per_batch();
+        self.stream
+            .combine_with("full_outer_join", other, move |a, b, _| {
+                partitioned(&a).full_outer_join(&b)
+            })
+    }
+
+    /// [`DStream::cogroup`] with this partitioner.
+    pub fn cogroup<W: Data>(
+        &self,
+        other: &DStream<(K, W)>,
     ) -> Result<DStream<(K, (Vec<V>, Vec<W>))>>
     where
         K: Key,
+        P: Partitioner<K>,
     {
-        self.combine_with("cogroup", other, move |a, b, _| {
-            a.cogroup_with_partitions(&b, partitions)
-        })
+        let partitioned = self.per_batch();
+        self.stream
+            .combine_with("cogroup", other, move |a, b, _| partitioned(&a).cogroup(&b))
     }
 }

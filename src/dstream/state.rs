@@ -15,13 +15,14 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::partitioned::PartitionedDStream;
 use super::store::{
     StateCore, StateEntry, StateStore, StateTable, Stepper, Work, emitted_view, snapshot_view,
 };
 use super::{DStream, GraphNode, StreamNode};
 use crate::error::{Error, Result};
 use crate::rdd::shuffle::{self, Aggregator, Partitioning, Table};
-use crate::rdd::{Data, Key, Rdd};
+use crate::rdd::{Data, Key, Partitioner, Rdd};
 use crate::time::{Time, is_positive_multiple};
 
 /// What state must be: [`Data`] that a checkpoint can save and load.
@@ -66,11 +67,7 @@ fn new_values<K: Key, V: Data, S: Data>(
     batch: &Rdd<(K, V)>,
     store: &StateStore<K, S>,
 ) -> Vec<Table<K, Vec<V>>> {
-    shuffle::combine(
-        batch,
-        &Partitioning::Hash(store.partitioner()),
-        &Aggregator::grouping(),
-    )
+    shuffle::combine(batch, store.partitioning(), &Aggregator::grouping())
 }
 
 /// The stepper of `update_state_by_key`.
@@ -163,7 +160,9 @@ impl<K: Data, V: Data> DStream<(K, V)> {
     /// Keeps a state per key across batches, as Spark's `updateStateByKey`: each
     /// batch, `update(new_values, previous_state)` is called for every key that has new
     /// values or a state, and its result is the key's new state (`None` removes the
-    /// key). The stream's batches are the whole state after each batch.
+    /// key). The stream's batches are the whole state after each batch. The state is
+    /// hashed into as many partitions as there are worker threads; with
+    /// [`partitioned`](DStream::partitioned), into those of the partitioner given.
     ///
     /// Needs a checkpoint directory ([`StreamingContext::checkpoint`]); the state is
     /// saved there and recovered by
@@ -193,21 +192,7 @@ impl<K: Data, V: Data> DStream<(K, V)> {
     where
         K: Key + Serialize + DeserializeOwned,
     {
-        let partitions = self.registry().parallelism();
-        self.update_state(without_time(update), partitions, None, None)
-    }
-
-    /// [`update_state_by_key`](DStream::update_state_by_key) with the state in
-    /// `partitions` partitions.
-    pub fn update_state_by_key_with_partitions<S: StateData>(
-        &self,
-        update: impl Fn(&[V], Option<S>) -> Option<S> + Send + Sync + 'static,
-        partitions: usize,
-    ) -> DStream<(K, S)>
-    where
-        K: Key + Serialize + DeserializeOwned,
-    {
-        self.update_state(without_time(update), partitions, None, None)
+        self.with_default_partitions().update_state_by_key(update)
     }
 
     /// [`update_state_by_key`](DStream::update_state_by_key) starting from the
@@ -215,20 +200,20 @@ impl<K: Data, V: Data> DStream<(K, V)> {
     pub fn update_state_by_key_with_initial<S: StateData>(
         &self,
         update: impl Fn(&[V], Option<S>) -> Option<S> + Send + Sync + 'static,
-        partitions: usize,
         initial: Rdd<(K, S)>,
     ) -> DStream<(K, S)>
     where
         K: Key + Serialize + DeserializeOwned,
     {
-        self.update_state(without_time(update), partitions, Some(initial), None)
+        self.with_default_partitions()
+            .update_state_by_key_with_initial(update, initial)
     }
 
-    /// [`update_state_by_key`](DStream::update_state_by_key) into `partitions`
-    /// partitions, from `initial` if given, with each partition's calls of `update`
-    /// made inside one call of `scope`. A language binding uses it to hold its
-    /// interpreter's lock across a partition's calls rather than take it per key (the
-    /// Python package does). `scope` must run the work it is given exactly once.
+    /// [`update_state_by_key`](DStream::update_state_by_key) from `initial` if given,
+    /// with each partition's calls of `update` made inside one call of `scope`. A
+    /// language binding uses it to hold its interpreter's lock across a partition's
+    /// calls rather than take it per key (the Python package does). `scope` must run
+    /// the work it is given exactly once.
     ///
     /// ```
     /// use dstream::{RddQueue, StreamingContext};
@@ -237,9 +222,8 @@ impl<K: Data, V: Data> DStream<(K, V)> {
     /// let ssc = StreamingContext::new("local[2]", Duration::from_secs(10))?;
     /// ssc.checkpoint(std::env::temp_dir().join("dstream-doc-update-scoped"))?;
     /// let pairs = ssc.queue_stream(&RddQueue::<(String, i32)>::new(), true, None);
-    /// let totals = pairs.update_state_by_key_scoped(
+    /// let totals = pairs.partitioned(2).update_state_by_key_scoped(
     ///     |new: &[i32], total: Option<i32>| Some(new.iter().sum::<i32>() + total.unwrap_or(0)),
-    ///     2,
     ///     None,
     ///     |work| work(), // for example: take a lock, run the work, let go
     /// );
@@ -250,24 +234,19 @@ impl<K: Data, V: Data> DStream<(K, V)> {
     pub fn update_state_by_key_scoped<S: StateData>(
         &self,
         update: impl Fn(&[V], Option<S>) -> Option<S> + Send + Sync + 'static,
-        partitions: usize,
         initial: Option<Rdd<(K, S)>>,
         scope: impl Fn(&mut dyn FnMut()) + Send + Sync + 'static,
     ) -> DStream<(K, S)>
     where
         K: Key + Serialize + DeserializeOwned,
     {
-        self.update_state(
-            without_time(update),
-            partitions,
-            initial,
-            Some(Arc::new(scope)),
-        )
+        self.with_default_partitions()
+            .update_state_by_key_scoped(update, initial, scope)
     }
 
     /// [`update_state_by_key`](DStream::update_state_by_key) with a function that
     /// also receives the batch time, as Spark's `updateStateByKey` variants that take
-    /// `(Time, K, Seq[V], Option[S])`, in `partitions` partitions.
+    /// `(Time, K, Seq[V], Option[S])`.
     ///
     /// ```
     /// use dstream::{RddQueue, StreamingContext, Time};
@@ -282,7 +261,6 @@ impl<K: Data, V: Data> DStream<(K, V)> {
     ///         let (count, changed) = last.unwrap_or((0, time));
     ///         Some(if new.is_empty() { (count, changed) } else { (count + new.iter().sum::<u32>(), time) })
     ///     },
-    ///     2,
     /// );
     /// # let _ = totals;
     /// # Ok(())
@@ -291,25 +269,25 @@ impl<K: Data, V: Data> DStream<(K, V)> {
     pub fn update_state_by_key_with_time<S: StateData>(
         &self,
         update: impl Fn(Time, &[V], Option<S>) -> Option<S> + Send + Sync + 'static,
-        partitions: usize,
     ) -> DStream<(K, S)>
     where
         K: Key + Serialize + DeserializeOwned,
     {
-        self.update_state(update, partitions, None, None)
+        self.with_default_partitions()
+            .update_state_by_key_with_time(update)
     }
 
     fn update_state<S: StateData>(
         &self,
         update: impl Fn(Time, &[V], Option<S>) -> Option<S> + Send + Sync + 'static,
-        partitions: usize,
+        partitioning: Partitioning<K>,
         initial: Option<Rdd<(K, S)>>,
         scope: Option<Arc<PartitionScope>>,
     ) -> DStream<(K, S)>
     where
         K: Key + Serialize + DeserializeOwned,
     {
-        let store = Arc::new(StateStore::new(partitions));
+        let store = Arc::new(StateStore::new(partitioning));
         let core = Arc::new(StateCore::new(
             store.clone(),
             self.slide_duration(),
@@ -327,6 +305,87 @@ impl<K: Data, V: Data> DStream<(K, V)> {
         self.registry()
             .register_stateful(core, stream.node().clone());
         stream
+    }
+}
+
+impl<K: Data, V: Data, P: Send + Sync + 'static> PartitionedDStream<(K, V), P> {
+    /// [`DStream::update_state_by_key`] with the state kept in this partitioner's
+    /// partitions: each batch's pairs are shuffled with it, and a key's state lives in
+    /// the partition it names.
+    ///
+    /// ```
+    /// use dstream::{RddQueue, StreamingContext};
+    /// use std::time::Duration;
+    /// # fn main() -> dstream::Result<()> {
+    /// let ssc = StreamingContext::new("local[2]", Duration::from_secs(10))?;
+    /// let pairs = ssc.queue_stream(&RddQueue::<(String, i32)>::new(), true, None);
+    /// let running_counts = pairs.partitioned(16).update_state_by_key(|new: &[i32], running: Option<i32>| {
+    ///     Some(new.iter().sum::<i32>() + running.unwrap_or(0))
+    /// });
+    /// # let _ = running_counts;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn update_state_by_key<S: StateData>(
+        &self,
+        update: impl Fn(&[V], Option<S>) -> Option<S> + Send + Sync + 'static,
+    ) -> DStream<(K, S)>
+    where
+        K: Key + Serialize + DeserializeOwned,
+        P: Partitioner<K>,
+    {
+        self.stream
+            .update_state(without_time(update), self.partitioning(), None, None)
+    }
+
+    /// [`DStream::update_state_by_key_with_initial`] with this partitioner.
+    pub fn update_state_by_key_with_initial<S: StateData>(
+        &self,
+        update: impl Fn(&[V], Option<S>) -> Option<S> + Send + Sync + 'static,
+        initial: Rdd<(K, S)>,
+    ) -> DStream<(K, S)>
+    where
+        K: Key + Serialize + DeserializeOwned,
+        P: Partitioner<K>,
+    {
+        self.stream.update_state(
+            without_time(update),
+            self.partitioning(),
+            Some(initial),
+            None,
+        )
+    }
+
+    /// [`DStream::update_state_by_key_scoped`] with this partitioner.
+    pub fn update_state_by_key_scoped<S: StateData>(
+        &self,
+        update: impl Fn(&[V], Option<S>) -> Option<S> + Send + Sync + 'static,
+        initial: Option<Rdd<(K, S)>>,
+        scope: impl Fn(&mut dyn FnMut()) + Send + Sync + 'static,
+    ) -> DStream<(K, S)>
+    where
+        K: Key + Serialize + DeserializeOwned,
+        P: Partitioner<K>,
+    {
+        self.stream.update_state(
+            without_time(update),
+            self.partitioning(),
+            initial,
+            Some(Arc::new(scope)),
+        )
+    }
+
+    /// [`DStream::update_state_by_key_with_time`] with this partitioner.
+    pub fn update_state_by_key_with_time<S: StateData>(
+        &self,
+        update: impl Fn(Time, &[V], Option<S>) -> Option<S> + Send + Sync + 'static,
+    ) -> DStream<(K, S)>
+    where
+        K: Key + Serialize + DeserializeOwned,
+        P: Partitioner<K>,
+    {
+        self.stream
+            .update_state(update, self.partitioning(), None, None)
     }
 }
 
@@ -397,7 +456,8 @@ impl<S> State<S> {
 type MappingFn<K, V, S, M> = dyn Fn(Time, &K, Option<V>, &mut State<S>) -> Option<M> + Send + Sync;
 
 /// What [`map_with_state`](DStream::map_with_state) does: the function, and optionally
-/// the number of partitions, an idle timeout and an initial state.
+/// an idle timeout and an initial state. The state's partitioner is chosen as for
+/// every keyed operation, with [`DStream::partitioned`].
 ///
 /// ```
 /// use dstream::{State, StateSpec};
@@ -414,7 +474,6 @@ type MappingFn<K, V, S, M> = dyn Fn(Time, &K, Option<V>, &mut State<S>) -> Optio
 /// ```
 pub struct StateSpec<K, V, S, M> {
     function: Arc<MappingFn<K, V, S, M>>,
-    partitions: Option<usize>,
     timeout: Option<Duration>,
     initial: Option<Rdd<(K, S)>>,
 }
@@ -452,16 +511,9 @@ impl<K: Key, V: Data, S: Data, M: Data> StateSpec<K, V, S, M> {
     ) -> Self {
         StateSpec {
             function: Arc::new(function),
-            partitions: None,
             timeout: None,
             initial: None,
         }
-    }
-
-    /// Keeps the state in `partitions` partitions (default: the parallelism).
-    pub fn num_partitions(mut self, partitions: usize) -> Self {
-        self.partitions = Some(partitions);
-        self
     }
 
     /// Removes keys that received no data for `idle` (the function is called for them
@@ -686,10 +738,23 @@ impl<K: Data, V: Data> DStream<(K, V)> {
     where
         K: Key + Serialize + DeserializeOwned,
     {
-        let partitions = spec
-            .partitions
-            .unwrap_or_else(|| self.registry().parallelism());
-        let store = Arc::new(StateStore::new(partitions));
+        self.with_default_partitions().map_with_state(spec)
+    }
+}
+
+impl<K: Data, V: Data, P: Send + Sync + 'static> PartitionedDStream<(K, V), P> {
+    /// [`DStream::map_with_state`] with the state kept in this partitioner's
+    /// partitions, as Spark's `StateSpec.partitioner` or `numPartitions`.
+    pub fn map_with_state<S: StateData, M: Data>(
+        &self,
+        spec: StateSpec<K, V, S, M>,
+    ) -> MapWithStateStream<K, S, M>
+    where
+        K: Key + Serialize + DeserializeOwned,
+        P: Partitioner<K>,
+    {
+        let stream = &self.stream;
+        let store = Arc::new(StateStore::new(self.partitioning()));
         let idle = Arc::new(
             (0..store.num_partitions())
                 .map(|_| Mutex::new(BTreeMap::new()))
@@ -697,9 +762,9 @@ impl<K: Data, V: Data> DStream<(K, V)> {
         );
         let core = Arc::new(StateCore::new(
             store.clone(),
-            self.slide_duration(),
+            stream.slide_duration(),
             MapWithState {
-                parent: self.node().clone(),
+                parent: stream.node().clone(),
                 store,
                 function: spec.function,
                 timeout: spec.timeout,
@@ -707,10 +772,11 @@ impl<K: Data, V: Data> DStream<(K, V)> {
                 initial: InitialState::new(spec.initial),
             },
         ));
-        let env = self.registry().env();
-        let mapped = self.derive("map_with_state", core.view(emitted_view, env));
+        let env = stream.registry().env();
+        let mapped = stream.derive("map_with_state", core.view(emitted_view, env));
         let snapshots = mapped.derive("state_snapshots", core.view(snapshot_view, env));
-        self.registry()
+        stream
+            .registry()
             .register_stateful(core, mapped.node().clone());
         MapWithStateStream { mapped, snapshots }
     }

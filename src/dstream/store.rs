@@ -1,9 +1,9 @@
 //! The state of stateful streams (`update_state_by_key`, `map_with_state`) and
 //! incremental windows (`reduce_by_key_and_window` with an inverse function).
 //!
-//! A [`StateStore`] holds one hash table per partition, keys placed by the same hash
-//! partitioner as the shuffles, so a batch's shuffled data meets its state partition by
-//! partition. Each batch applies a [`StateStep`] to the store: steps run once, in batch
+//! A [`StateStore`] holds one hash table per partition, keys placed by the same
+//! partitioner as the stream's shuffles (the default hash or the one given with
+//! `partitioned`), so a batch's shuffled data meets its state partition by partition. Each batch applies a [`StateStep`] to the store: steps run once, in batch
 //! order (a step first runs the step before it), and update the tables in place. A
 //! batch's result is a snapshot: the tables' `Arc`s. While a snapshot is held (an
 //! output kept the `Rdd`), the next step copies the partition it changes; once it is
@@ -27,7 +27,8 @@ use super::{GraphNode, Job};
 use crate::error::{Error, Result};
 use crate::rdd::materialized::SharedPartitions;
 use crate::rdd::partitioner::hash_key;
-use crate::rdd::{Data, HashPartitioner, Key, PartitionIter, Rdd, RddNode};
+use crate::rdd::shuffle::Partitioning;
+use crate::rdd::{Data, Key, PartitionIter, Rdd, RddNode};
 use crate::time::Time;
 
 /// One key's state.
@@ -46,7 +47,9 @@ pub(crate) type StateTable<K, S> = HashTable<StateEntry<K, S>>;
 
 /// A state table per partition, and the last batch applied to them.
 pub(crate) struct StateStore<K, S> {
-    partitioner: HashPartitioner,
+    /// Where each key lives: the partitioner the stream's shuffles use, so a batch's
+    /// data meets its keys' state partition by partition.
+    partitioning: Partitioning<K>,
     tables: Mutex<Tables<K, S>>,
     /// The number of keys after the last update, readable without waiting for one
     /// that is running (the status page asks while batches run).
@@ -62,17 +65,16 @@ struct Tables<K, S> {
 pub(crate) type Snapshot<K, S> = Arc<Vec<Arc<StateTable<K, S>>>>;
 
 impl<K: Key, S: Data> StateStore<K, S> {
-    pub(crate) fn new(partitions: usize) -> Self {
-        let partitioner = HashPartitioner::new(partitions);
+    pub(crate) fn new(partitioning: Partitioning<K>) -> Self {
         StateStore {
-            partitioner,
             tables: Mutex::new(Tables {
-                partitions: (0..partitioner.num_partitions())
+                partitions: (0..partitioning.num_partitions())
                     .map(|_| Arc::new(HashTable::new()))
                     .collect(),
                 applied: None,
             }),
             keys: AtomicUsize::new(0),
+            partitioning,
         }
     }
 
@@ -90,12 +92,12 @@ impl<K: Key, S: Data> StateStore<K, S> {
         self.tables.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(crate) fn partitioner(&self) -> HashPartitioner {
-        self.partitioner
+    pub(crate) fn partitioning(&self) -> &Partitioning<K> {
+        &self.partitioning
     }
 
     pub(crate) fn num_partitions(&self) -> usize {
-        self.partitioner.num_partitions()
+        self.partitioning.num_partitions()
     }
 
     /// Updates every partition in parallel with `update(table, input)`, in place where
@@ -125,14 +127,15 @@ impl<K: Key, S: Data> StateStore<K, S> {
         (Arc::new(tables.partitions.clone()), tables.applied)
     }
 
-    /// Replaces the state with `entries`, each placed by its key's hash.
+    /// Replaces the state with `entries`, each placed by the store's partitioner (which
+    /// may differ from the one that saved them: a checkpoint holds no placement).
     pub(crate) fn load(&self, entries: Vec<(K, S, Time)>, applied: Time) {
         let mut partitions: Vec<StateTable<K, S>> = (0..self.num_partitions())
             .map(|_| HashTable::new())
             .collect();
         for (key, state, updated) in entries {
             let hash = hash_key(&key);
-            let table = &mut partitions[self.partitioner.partition_of_hash(hash)];
+            let table = &mut partitions[self.partitioning.partition(hash, &key)];
             table.insert_unique(
                 hash,
                 StateEntry {
@@ -376,11 +379,14 @@ impl<K: Key, S: Data, M: Data> StateCore<K, S, M> {
 /// [`StreamingContext::state_sizes`](crate::StreamingContext::state_sizes) reports it.
 ///
 /// ```
-/// use dstream::{ManualClock, RddQueue, StreamingContext};
+/// use dstream::{ManualClock, RddQueue, StreamingConfig, StreamingContext};
 /// use std::time::Duration;
 /// # fn main() -> dstream::Result<()> {
 /// let ssc = StreamingContext::builder()
-///     .batch_interval(Duration::from_secs(1))
+///     .config(StreamingConfig {
+///         batch_interval: Duration::from_secs(1),
+///         ..StreamingConfig::default()
+///     })
 ///     .clock(ManualClock::default())
 ///     .build()?;
 /// let totals = ssc
@@ -607,6 +613,7 @@ pub(crate) fn emitted_view<K: Key, S: Data, M: Data>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rdd::{HashPartitioner, Partitioner};
 
     fn counts(store: &StateStore<String, i64>) -> Vec<(String, i64)> {
         let (snapshot, _) = store.current();
@@ -622,8 +629,7 @@ mod tests {
     ) -> Snapshot<String, i64> {
         let mut inputs: Vec<Vec<String>> = vec![Vec::new(); store.num_partitions()];
         for w in words {
-            inputs[Partitioner::partition(&store.partitioner(), &w.to_string())]
-                .push(w.to_string());
+            inputs[store.partitioning().partition_of_key(&w.to_string())].push(w.to_string());
         }
         store
             .apply(time, inputs, |table, words| {
@@ -650,11 +656,9 @@ mod tests {
             .0
     }
 
-    use crate::rdd::Partitioner;
-
     #[test]
     fn updates_in_place_unless_a_snapshot_is_held() {
-        let store = StateStore::new(2);
+        let store = StateStore::new(Partitioning::hash(2));
         let first = add_words(&store, Time::from_millis(1), &["a", "b", "a"]);
         let first_tables: Vec<*const StateTable<String, i64>> =
             first.iter().map(Arc::as_ptr).collect();
@@ -683,8 +687,8 @@ mod tests {
     }
 
     #[test]
-    fn loading_places_keys_by_hash() {
-        let store: StateStore<String, i64> = StateStore::new(3);
+    fn loading_places_keys_by_the_partitioner() {
+        let store: StateStore<String, i64> = StateStore::new(Partitioning::hash(3));
         store.load(
             (0..30)
                 .map(|i| (format!("k{i}"), i, Time::from_millis(5)))
@@ -697,11 +701,39 @@ mod tests {
         for (index, table) in snapshot.iter().enumerate() {
             for entry in table.iter() {
                 assert_eq!(
-                    Partitioner::partition(&store.partitioner(), &entry.key),
+                    Partitioner::partition(&HashPartitioner::new(3), &entry.key),
                     index
                 );
             }
         }
         assert_eq!(counts(&store).len(), 30);
+
+        // By the number of its decimal digits.
+        struct Digits;
+        impl Partitioner<String> for Digits {
+            fn num_partitions(&self) -> usize {
+                2
+            }
+            fn partition(&self, key: &String) -> usize {
+                key.len() - 2
+            }
+        }
+        let store: StateStore<String, i64> = StateStore::new(Partitioning::of(&Arc::new(Digits)));
+        store.load(
+            [3, 12, 7]
+                .map(|i| (format!("k{i}"), i, Time::from_millis(5)))
+                .into(),
+            Time::from_millis(5),
+        );
+        let (snapshot, _) = store.current();
+        let keys: Vec<Vec<&str>> = snapshot
+            .iter()
+            .map(|t| {
+                let mut keys: Vec<&str> = t.iter().map(|e| e.key.as_str()).collect();
+                keys.sort();
+                keys
+            })
+            .collect();
+        assert_eq!(keys, vec![vec!["k3", "k7"], vec!["k12"]]);
     }
 }

@@ -5,10 +5,11 @@
 
 use std::sync::Arc;
 
+use super::partitioned::PartitionedDStream;
 use super::{Compute, DStream, GraphNode, StreamNode};
 use crate::error::Result;
 use crate::rdd::Deferred;
-use crate::rdd::{Data, Key, PartitionIter, Rdd};
+use crate::rdd::{Data, Key, PartitionIter, Partitioner, Rdd};
 use crate::time::Time;
 
 type RddFn<A, T> = dyn Fn(Rdd<A>, Time) -> Rdd<T> + Send + Sync;
@@ -410,16 +411,22 @@ impl<T: Data> DStream<T> {
     where
         T: Key,
     {
-        self.map_rdd("count_by_value", |rdd| rdd.count_by_value())
+        self.with_default_partitions().count_by_value()
     }
+}
 
-    /// [`count_by_value`](DStream::count_by_value) into `partitions` partitions.
-    pub fn count_by_value_with_partitions(&self, partitions: usize) -> DStream<(T, u64)>
+impl<T: Data, P: Send + Sync + 'static> PartitionedDStream<T, P> {
+    /// [`DStream::count_by_value`] with this partitioner (of the elements).
+    pub fn count_by_value(&self) -> DStream<(T, u64)>
     where
         T: Key,
+        P: Partitioner<T>,
     {
-        self.map_rdd("count_by_value", move |rdd| {
-            rdd.count_by_value_with_partitions(partitions)
+        let partitioning = self.partitioning();
+        let counting = crate::rdd::reducing(|a, b| a + b);
+        self.stream.map_rdd("count_by_value", move |rdd| {
+            rdd.map(|x| (x, 1u64))
+                .shuffle_combine(counting.clone(), partitioning.clone())
         })
     }
 }

@@ -19,11 +19,13 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::partitioned::PartitionedDStream;
 use super::state::StateData;
 use super::store::{StateCore, StateEntry, StateStore, StateTable, Stepper, Work, snapshot_view};
 use super::{Compute, DStream, StreamNode};
 use crate::error::{Error, Result};
 use crate::rdd::partitioner::hash_key;
+use crate::rdd::shuffle::{Aggregator, Partitioning};
 use crate::rdd::{Data, Key, Partitioner, Rdd};
 use crate::time::{Time, is_positive_multiple};
 
@@ -166,7 +168,15 @@ impl<T: StateData> DStream<T> {
         self.check_window("reduce_by_window_inv", length, slide)?;
         Ok(self
             .map(|x| ((), x))
-            .inverse_window("reduce_by_window_inv", f, inverse, length, slide, 1, None)?
+            .inverse_window(
+                "reduce_by_window_inv",
+                f,
+                inverse,
+                length,
+                slide,
+                Partitioning::hash(1),
+                None,
+            )?
             .map(|(_, x)| x))
     }
 
@@ -180,15 +190,31 @@ impl<T: StateData> DStream<T> {
     where
         T: Key,
     {
-        self.check_window("count_by_value_and_window", length, slide)?;
-        let partitions = self.registry().parallelism();
-        self.map(|x| (x, 1u64)).inverse_window(
+        self.with_default_partitions()
+            .count_by_value_and_window(length, slide)
+    }
+}
+
+impl<T: StateData, P: Send + Sync + 'static> PartitionedDStream<T, P> {
+    /// [`DStream::count_by_value_and_window`] with this partitioner (of the elements).
+    pub fn count_by_value_and_window(
+        &self,
+        length: Duration,
+        slide: Duration,
+    ) -> Result<DStream<(T, u64)>>
+    where
+        T: Key,
+        P: Partitioner<T>,
+    {
+        self.stream
+            .check_window("count_by_value_and_window", length, slide)?;
+        self.stream.map(|x| (x, 1u64)).inverse_window(
             "count_by_value_and_window",
             |a, b| a + b,
             |a, b| a - b,
             length,
             slide,
-            partitions,
+            self.partitioning(),
             Some(Arc::new(|_: &T, count: &u64| *count != 0)),
         )
     }
@@ -208,25 +234,8 @@ impl<K: Data, V: Data> DStream<(K, V)> {
     where
         K: Key,
     {
-        self.check_window("group_by_key_and_window", length, slide)?;
-        let partitions = self.registry().parallelism();
-        Ok(self.group_by_key().window(length, slide)?.map_rdd(
-            "group_by_key_and_window",
-            move |rdd| {
-                rdd.combine_by_key_with_partitions(
-                    |vs| vs,
-                    |mut a: Vec<V>, mut b| {
-                        a.append(&mut b);
-                        a
-                    },
-                    |mut a, mut b| {
-                        a.append(&mut b);
-                        a
-                    },
-                    partitions,
-                )
-            },
-        ))
+        self.with_default_partitions()
+            .group_by_key_and_window(length, slide)
     }
 
     /// The values of each key in each window merged with `f`. Each batch is reduced
@@ -252,21 +261,10 @@ impl<K: Data, V: Data> DStream<(K, V)> {
     where
         K: Key,
     {
-        self.check_window("reduce_by_key_and_window", length, slide)?;
-        let partitions = self.registry().parallelism();
-        let f: ReduceFn<V> = Arc::new(f);
-        let per_batch = f.clone();
-        Ok(self
-            .reduce_by_key(move |a, b| per_batch(a, b))
-            .window(length, slide)?
-            .map_rdd("reduce_by_key_and_window", move |rdd| {
-                let f = f.clone();
-                rdd.reduce_by_key_with_partitions(move |a, b| f(a, b), partitions)
-            }))
+        self.with_default_partitions()
+            .reduce_by_key_and_window(f, length, slide)
     }
-}
 
-impl<K: Data, V: Data> DStream<(K, V)> {
     /// The values of each key in each window merged with `f`, incrementally, as the
     /// seed's `reduceByKeyAndWindow(lambda x, y: x + y, lambda x, y: x - y, 20, 10)`:
     /// the previous window's result, plus the batches entering, minus (with `inverse`)
@@ -303,44 +301,28 @@ impl<K: Data, V: Data> DStream<(K, V)> {
         K: Key + Serialize + DeserializeOwned,
         V: StateData,
     {
-        let partitions = self.registry().parallelism();
-        self.inverse_window(
-            "reduce_by_key_and_window",
-            f,
-            inverse,
-            length,
-            slide,
-            partitions,
-            None,
-        )
+        self.with_default_partitions()
+            .reduce_by_key_and_window_inv(f, inverse, length, slide)
     }
 
-    /// [`reduce_by_key_and_window_inv`](DStream::reduce_by_key_and_window_inv) into
-    /// `partitions` partitions, keeping only the keys for which `keep(key, value)` is
-    /// true, for example `|_, count| *count != 0`. `keep` should only drop keys whose
-    /// batches have all left the window.
+    /// [`reduce_by_key_and_window_inv`](DStream::reduce_by_key_and_window_inv),
+    /// keeping only the keys for which `keep(key, value)` is true, for example
+    /// `|_, count| *count != 0`. `keep` should only drop keys whose batches have all
+    /// left the window.
     pub fn reduce_by_key_and_window_inv_with(
         &self,
         f: impl Fn(V, V) -> V + Send + Sync + 'static,
         inverse: impl Fn(V, V) -> V + Send + Sync + 'static,
         length: Duration,
         slide: Duration,
-        partitions: usize,
         keep: impl Fn(&K, &V) -> bool + Send + Sync + 'static,
     ) -> Result<DStream<(K, V)>>
     where
         K: Key + Serialize + DeserializeOwned,
         V: StateData,
     {
-        self.inverse_window(
-            "reduce_by_key_and_window",
-            f,
-            inverse,
-            length,
-            slide,
-            partitions,
-            Some(Arc::new(keep)),
-        )
+        self.with_default_partitions()
+            .reduce_by_key_and_window_inv_with(f, inverse, length, slide, keep)
     }
 
     #[allow(clippy::too_many_arguments)] // private: the public variants name them
@@ -351,7 +333,7 @@ impl<K: Data, V: Data> DStream<(K, V)> {
         inverse: impl Fn(V, V) -> V + Send + Sync + 'static,
         length: Duration,
         slide: Duration,
-        partitions: usize,
+        partitioning: Partitioning<K>,
         keep: Option<FilterFn<K, V>>,
     ) -> Result<DStream<(K, V)>>
     where
@@ -361,9 +343,16 @@ impl<K: Data, V: Data> DStream<(K, V)> {
         self.check_window(operation, length, slide)?;
         let f: ReduceFn<V> = Arc::new(f);
         let per_batch = f.clone();
-        let store = Arc::new(StateStore::new(partitions));
-        let reduced =
-            self.reduce_by_key_with_partitions(move |a, b| per_batch(a, b), store.num_partitions());
+        let store = Arc::new(StateStore::new(partitioning.clone()));
+        // Each batch is reduced with the store's partitioner, so that partition `i` of
+        // a reduced batch holds exactly the keys of the store's partition `i`.
+        let reduced = self.map_rdd("reduce_by_key", move |rdd| {
+            let per_batch = per_batch.clone();
+            rdd.shuffle_combine(
+                crate::rdd::reducing(move |a, b| per_batch(a, b)),
+                partitioning.clone(),
+            )
+        });
         reduced.node().require_lookback(length + slide);
         self.registry().register_eager(reduced.node().clone());
         let core = Arc::new(StateCore::new(
@@ -390,6 +379,132 @@ impl<K: Data, V: Data> DStream<(K, V)> {
         self.registry()
             .register_stateful(core, stream.node().clone());
         Ok(stream)
+    }
+}
+
+impl<K: Data, V: Data, P: Send + Sync + 'static> PartitionedDStream<(K, V), P> {
+    /// [`DStream::group_by_key_and_window`] with this partitioner, for each batch's
+    /// grouping and each window's.
+    pub fn group_by_key_and_window(
+        &self,
+        length: Duration,
+        slide: Duration,
+    ) -> Result<DStream<(K, Vec<V>)>>
+    where
+        K: Key,
+        P: Partitioner<K>,
+    {
+        self.stream
+            .check_window("group_by_key_and_window", length, slide)?;
+        let partitioning = self.partitioning();
+        let concatenating = Aggregator {
+            create: Arc::new(|vs| vs),
+            merge_value: Arc::new(|mut a: Vec<V>, mut b| {
+                a.append(&mut b);
+                a
+            }),
+            merge_combiners: Arc::new(|mut a: Vec<V>, mut b| {
+                a.append(&mut b);
+                a
+            }),
+        };
+        Ok(self
+            .group_by_key()
+            .window(length, slide)?
+            .map_rdd("group_by_key_and_window", move |rdd| {
+                rdd.shuffle_combine(concatenating.clone(), partitioning.clone())
+            }))
+    }
+
+    /// [`DStream::reduce_by_key_and_window`] with this partitioner, for each batch's
+    /// reduction and each window's.
+    ///
+    /// ```
+    /// use dstream::{RddQueue, StreamingContext};
+    /// use std::time::Duration;
+    /// # fn main() -> dstream::Result<()> {
+    /// let ssc = StreamingContext::new("local[2]", Duration::from_secs(10))?;
+    /// let pairs = ssc.queue_stream(&RddQueue::<(String, i32)>::new(), true, None);
+    /// let windowed = pairs
+    ///     .partitioned(4)
+    ///     .reduce_by_key_and_window(|x, y| x + y, Duration::from_secs(20), Duration::from_secs(10))?;
+    /// # let _ = windowed;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn reduce_by_key_and_window(
+        &self,
+        f: impl Fn(V, V) -> V + Send + Sync + 'static,
+        length: Duration,
+        slide: Duration,
+    ) -> Result<DStream<(K, V)>>
+    where
+        K: Key,
+        P: Partitioner<K>,
+    {
+        self.stream
+            .check_window("reduce_by_key_and_window", length, slide)?;
+        let partitioning = self.partitioning();
+        let f: ReduceFn<V> = Arc::new(f);
+        let per_batch = f.clone();
+        let per_window = crate::rdd::reducing(move |a, b| f(a, b));
+        Ok(self
+            .reduce_by_key(move |a, b| per_batch(a, b))
+            .window(length, slide)?
+            .map_rdd("reduce_by_key_and_window", move |rdd| {
+                rdd.shuffle_combine(per_window.clone(), partitioning.clone())
+            }))
+    }
+
+    /// [`DStream::reduce_by_key_and_window_inv`] with the window's state kept in this
+    /// partitioner's partitions.
+    pub fn reduce_by_key_and_window_inv(
+        &self,
+        f: impl Fn(V, V) -> V + Send + Sync + 'static,
+        inverse: impl Fn(V, V) -> V + Send + Sync + 'static,
+        length: Duration,
+        slide: Duration,
+    ) -> Result<DStream<(K, V)>>
+    where
+        K: Key + Serialize + DeserializeOwned,
+        V: StateData,
+        P: Partitioner<K>,
+    {
+        self.stream.inverse_window(
+            "reduce_by_key_and_window",
+            f,
+            inverse,
+            length,
+            slide,
+            self.partitioning(),
+            None,
+        )
+    }
+
+    /// [`DStream::reduce_by_key_and_window_inv_with`] with the window's state kept in
+    /// this partitioner's partitions.
+    pub fn reduce_by_key_and_window_inv_with(
+        &self,
+        f: impl Fn(V, V) -> V + Send + Sync + 'static,
+        inverse: impl Fn(V, V) -> V + Send + Sync + 'static,
+        length: Duration,
+        slide: Duration,
+        keep: impl Fn(&K, &V) -> bool + Send + Sync + 'static,
+    ) -> Result<DStream<(K, V)>>
+    where
+        K: Key + Serialize + DeserializeOwned,
+        V: StateData,
+        P: Partitioner<K>,
+    {
+        self.stream.inverse_window(
+            "reduce_by_key_and_window",
+            f,
+            inverse,
+            length,
+            slide,
+            self.partitioning(),
+            Some(Arc::new(keep)),
+        )
     }
 }
 
@@ -478,11 +593,11 @@ where
                 stream: self.operation.to_string(),
                 reason,
             })?;
-        let partitioner = self.store.partitioner();
+        let partitioning = self.store.partitioning();
         for (time, pairs) in slices {
-            let mut partitions: Vec<Vec<(K, V)>> = vec![Vec::new(); partitioner.num_partitions()];
+            let mut partitions: Vec<Vec<(K, V)>> = vec![Vec::new(); partitioning.num_partitions()];
             for pair in pairs {
-                partitions[Partitioner::partition(&partitioner, &pair.0)].push(pair);
+                partitions[partitioning.partition_of_key(&pair.0)].push(pair);
             }
             let env = crate::rdd::ExecEnv::global();
             self.reduced.put(

@@ -206,13 +206,16 @@ mod tests {
     use rdkafka::{Offset, TopicPartitionList};
 
     use super::*;
-    use crate::{ManualClock, StreamingContext, Time};
+    use crate::{ManualClock, Parallelism, StreamingConfig, StreamingContext, Time};
 
     fn context() -> (StreamingContext, ManualClock) {
         let clock = ManualClock::new(Time::from_millis(0));
         let ssc = StreamingContext::builder()
-            .batch_interval(Duration::from_secs(1))
-            .master("local[2]")
+            .config(StreamingConfig {
+                batch_interval: Duration::from_secs(1),
+                parallelism: Parallelism::threads_exactly(2),
+                ..StreamingConfig::default()
+            })
             .clock(clock.clone())
             .build()
             .unwrap();

@@ -11,8 +11,9 @@ use hashbrown::hash_table::Entry;
 use rayon::prelude::*;
 
 use super::materialized::{ClonedPartition, OnceFrom, SharedPartitions, empty_partitions};
+use super::partitioned::PartitionedRdd;
 use super::shuffle::{self, Aggregator, Partitioning, Slot, Table};
-use super::{Data, Key, PartitionIter, Rdd, RddNode};
+use super::{Data, Key, PartitionIter, Partitioner, Rdd, RddNode};
 
 /// For each key: its values on the left and its values on the right.
 type Groups<V, W> = (Vec<V>, Vec<W>);
@@ -122,22 +123,7 @@ impl<K: Data, V: Data> Rdd<(K, V)> {
     where
         K: Key,
     {
-        self.cogroup_with_partitions(other, self.env().parallelism())
-    }
-
-    /// [`cogroup`](Rdd::cogroup) into `partitions` partitions.
-    pub fn cogroup_with_partitions<W: Data>(
-        &self,
-        other: &Rdd<(K, W)>,
-        partitions: usize,
-    ) -> Rdd<(K, (Vec<V>, Vec<W>))>
-    where
-        K: Key,
-    {
-        self.derive(CoGrouped {
-            partitioning: Partitioning::hash(partitions),
-            output: OnceFrom::new((self.clone(), other.clone())),
-        })
+        self.with_default_partitions().cogroup(other)
     }
 
     /// Pairs every value here with every value of the same key in `other` (inner join).
@@ -154,20 +140,7 @@ impl<K: Data, V: Data> Rdd<(K, V)> {
     where
         K: Key,
     {
-        self.join_with_partitions(other, self.env().parallelism())
-    }
-
-    /// [`join`](Rdd::join) into `partitions` partitions.
-    pub fn join_with_partitions<W: Data>(
-        &self,
-        other: &Rdd<(K, W)>,
-        partitions: usize,
-    ) -> Rdd<(K, (V, W))>
-    where
-        K: Key,
-    {
-        self.cogroup_with_partitions(other, partitions)
-            .flat_map(|(k, (vs, ws))| pairs(&k, &vs, &ws, |v, w| (v.clone(), w.clone())))
+        self.with_default_partitions().join(other)
     }
 
     /// Like [`join`](Rdd::join), keeping keys that only this `Rdd` has, with `None`.
@@ -184,23 +157,7 @@ impl<K: Data, V: Data> Rdd<(K, V)> {
     where
         K: Key,
     {
-        self.left_outer_join_with_partitions(other, self.env().parallelism())
-    }
-
-    /// [`left_outer_join`](Rdd::left_outer_join) into `partitions` partitions.
-    pub fn left_outer_join_with_partitions<W: Data>(
-        &self,
-        other: &Rdd<(K, W)>,
-        partitions: usize,
-    ) -> Rdd<(K, (V, Option<W>))>
-    where
-        K: Key,
-    {
-        self.cogroup_with_partitions(other, partitions)
-            .flat_map(|(k, (vs, ws))| {
-                let ws: Vec<Option<W>> = optional(ws);
-                pairs(&k, &vs, &ws, |v, w| (v.clone(), w.clone()))
-            })
+        self.with_default_partitions().left_outer_join(other)
     }
 
     /// Like [`join`](Rdd::join), keeping keys that only `other` has, with `None`.
@@ -217,23 +174,7 @@ impl<K: Data, V: Data> Rdd<(K, V)> {
     where
         K: Key,
     {
-        self.right_outer_join_with_partitions(other, self.env().parallelism())
-    }
-
-    /// [`right_outer_join`](Rdd::right_outer_join) into `partitions` partitions.
-    pub fn right_outer_join_with_partitions<W: Data>(
-        &self,
-        other: &Rdd<(K, W)>,
-        partitions: usize,
-    ) -> Rdd<(K, (Option<V>, W))>
-    where
-        K: Key,
-    {
-        self.cogroup_with_partitions(other, partitions)
-            .flat_map(|(k, (vs, ws))| {
-                let vs: Vec<Option<V>> = optional(vs);
-                pairs(&k, &vs, &ws, |v, w| (v.clone(), w.clone()))
-            })
+        self.with_default_partitions().right_outer_join(other)
     }
 
     /// Like [`join`](Rdd::join), keeping keys that only one side has, with `None` for
@@ -255,23 +196,75 @@ impl<K: Data, V: Data> Rdd<(K, V)> {
     where
         K: Key,
     {
-        self.full_outer_join_with_partitions(other, self.env().parallelism())
+        self.with_default_partitions().full_outer_join(other)
     }
+}
 
-    /// [`full_outer_join`](Rdd::full_outer_join) into `partitions` partitions.
-    pub fn full_outer_join_with_partitions<W: Data>(
-        &self,
-        other: &Rdd<(K, W)>,
-        partitions: usize,
-    ) -> Rdd<(K, (Option<V>, Option<W>))>
+#[allow(clippy::type_complexity)]
+impl<K: Data, V: Data, P> PartitionedRdd<(K, V), P> {
+    /// [`Rdd::cogroup`] with this partitioner, which places the keys of both sides.
+    ///
+    /// ```
+    /// use dstream::Rdd;
+    /// let a = Rdd::from_vec(vec![("x", 1), ("y", 3)], 2);
+    /// let b = Rdd::from_vec(vec![("x", 'a')], 1);
+    /// assert_eq!(a.partitioned(3).cogroup(&b).num_partitions(), 3);
+    /// ```
+    pub fn cogroup<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (Vec<V>, Vec<W>))>
     where
         K: Key,
+        P: Partitioner<K>,
     {
-        self.cogroup_with_partitions(other, partitions)
-            .flat_map(|(k, (vs, ws))| {
-                let (vs, ws): (Vec<Option<V>>, Vec<Option<W>>) = (optional(vs), optional(ws));
-                pairs(&k, &vs, &ws, |v, w| (v.clone(), w.clone()))
-            })
+        self.rdd.derive(CoGrouped {
+            partitioning: self.partitioning(),
+            output: OnceFrom::new((self.rdd.clone(), other.clone())),
+        })
+    }
+
+    /// [`Rdd::join`] with this partitioner.
+    pub fn join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (V, W))>
+    where
+        K: Key,
+        P: Partitioner<K>,
+    {
+        self.cogroup(other)
+            .flat_map(|(k, (vs, ws))| pairs(&k, &vs, &ws, |v, w| (v.clone(), w.clone())))
+    }
+
+    /// [`Rdd::left_outer_join`] with this partitioner.
+    pub fn left_outer_join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (V, Option<W>))>
+    where
+        K: Key,
+        P: Partitioner<K>,
+    {
+        self.cogroup(other).flat_map(|(k, (vs, ws))| {
+            let ws: Vec<Option<W>> = optional(ws);
+            pairs(&k, &vs, &ws, |v, w| (v.clone(), w.clone()))
+        })
+    }
+
+    /// [`Rdd::right_outer_join`] with this partitioner.
+    pub fn right_outer_join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (Option<V>, W))>
+    where
+        K: Key,
+        P: Partitioner<K>,
+    {
+        self.cogroup(other).flat_map(|(k, (vs, ws))| {
+            let vs: Vec<Option<V>> = optional(vs);
+            pairs(&k, &vs, &ws, |v, w| (v.clone(), w.clone()))
+        })
+    }
+
+    /// [`Rdd::full_outer_join`] with this partitioner.
+    pub fn full_outer_join<W: Data>(&self, other: &Rdd<(K, W)>) -> Rdd<(K, (Option<V>, Option<W>))>
+    where
+        K: Key,
+        P: Partitioner<K>,
+    {
+        self.cogroup(other).flat_map(|(k, (vs, ws))| {
+            let (vs, ws): (Vec<Option<V>>, Vec<Option<W>>) = (optional(vs), optional(ws));
+            pairs(&k, &vs, &ws, |v, w| (v.clone(), w.clone()))
+        })
     }
 }
 

@@ -11,8 +11,9 @@
 //!
 //! The modules below each hold one concept: `narrow` (fused per-partition operations),
 //! `materialized` (partitions held in memory), `blocks` (received data as it was
-//! stored), `partitioner` (key to partition), `shuffle` (the combining shuffle all pair operations share), `cogroup` (joins),
-//! `sort`, `pair` (the pair-RDD API) and `actions`.
+//! stored), `partitioner` (key to partition), `shuffle` (the combining shuffle all pair
+//! operations share), `cogroup` (joins), `sort`, `pair` (the pair-RDD API),
+//! `partitioned` (choosing a keyed operation's partitioner) and `actions`.
 
 mod actions;
 pub(crate) mod blocks;
@@ -21,6 +22,7 @@ mod cogroup;
 pub(crate) mod materialized;
 mod narrow;
 mod pair;
+mod partitioned;
 pub(crate) mod partitioner;
 pub(crate) mod shuffle;
 mod sort;
@@ -33,6 +35,7 @@ use rayon::ThreadPool;
 
 pub(crate) use materialized::{Deferred, Materialized};
 pub(crate) use pair::reducing;
+pub use partitioned::PartitionedRdd;
 pub use partitioner::{HashPartitioner, Partitioner};
 
 /// What an element of an [`Rdd`] must be: cloneable (partitions held in memory hand

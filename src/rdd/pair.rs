@@ -1,10 +1,12 @@
 //! The shuffling operations: by key on pair `Rdd`s, by element on any `Rdd`.
 //!
-//! Each takes the default number of partitions (the pool's thread count); the
-//! `_with_partitions` variants take it explicitly (0 is taken as 1).
+//! Each is written once, on [`PartitionedRdd`], with the partitioner given there; the
+//! plain methods on `Rdd` hand it the default, as many partitions as the pool has
+//! threads (see `partitioned.rs`).
 
 use std::sync::Arc;
 
+use super::partitioned::PartitionedRdd;
 use super::shuffle::{Aggregator, Partitioning, Shuffled, Staged, scatter};
 use super::{Data, Key, Partitioner, Rdd};
 
@@ -34,48 +36,8 @@ impl<K: Data, V: Data> Rdd<(K, V)> {
     where
         K: Key,
     {
-        self.combine_by_key_with_partitions(
-            create,
-            merge_value,
-            merge_combiners,
-            self.env().parallelism(),
-        )
-    }
-
-    /// [`combine_by_key`](Rdd::combine_by_key) into `partitions` partitions.
-    pub fn combine_by_key_with_partitions<C: Data>(
-        &self,
-        create: impl Fn(V) -> C + Send + Sync + 'static,
-        merge_value: impl Fn(C, V) -> C + Send + Sync + 'static,
-        merge_combiners: impl Fn(C, C) -> C + Send + Sync + 'static,
-        partitions: usize,
-    ) -> Rdd<(K, C)>
-    where
-        K: Key,
-    {
-        self.shuffle_combine(
-            Aggregator {
-                create: Arc::new(create),
-                merge_value: Arc::new(merge_value),
-                merge_combiners: Arc::new(merge_combiners),
-            },
-            partitions,
-        )
-    }
-
-    pub(crate) fn shuffle_combine<C: Data>(
-        &self,
-        aggregator: Aggregator<V, C>,
-        partitions: usize,
-    ) -> Rdd<(K, C)>
-    where
-        K: Key,
-    {
-        self.derive(Shuffled::new(
-            self.clone(),
-            Partitioning::hash(partitions),
-            aggregator,
-        ))
+        self.with_default_partitions()
+            .combine_by_key(create, merge_value, merge_combiners)
     }
 
     /// Merges the values of each key with `f`, combining map-side first.
@@ -92,19 +54,7 @@ impl<K: Data, V: Data> Rdd<(K, V)> {
     where
         K: Key,
     {
-        self.reduce_by_key_with_partitions(f, self.env().parallelism())
-    }
-
-    /// [`reduce_by_key`](Rdd::reduce_by_key) into `partitions` partitions.
-    pub fn reduce_by_key_with_partitions(
-        &self,
-        f: impl Fn(V, V) -> V + Send + Sync + 'static,
-        partitions: usize,
-    ) -> Rdd<(K, V)>
-    where
-        K: Key,
-    {
-        self.shuffle_combine(reducing(f), partitions)
+        self.with_default_partitions().reduce_by_key(f)
     }
 
     /// Merges the values of each key with `f`, starting from `zero` in each partition.
@@ -121,29 +71,7 @@ impl<K: Data, V: Data> Rdd<(K, V)> {
     where
         K: Key,
     {
-        self.fold_by_key_with_partitions(zero, f, self.env().parallelism())
-    }
-
-    /// [`fold_by_key`](Rdd::fold_by_key) into `partitions` partitions.
-    pub fn fold_by_key_with_partitions(
-        &self,
-        zero: V,
-        f: impl Fn(V, V) -> V + Send + Sync + 'static,
-        partitions: usize,
-    ) -> Rdd<(K, V)>
-    where
-        K: Key,
-    {
-        let f = Arc::new(f);
-        let first = f.clone();
-        self.shuffle_combine(
-            Aggregator {
-                create: Arc::new(move |v| first(zero.clone(), v)),
-                merge_value: f.clone(),
-                merge_combiners: f,
-            },
-            partitions,
-        )
+        self.with_default_partitions().fold_by_key(zero, f)
     }
 
     /// Collects the values of each key into a `Vec`, in arrival order: partition by
@@ -159,19 +87,12 @@ impl<K: Data, V: Data> Rdd<(K, V)> {
     where
         K: Key,
     {
-        self.group_by_key_with_partitions(self.env().parallelism())
-    }
-
-    /// [`group_by_key`](Rdd::group_by_key) into `partitions` partitions.
-    pub fn group_by_key_with_partitions(&self, partitions: usize) -> Rdd<(K, Vec<V>)>
-    where
-        K: Key,
-    {
-        self.shuffle_combine(Aggregator::grouping(), partitions)
+        self.with_default_partitions().group_by_key()
     }
 
     /// Moves every pair to the partition `partitioner` assigns its key, without
-    /// combining.
+    /// combining. A number is a partitioner too: `partition_by(4)` hashes keys into
+    /// four partitions.
     ///
     /// ```
     /// use dstream::{HashPartitioner, Partitioner, Rdd};
@@ -189,7 +110,7 @@ impl<K: Data, V: Data> Rdd<(K, V)> {
     where
         K: Key,
     {
-        let partitioning = Partitioning::Custom(Arc::new(partitioner));
+        let partitioning = Partitioning::of(&Arc::new(partitioner));
         let outputs = partitioning.num_partitions();
         let parent = self.clone();
         self.derive(Staged::new(outputs, move || {
@@ -197,6 +118,93 @@ impl<K: Data, V: Data> Rdd<(K, V)> {
                 partitioning.partition_of_key(key)
             })
         }))
+    }
+
+    pub(crate) fn shuffle_combine<C: Data>(
+        &self,
+        aggregator: Aggregator<V, C>,
+        partitioning: Partitioning<K>,
+    ) -> Rdd<(K, C)>
+    where
+        K: Key,
+    {
+        self.derive(Shuffled::new(self.clone(), partitioning, aggregator))
+    }
+}
+
+impl<T: Data> Rdd<T> {
+    /// This `Rdd` with the default partitioning of keyed operations: as many
+    /// partitions as the pool has threads.
+    pub(super) fn with_default_partitions(&self) -> PartitionedRdd<T, usize> {
+        self.partitioned(self.env().parallelism())
+    }
+}
+
+impl<K: Data, V: Data, P> PartitionedRdd<(K, V), P> {
+    /// [`Rdd::combine_by_key`] with this partitioner.
+    pub fn combine_by_key<C: Data>(
+        &self,
+        create: impl Fn(V) -> C + Send + Sync + 'static,
+        merge_value: impl Fn(C, V) -> C + Send + Sync + 'static,
+        merge_combiners: impl Fn(C, C) -> C + Send + Sync + 'static,
+    ) -> Rdd<(K, C)>
+    where
+        K: Key,
+        P: Partitioner<K>,
+    {
+        self.rdd.shuffle_combine(
+            Aggregator {
+                create: Arc::new(create),
+                merge_value: Arc::new(merge_value),
+                merge_combiners: Arc::new(merge_combiners),
+            },
+            self.partitioning(),
+        )
+    }
+
+    /// [`Rdd::reduce_by_key`] with this partitioner.
+    ///
+    /// ```
+    /// use dstream::Rdd;
+    /// let counts = Rdd::from_vec(vec![("a", 1), ("b", 1), ("a", 1)], 2)
+    ///     .partitioned(1)
+    ///     .reduce_by_key(|x, y| x + y);
+    /// assert_eq!(counts.glom().collect().len(), 1);
+    /// ```
+    pub fn reduce_by_key(&self, f: impl Fn(V, V) -> V + Send + Sync + 'static) -> Rdd<(K, V)>
+    where
+        K: Key,
+        P: Partitioner<K>,
+    {
+        self.rdd.shuffle_combine(reducing(f), self.partitioning())
+    }
+
+    /// [`Rdd::fold_by_key`] with this partitioner.
+    pub fn fold_by_key(&self, zero: V, f: impl Fn(V, V) -> V + Send + Sync + 'static) -> Rdd<(K, V)>
+    where
+        K: Key,
+        P: Partitioner<K>,
+    {
+        let f = Arc::new(f);
+        let first = f.clone();
+        self.rdd.shuffle_combine(
+            Aggregator {
+                create: Arc::new(move |v| first(zero.clone(), v)),
+                merge_value: f.clone(),
+                merge_combiners: f,
+            },
+            self.partitioning(),
+        )
+    }
+
+    /// [`Rdd::group_by_key`] with this partitioner.
+    pub fn group_by_key(&self) -> Rdd<(K, Vec<V>)>
+    where
+        K: Key,
+        P: Partitioner<K>,
+    {
+        self.rdd
+            .shuffle_combine(Aggregator::grouping(), self.partitioning())
     }
 }
 
@@ -225,16 +233,7 @@ impl<T: Data> Rdd<T> {
     where
         T: Key,
     {
-        self.count_by_value_with_partitions(self.env().parallelism())
-    }
-
-    /// [`count_by_value`](Rdd::count_by_value) into `partitions` partitions.
-    pub fn count_by_value_with_partitions(&self, partitions: usize) -> Rdd<(T, u64)>
-    where
-        T: Key,
-    {
-        self.map(|x| (x, 1u64))
-            .reduce_by_key_with_partitions(|a, b| a + b, partitions)
+        self.with_default_partitions().count_by_value()
     }
 
     /// Each distinct element once.
@@ -249,16 +248,31 @@ impl<T: Data> Rdd<T> {
     where
         T: Key,
     {
-        self.distinct_with_partitions(self.env().parallelism())
+        self.with_default_partitions().distinct()
     }
+}
 
-    /// [`distinct`](Rdd::distinct) into `partitions` partitions.
-    pub fn distinct_with_partitions(&self, partitions: usize) -> Rdd<T>
+impl<T: Data, P> PartitionedRdd<T, P> {
+    /// [`Rdd::count_by_value`] with this partitioner (of the elements).
+    pub fn count_by_value(&self) -> Rdd<(T, u64)>
     where
         T: Key,
+        P: Partitioner<T>,
     {
-        self.map(|x| (x, ()))
-            .reduce_by_key_with_partitions(|a, _| a, partitions)
+        self.rdd
+            .map(|x| (x, 1u64))
+            .shuffle_combine(reducing(|a, b| a + b), self.partitioning())
+    }
+
+    /// [`Rdd::distinct`] with this partitioner (of the elements).
+    pub fn distinct(&self) -> Rdd<T>
+    where
+        T: Key,
+        P: Partitioner<T>,
+    {
+        self.rdd
+            .map(|x| (x, ()))
+            .shuffle_combine(reducing(|a, _| a), self.partitioning())
             .keys()
     }
 }

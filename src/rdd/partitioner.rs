@@ -19,6 +19,14 @@ pub(crate) fn hash_key<K: Hash + ?Sized>(key: &K) -> u64 {
 
 /// Assigns keys to partitions.
 ///
+/// Every keyed operation that shuffles takes one through `partitioned`
+/// ([`Rdd::partitioned`](crate::Rdd::partitioned),
+/// [`DStream::partitioned`](crate::DStream::partitioned)), and
+/// [`Rdd::partition_by`](crate::Rdd::partition_by) takes one directly. A number is a
+/// partitioner too: `n` places keys as [`HashPartitioner::new(n)`](HashPartitioner::new)
+/// does, so `pairs.partitioned(8)` is Spark's `numPartitions = 8`, and
+/// `pairs.partitioned(MyPartitioner)` its `partitioner`.
+///
 /// ```
 /// use dstream::{HashPartitioner, Partitioner};
 ///
@@ -31,7 +39,12 @@ pub(crate) fn hash_key<K: Hash + ?Sized>(key: &K) -> u64 {
 /// }
 /// assert_eq!(ByFirstLetter.partition(&"cat".to_string()), 2);
 /// assert!(HashPartitioner::new(4).partition(&"cat") < 4);
+/// assert_eq!(Partitioner::<&str>::partition(&4, &"cat"), HashPartitioner::new(4).partition(&"cat"));
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot place keys of type `{K}`",
+    note = "give a number of partitions (`partitioned(8)`), a `HashPartitioner`, or a type that implements `Partitioner<{K}>`"
+)]
 pub trait Partitioner<K>: Send + Sync + 'static {
     /// How many partitions there are.
     fn num_partitions(&self) -> usize;
@@ -86,6 +99,24 @@ impl<K: Hash> Partitioner<K> for HashPartitioner {
 
     fn partition(&self, key: &K) -> usize {
         self.partition_of_hash(hash_key(key))
+    }
+}
+
+/// A number of partitions, placing keys by their hash as [`HashPartitioner`] does
+/// (0 is taken as 1).
+///
+/// ```
+/// use dstream::{HashPartitioner, Partitioner};
+/// assert_eq!(Partitioner::<u32>::num_partitions(&0), 1);
+/// assert_eq!(Partitioner::partition(&3, &17u32), HashPartitioner::new(3).partition(&17u32));
+/// ```
+impl<K: Hash> Partitioner<K> for usize {
+    fn num_partitions(&self) -> usize {
+        (*self).max(1)
+    }
+
+    fn partition(&self, key: &K) -> usize {
+        HashPartitioner::new(*self).partition_of_hash(hash_key(key))
     }
 }
 

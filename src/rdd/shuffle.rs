@@ -9,6 +9,7 @@
 //! Operations that need more than `(key, combined value)` pairs, such as `cogroup` and
 //! stateful streams, call [`combine`] and work on the merged tables directly.
 
+use std::any::Any;
 use std::hash::Hash;
 use std::sync::Arc;
 
@@ -59,15 +60,24 @@ impl<V: 'static> Aggregator<V, Vec<V>> {
 pub(crate) enum Partitioning<K> {
     /// By the fixed-seed hash; the hash is reused for the tables.
     Hash(HashPartitioner),
-    /// By a user's partitioner.
-    Custom(Arc<dyn Partitioner<K>>),
+    /// By a user's partitioner, whose number of partitions is read once.
+    Custom {
+        partitioner: Arc<dyn Partitioner<K>>,
+        partitions: usize,
+    },
 }
 
 impl<K> Clone for Partitioning<K> {
     fn clone(&self) -> Self {
         match self {
             Partitioning::Hash(p) => Partitioning::Hash(*p),
-            Partitioning::Custom(p) => Partitioning::Custom(p.clone()),
+            Partitioning::Custom {
+                partitioner,
+                partitions,
+            } => Partitioning::Custom {
+                partitioner: partitioner.clone(),
+                partitions: *partitions,
+            },
         }
     }
 }
@@ -77,10 +87,27 @@ impl<K: Hash + 'static> Partitioning<K> {
         Partitioning::Hash(HashPartitioner::new(partitions))
     }
 
+    /// How `partitioner` places keys. A count or a [`HashPartitioner`] places them as
+    /// the `Hash` variant does, which reuses the hash the tables need instead of
+    /// hashing each key a second time, so they take that path.
+    pub(crate) fn of<P: Partitioner<K>>(partitioner: &Arc<P>) -> Self {
+        let any: &dyn Any = &**partitioner;
+        if let Some(&count) = any.downcast_ref::<usize>() {
+            return Partitioning::hash(count);
+        }
+        if let Some(&hash) = any.downcast_ref::<HashPartitioner>() {
+            return Partitioning::Hash(hash);
+        }
+        Partitioning::Custom {
+            partitions: partitioner.num_partitions().max(1),
+            partitioner: partitioner.clone(),
+        }
+    }
+
     pub(crate) fn num_partitions(&self) -> usize {
         match self {
-            Partitioning::Hash(p) => Partitioner::<K>::num_partitions(p),
-            Partitioning::Custom(p) => p.num_partitions().max(1),
+            Partitioning::Hash(p) => p.num_partitions(),
+            Partitioning::Custom { partitions, .. } => *partitions,
         }
     }
 
@@ -89,11 +116,15 @@ impl<K: Hash + 'static> Partitioning<K> {
         self.partition(hash_key(key), key)
     }
 
+    /// The partition of `key`, whose fixed-seed hash is `hash`.
     #[inline]
-    fn partition(&self, hash: u64, key: &K) -> usize {
+    pub(crate) fn partition(&self, hash: u64, key: &K) -> usize {
         match self {
             Partitioning::Hash(p) => p.partition_of_hash(hash),
-            Partitioning::Custom(p) => p.partition(key) % self.num_partitions(),
+            Partitioning::Custom {
+                partitioner,
+                partitions,
+            } => partitioner.partition(key) % partitions,
         }
     }
 }

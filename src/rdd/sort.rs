@@ -2,6 +2,7 @@
 
 use rayon::prelude::*;
 
+use super::partitioned::PartitionedRdd;
 use super::shuffle::Staged;
 use super::{Data, Key, Rdd};
 
@@ -10,7 +11,8 @@ const SAMPLES_PER_PARTITION: usize = 20;
 
 impl<K: Data, V: Data> Rdd<(K, V)> {
     /// Sorts by key: partition `i` holds keys that sort before those of partition
-    /// `i + 1`, and each partition is sorted. Keeps the number of partitions.
+    /// `i + 1`, and each partition is sorted. Keeps the number of partitions;
+    /// `rdd.partitioned(n).sort_by_key(ascending)` makes `n`.
     ///
     /// ```
     /// use dstream::Rdd;
@@ -22,17 +24,30 @@ impl<K: Data, V: Data> Rdd<(K, V)> {
     where
         K: Key + Ord,
     {
-        self.sort_by_key_with_partitions(ascending, self.num_partitions())
+        self.partitioned(self.num_partitions())
+            .sort_by_key(ascending)
     }
+}
 
-    /// [`sort_by_key`](Rdd::sort_by_key) into `partitions` partitions.
-    pub fn sort_by_key_with_partitions(&self, ascending: bool, partitions: usize) -> Rdd<(K, V)>
+impl<K: Data, V: Data> PartitionedRdd<(K, V), usize> {
+    /// [`Rdd::sort_by_key`] into this number of partitions. Only a count: sorting
+    /// places keys by ranges of the sorted keys, which it samples, so there is no
+    /// partitioner of keys to give (as Spark's `sortByKey(ascending, numPartitions)`).
+    ///
+    /// ```
+    /// use dstream::Rdd;
+    /// let rdd = Rdd::from_vec((0..10).rev().map(|k| (k, ())).collect(), 2);
+    /// let parts = rdd.partitioned(3).sort_by_key(true).keys().glom().collect();
+    /// assert_eq!(parts.len(), 3);
+    /// assert_eq!(parts.concat(), (0..10).collect::<Vec<_>>());
+    /// ```
+    pub fn sort_by_key(&self, ascending: bool) -> Rdd<(K, V)>
     where
         K: Key + Ord,
     {
-        let parent = self.clone();
-        let partitions = partitions.max(1);
-        self.derive(Staged::new(partitions, move || {
+        let parent = self.rdd.clone();
+        let partitions = (*self.partitioner()).max(1);
+        self.rdd.derive(Staged::new(partitions, move || {
             sort_partitions(parent.compute_all(), partitions, ascending)
         }))
     }
@@ -111,7 +126,7 @@ mod tests {
     #[test]
     fn sorted_partitions_are_ordered_between_each_other() {
         let rdd = Rdd::from_vec((0..500).rev().map(|k| (k % 97, k)).collect(), 4);
-        let parts = rdd.sort_by_key_with_partitions(true, 3).glom().collect();
+        let parts = rdd.partitioned(3).sort_by_key(true).glom().collect();
         let keys: Vec<i32> = parts.iter().flatten().map(|(k, _)| *k).collect();
         let mut sorted = keys.clone();
         sorted.sort();

@@ -45,11 +45,14 @@ pub enum ReceiverState {
 /// [`StreamingContext::receiver_statuses`]: crate::StreamingContext::receiver_statuses
 ///
 /// ```
-/// use dstream::{ManualClock, RddQueue, StreamingContext};
+/// use dstream::{ManualClock, RddQueue, StreamingConfig, StreamingContext};
 /// use std::time::Duration;
 /// # fn main() -> dstream::Result<()> {
 /// let ssc = StreamingContext::builder()
-///     .batch_interval(Duration::from_secs(1))
+///     .config(StreamingConfig {
+///         batch_interval: Duration::from_secs(1),
+///         ..StreamingConfig::default()
+///     })
 ///     .clock(ManualClock::default())
 ///     .build()?;
 /// // Queue streams have no receiver; only socket and receiver streams are listed.

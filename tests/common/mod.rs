@@ -9,14 +9,17 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
-use dstream::{BatchInfo, DStream, Data, ManualClock, StreamingContext, StreamingListener, Time};
+use dstream::{
+    BatchInfo, DStream, Data, ManualClock, Parallelism, Partitioner, StreamingConfig,
+    StreamingContext, StreamingListener, Time,
+};
 
 /// How long any single wait may take before the test fails.
 pub const PATIENCE: Duration = Duration::from_secs(30);
@@ -30,12 +33,26 @@ pub struct Harness {
 
 impl Harness {
     pub fn new(interval: Duration) -> Harness {
+        Harness::configured(Harness::config(interval))
+    }
+
+    /// The settings of the tests' contexts: two threads, receivers that retry soon.
+    pub fn config(interval: Duration) -> StreamingConfig {
+        StreamingConfig {
+            batch_interval: interval,
+            parallelism: Parallelism::threads_exactly(2),
+            receiver_restart_delay: Duration::from_millis(20),
+            ..StreamingConfig::default()
+        }
+    }
+
+    /// A harness whose context has `config`.
+    pub fn configured(config: StreamingConfig) -> Harness {
         let clock = ManualClock::new(Time::from_millis(0));
+        let interval = config.batch_interval;
         let ssc = StreamingContext::builder()
-            .batch_interval(interval)
-            .master("local[2]")
+            .config(config)
             .clock(clock.clone())
-            .receiver_restart_delay(Duration::from_millis(20))
             .build()
             .expect("valid settings");
         Harness {
@@ -43,6 +60,17 @@ impl Harness {
             clock,
             interval,
         }
+    }
+
+    /// A harness with one-second batches and the status page on a free port of
+    /// 127.0.0.1, and where the page listens.
+    pub fn with_status_page() -> (Harness, SocketAddr) {
+        let h = Harness::configured(StreamingConfig {
+            status_page: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            ..Harness::config(Duration::from_secs(1))
+        });
+        let page = h.ssc.status_page_address().expect("a status page");
+        (h, page)
     }
 
     /// A harness with one-second batches.
@@ -112,6 +140,43 @@ pub fn batch_millis<T>(batches: &Batches<T>) -> Vec<i64> {
 /// `(word, count)` pairs from string literals.
 pub fn counts(pairs: &[(&str, i32)]) -> Vec<(String, i32)> {
     pairs.iter().map(|(w, c)| (w.to_string(), *c)).collect()
+}
+
+/// Words by their first letter: `a` to `h` in partition 0, `i` to `p` in 1, the rest
+/// (and the empty word) in 2. Not a hash, so a test can tell it is the one used.
+pub struct ByFirstLetter;
+
+impl Partitioner<String> for ByFirstLetter {
+    fn num_partitions(&self) -> usize {
+        3
+    }
+
+    fn partition(&self, word: &String) -> usize {
+        match word.bytes().next() {
+            Some(b'a'..=b'h') => 0,
+            Some(b'i'..=b'p') => 1,
+            _ => 2,
+        }
+    }
+}
+
+/// Each batch's partitions as `glom` gave them, each partition sorted.
+pub fn sorted_partitions<T: Ord + Clone>(batches: &Batches<Vec<T>>) -> Vec<Vec<Vec<T>>> {
+    batches
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, partitions)| {
+            partitions
+                .iter()
+                .map(|partition| {
+                    let mut partition = partition.clone();
+                    partition.sort();
+                    partition
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// Owned lines from string literals.
@@ -220,8 +285,11 @@ pub fn start_word_count_child(
     let (build_clock, finished, out) = (clock.clone(), done.clone(), root.to_path_buf());
     let ssc = StreamingContext::get_or_create(root.join("checkpoint"), move || {
         let ssc = StreamingContext::builder()
-            .batch_interval(Duration::from_secs(1))
-            .master("local[2]")
+            .config(StreamingConfig {
+                batch_interval: Duration::from_secs(1),
+                parallelism: Parallelism::threads_exactly(2),
+                ..StreamingConfig::default()
+            })
             .clock(build_clock)
             .build()?;
         let counts = lines_of(&ssc)?

@@ -42,11 +42,6 @@ class ManualClock:
         return self._clock.now_ms() / 1000.0
 
 
-def _flag(setting):
-    """A SparkConf boolean (``"true"``/``"false"``), or ``None`` when not set."""
-    return None if setting is None else setting.strip().lower() == "true"
-
-
 class StreamingContext:
     """The entry point of a streaming program: ``StreamingContext(sc, batchDuration)``
     with the batch interval in seconds (an int or a float), as in PySpark.
@@ -68,18 +63,15 @@ class StreamingContext:
         else:
             if batchDuration is None:
                 raise ValueError("batchDuration is required: the batch interval in seconds")
-            conf = sparkContext._conf
-            backpressure = conf.get("spark.streaming.backpressure.enabled")
-            max_rate = conf.get("spark.streaming.receiver.maxRate")
-            write_ahead_log = conf.get("spark.streaming.receiver.writeAheadLog.enable")
-            initial_rate = conf.get("spark.streaming.backpressure.initialRate")
+            # The engine reads the settings it knows from the SparkConf (see the
+            # README's Configuration); the master is the one the SparkContext chose.
+            conf = sparkContext._conf.getAll() + [("spark.master", sparkContext.master)]
             self._jssc = _native.Context(
-                sparkContext.master, _millis(batchDuration, "batchDuration"),
-                clock._clock if clock is not None else None,
-                _flag(backpressure),
-                None if max_rate is None else int(max_rate),
-                _flag(write_ahead_log),
-                None if initial_rate is None else int(initial_rate))
+                _millis(batchDuration, "batchDuration"), conf,
+                clock._clock if clock is not None else None)
+        address = self._jssc.status_page_address()
+        if address is not None:
+            sparkContext._uiWebUrl = "http://%s" % address
         self._batchDuration = self._jssc.batch_ms() / 1000.0
         self._clock = clock
         self._started = False
@@ -206,10 +198,6 @@ class StreamingContext:
         """Calls ``streamingListener``'s ``onBatchSubmitted``, ``onBatchStarted``,
         ``onBatchCompleted``, ``onStreamingStarted`` and ``onStreamingStopped``."""
         self._jssc.add_listener(_dispatcher(streamingListener))
-
-    def statusPage(self, address="127.0.0.1:4040"):
-        """Serves dstream's live status page at ``address``; returns where it listens."""
-        return self._jssc.status_page(address)
 
     # --- inputs ------------------------------------------------------------------
 
