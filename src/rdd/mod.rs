@@ -10,7 +10,7 @@
 //! (`RddNode::prepare`), then compute the partitions in parallel.
 //!
 //! The modules below each hold one concept: `narrow` (fused per-partition operations),
-//! `materialized` (partitions held in memory), `partitioner` (key to partition),
+//! `materialized` (partitions held in memory, or fetched on first use), `partitioner` (key to partition),
 //! `shuffle` (the combining shuffle all pair operations share), `cogroup` (joins),
 //! `sort`, `pair` (the pair-RDD API) and `actions`.
 
@@ -29,6 +29,9 @@ use std::hash::Hash;
 use std::sync::{Arc, OnceLock};
 
 use rayon::ThreadPool;
+
+#[cfg(feature = "kafka")]
+use crate::error::Result;
 
 pub(crate) use materialized::{Deferred, Materialized};
 pub(crate) use pair::reducing;
@@ -216,6 +219,21 @@ impl<T: Data> Rdd<T> {
     /// An `Rdd` whose partitions are runs of blocks (see `materialized::Blocks`).
     pub(crate) fn from_blocks_in(partitions: Vec<Vec<Vec<T>>>, env: Arc<ExecEnv>) -> Rdd<T> {
         Rdd::from_node(materialized::Blocks::new(partitions), env)
+    }
+
+    /// An `Rdd` of `num_partitions` partitions whose elements `load` fetches when a
+    /// partition is first computed, on the pool thread computing it; kept afterwards
+    /// (see `materialized::Loaded`). An error of `load` fails that computation.
+    #[cfg(feature = "kafka")]
+    pub(crate) fn loaded_in(
+        num_partitions: usize,
+        load: impl Fn(usize) -> Result<Vec<T>> + Send + Sync + 'static,
+        env: Arc<ExecEnv>,
+    ) -> Rdd<T> {
+        Rdd::from_node(
+            materialized::Loaded::new(num_partitions, Box::new(load)),
+            env,
+        )
     }
 
     /// An `Rdd` with no elements and one empty partition.
