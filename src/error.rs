@@ -321,7 +321,33 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
     }
 }
 
-/// Runs `f`, turning a panic into its message.
-pub(crate) fn catch_panic<R>(f: impl FnOnce() -> R) -> std::result::Result<R, String> {
-    catch_unwind(AssertUnwindSafe(f)).map_err(|payload| panic_message(&*payload))
+/// Fails the computation of the partition being computed with `error`.
+///
+/// Computing a partition cannot return an error (partitions are iterators, fused
+/// across narrow operations), so the error unwinds, as a panic of a user function
+/// does, to the job that runs the computation: that job fails its batch with the
+/// error's message ([`catch_panic`] gives it back as [`Unwound::Failed`]). The payload
+/// is the [`Error`] itself, so that whoever catches it keeps it whole.
+/// `resume_unwind` rather than `panic!`: the panic hook stays quiet, the error is
+/// reported where the batch failure is.
+#[cfg(feature = "kafka")]
+pub(crate) fn fail_computation(error: Error) -> ! {
+    std::panic::resume_unwind(Box::new(error))
+}
+
+/// Why a computation caught by [`catch_panic`] did not finish.
+#[derive(Debug)]
+pub(crate) enum Unwound {
+    /// Something panicked, as a rule a user function: the panic's message.
+    Panic(String),
+    /// The library failed a partition's computation (see [`fail_computation`]).
+    Failed(Error),
+}
+
+/// Runs `f`, turning a panic into its message, or into the error it carries.
+pub(crate) fn catch_panic<R>(f: impl FnOnce() -> R) -> std::result::Result<R, Unwound> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|payload| match payload.downcast::<Error>() {
+        Ok(error) => Unwound::Failed(*error),
+        Err(payload) => Unwound::Panic(panic_message(&*payload)),
+    })
 }

@@ -372,3 +372,60 @@ fn text_decodes_bad_utf8_lossily_and_skips_tombstones() {
         Some(b"bad \xff byte".as_slice())
     );
 }
+
+/// A batch's ranges are read inside its jobs, on the context's pool threads (a cut only
+/// decides them); a window and several outputs that compute a batch again all see
+/// exactly its records.
+#[test]
+fn batches_are_read_on_the_pool_and_windows_and_outputs_see_each_exactly() {
+    let topic = new_topic("lazy-window", 2);
+    produce_spread(&topic, 2, 3, "first");
+    let h = Harness::seconds();
+    let stream = earliest_stream(&h.ssc, &topic);
+    let threads = common::collect(&stream.map_partitions(|records| {
+        let thread = std::thread::current().name().unwrap_or("").to_string();
+        records.map(|_| thread.clone()).collect::<Vec<_>>()
+    }));
+    let windows = common::collect(
+        &stream
+            .text()
+            .window(Duration::from_secs(2), Duration::from_secs(1))
+            .unwrap(),
+    );
+    let counts = common::collect(&stream.count());
+    h.ssc.start().unwrap();
+    assert_eq!(h.run_batch().num_records, 6);
+    produce_spread(&topic, 2, 2, "second");
+    assert_eq!(h.run_batch().num_records, 4);
+    assert_eq!(h.run_batch().num_records, 0);
+    h.ssc.stop(false).unwrap();
+
+    let values = |prefix: &str, count: usize| -> Vec<String> {
+        (0..2)
+            .flat_map(|p| (0..count).map(move |i| format!("{prefix} p{p} m{i}")))
+            .collect()
+    };
+    let mut both = [values("first", 3), values("second", 2)].concat();
+    both.sort();
+    assert_eq!(
+        common::sorted_batches(&windows),
+        vec![values("first", 3), both, values("second", 2)]
+    );
+    assert_eq!(
+        common::sorted_batches(&counts),
+        vec![vec![6], vec![4], vec![0]]
+    );
+    let threads: Vec<String> = threads
+        .lock()
+        .unwrap()
+        .iter()
+        .flat_map(|(_, names)| names.clone())
+        .collect();
+    assert_eq!(threads.len(), 10);
+    assert!(
+        threads
+            .iter()
+            .all(|name| name.starts_with("dstream-worker-")),
+        "{threads:?}"
+    );
+}

@@ -73,9 +73,14 @@ pub fn failure_to_py_err(message: &str) -> PyErr {
 
 /// Runs engine work that may fail a user function (an action such as `collect` on an
 /// `Rdd` whose partitions call Python), turning the failure into the user's exception.
+/// The engine fails a computation it cannot finish (a Kafka read whose broker went
+/// away) with its `dstream::Error` as the payload: that becomes a `RuntimeError` with
+/// the error's message.
 pub fn catch_engine<R>(work: impl FnOnce() -> R) -> PyResult<R> {
     catch_unwind(AssertUnwindSafe(work)).map_err(|payload| {
-        let message = if let Some(text) = payload.downcast_ref::<String>() {
+        let message = if let Some(error) = payload.downcast_ref::<dstream::Error>() {
+            error.to_string()
+        } else if let Some(text) = payload.downcast_ref::<String>() {
             text.clone()
         } else if let Some(text) = payload.downcast_ref::<&str>() {
             (*text).to_string()

@@ -1,6 +1,10 @@
-//! The direct Kafka input: at each batch time, decide each partition's offset range
-//! and read it; save the next offsets in checkpoints; read a batch's ranges again
-//! after a crash.
+//! The direct Kafka input: at each batch time, decide each partition's offset range;
+//! save the next offsets in checkpoints; give a batch's ranges again after a crash.
+//!
+//! Cutting a batch only asks the broker for metadata and watermarks: the batch's `Rdd`
+//! reads each range when its partition is computed, on the context's pool, inside the
+//! batch's job (as Spark's `KafkaRDD.compute`; see `reader::Readers::batch`). A read
+//! that cannot finish fails the batch with the error; it never gives a short partition.
 //!
 //! A cut that cannot reach the broker gives an empty batch and leaves the offsets
 //! where they were, so the first batch after the broker is back reads everything
@@ -16,7 +20,7 @@ use rdkafka::Offset;
 use rdkafka::TopicPartitionList;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
-use super::reader::{PartitionReader, Read};
+use super::reader::Readers;
 use super::record::{KafkaRecord, OffsetRange, TopicPartition};
 use super::source::{BatchRanges, OffsetReset, StartingOffsets};
 use super::{KafkaConfig, kafka_error};
@@ -69,7 +73,7 @@ pub(super) struct DirectInput {
     /// Metadata, watermarks and committed offsets.
     client: OnceLock<BaseConsumer>,
     positions: Mutex<Positions>,
-    readers: Mutex<BTreeMap<TopicPartition, Arc<Mutex<PartitionReader>>>>,
+    readers: Arc<Readers>,
     health: Mutex<Health>,
     /// Topics reported missing, so each is reported once.
     missing: Mutex<BTreeSet<String>>,
@@ -101,13 +105,14 @@ impl DirectInput {
         received: Arc<ReceivedCounter>,
     ) -> Self {
         let label = format!("kafka_stream {:?}", settings.topics);
+        let readers = Arc::new(Readers::new(settings.config.clone()));
         DirectInput {
             settings,
             label,
             ranges,
             client: OnceLock::new(),
             positions: Mutex::new(Positions::default()),
-            readers: Mutex::new(BTreeMap::new()),
+            readers,
             health: Mutex::new(Health::default()),
             missing: Mutex::new(BTreeSet::new()),
             stopped: AtomicBool::new(false),
@@ -296,64 +301,6 @@ impl DirectInput {
             .collect())
     }
 
-    fn reader(&self, partition: &TopicPartition) -> Result<Arc<Mutex<PartitionReader>>> {
-        let mut readers = lock(&self.readers);
-        if let Some(reader) = readers.get(partition) {
-            return Ok(reader.clone());
-        }
-        let reader = Arc::new(Mutex::new(PartitionReader::new(
-            &self.settings.config,
-            partition.clone(),
-        )?));
-        readers.insert(partition.clone(), reader.clone());
-        Ok(reader)
-    }
-
-    /// Reads every range at once, one thread per partition with records to read.
-    fn read_all(&self, ranges: &[OffsetRange]) -> Vec<Read> {
-        let stall = self.timeout();
-        let failed = |range: &OffsetRange, error: String| Read {
-            records: Vec::new(),
-            reached: range.from_offset,
-            error: Some(error),
-        };
-        std::thread::scope(|scope| {
-            let running: Vec<_> = ranges
-                .iter()
-                .map(|range| {
-                    if range.count() == 0 {
-                        return Ok(None);
-                    }
-                    let reader = self
-                        .reader(&range.topic_partition())
-                        .map_err(|e| e.to_string())?;
-                    let read =
-                        move || lock(&reader).read(range.from_offset, range.until_offset, stall);
-                    std::thread::Builder::new()
-                        .name("dstream-kafka-read".into())
-                        .spawn_scoped(scope, read)
-                        .map(Some)
-                        .map_err(|e| format!("cannot start a reading thread: {e}"))
-                })
-                .collect();
-            running
-                .into_iter()
-                .zip(ranges)
-                .map(|(thread, range)| match thread {
-                    Ok(None) => Read {
-                        records: Vec::new(),
-                        reached: range.from_offset,
-                        error: None,
-                    },
-                    Ok(Some(thread)) => thread.join().unwrap_or_else(|panic| {
-                        failed(range, crate::error::panic_message(&*panic))
-                    }),
-                    Err(e) => failed(range, e),
-                })
-                .collect()
-        })
-    }
-
     /// Notes that the broker could not be reached: reported when it goes away, not
     /// at every attempt.
     fn unreachable(&self, error: &str) {
@@ -392,41 +339,48 @@ impl DirectInput {
             .is_none_or(|at| Instant::now() >= at)
     }
 
-    fn into_rdd(partitions: Vec<Vec<KafkaRecord>>, env: &Arc<ExecEnv>) -> (Rdd<KafkaRecord>, u64) {
-        let records = partitions.iter().map(|p| p.len() as u64).sum();
-        let rdd = if partitions.is_empty() {
-            Rdd::empty_in(env.clone())
-        } else {
-            Rdd::from_partitions_in(partitions, env.clone())
-        };
-        (rdd, records)
-    }
-
-    /// The ranges left to re-read for batch `time`, less offsets the broker has
-    /// deleted meanwhile (retention): those can never be read again, so waiting for
-    /// them would stop the stream for good. They are reported.
+    /// `ranges` less the offsets the broker has deleted meanwhile (retention): those
+    /// can never be read, so waiting for them would stop the stream for good. They are
+    /// reported. Fails if the broker does not answer.
     fn without_deleted(
         &self,
         time: Time,
-        left: Vec<(usize, OffsetRange)>,
-    ) -> Vec<(usize, OffsetRange)> {
-        left.into_iter()
-            .filter_map(|(index, mut range)| {
-                if let Ok((low, _)) = self.watermarks(&range.topic_partition())
-                    && low > range.from_offset
-                {
-                    tracing::warn!(
-                        "{}: offsets {}..{} of {} were deleted by the broker (retention) before the unfinished batch {time} could read them again; it runs without them",
-                        self.label,
-                        range.from_offset,
-                        low.min(range.until_offset),
-                        range.topic_partition()
-                    );
-                    range.from_offset = low;
+        ranges: &[OffsetRange],
+    ) -> std::result::Result<Vec<OffsetRange>, String> {
+        ranges
+            .iter()
+            .map(|range| {
+                let mut range = range.clone();
+                if range.count() > 0 {
+                    let (low, _) = self.watermarks(&range.topic_partition())?;
+                    if low > range.from_offset {
+                        tracing::warn!(
+                            "{}: offsets {}..{} of {} were deleted by the broker (retention) before the unfinished batch {time} could read them again; it runs without them",
+                            self.label,
+                            range.from_offset,
+                            low.min(range.until_offset),
+                            range.topic_partition()
+                        );
+                        range.from_offset = low.min(range.until_offset);
+                    }
                 }
-                (range.from_offset < range.until_offset).then_some((index, range))
+                Ok(range)
             })
             .collect()
+    }
+
+    /// Records `ranges` as batch `time`'s and makes its `Rdd`, which reads them when
+    /// computed; with the number of offsets they span.
+    fn batch(
+        &self,
+        time: Time,
+        ranges: Vec<OffsetRange>,
+        env: &Arc<ExecEnv>,
+    ) -> (Rdd<KafkaRecord>, u64) {
+        let records = ranges.iter().map(OffsetRange::count).sum();
+        self.received.add(records);
+        self.ranges.record(time, ranges.clone());
+        (self.readers.batch(time, ranges, env), records)
     }
 
     fn codec_error(&self, reason: String) -> Error {
@@ -469,43 +423,35 @@ impl InputSource<KafkaRecord> for DirectInput {
         Ok(())
     }
 
-    /// Reads each partition's range; the replay record is the batch time and the
-    /// ranges read.
+    /// Decides each partition's range; the batch's `Rdd` reads them when computed.
+    /// The replay record is the batch time and the ranges.
+    ///
+    /// The batch's record count is the offsets its ranges span, known now, before
+    /// anything is read (as Spark's `KafkaRDD.count`): offsets without a record
+    /// (transaction markers, compacted records) are counted too.
     fn cut(&self, time: Time, env: &Arc<ExecEnv>) -> Cut<KafkaRecord> {
         // While backing off, the broker is not asked at all.
-        let (answered, planned) = match self.may_try().then(|| self.plan()) {
-            Some(Ok(ranges)) => (true, ranges),
+        let ranges = match self.may_try().then(|| self.plan()) {
+            Some(Ok(ranges)) => {
+                self.reachable();
+                ranges
+            }
             Some(Err(e)) => {
                 self.unreachable(&e);
-                (false, Vec::new())
+                Vec::new()
             }
-            None => (false, Vec::new()),
+            None => Vec::new(),
         };
-        let reads = self.read_all(&planned);
-        let mut ranges = Vec::with_capacity(planned.len());
-        let mut partitions = Vec::with_capacity(planned.len());
-        let mut failure = None;
         {
             let mut positions = lock(&self.positions);
-            for (range, read) in planned.into_iter().zip(reads) {
-                positions.next.insert(range.topic_partition(), read.reached);
-                failure = failure.or(read.error);
-                partitions.push(read.records);
-                ranges.push(OffsetRange {
-                    until_offset: read.reached,
-                    ..range
-                });
+            for range in &ranges {
+                positions
+                    .next
+                    .insert(range.topic_partition(), range.until_offset);
             }
         }
-        match &failure {
-            Some(error) => self.unreachable(error),
-            None if answered => self.reachable(),
-            None => {}
-        }
         let replay = crate::checkpoint::encode(&(time.as_millis(), &ranges)).ok();
-        self.ranges.record(time, ranges);
-        let (rdd, records) = DirectInput::into_rdd(partitions, env);
-        self.received.add(records);
+        let (rdd, records) = self.batch(time, ranges, env);
         Cut {
             rdd,
             records,
@@ -540,59 +486,38 @@ impl InputSource<KafkaRecord> for DirectInput {
         Ok(())
     }
 
-    /// Reads the recorded ranges again, waiting for the broker as long as it takes
-    /// (the batch must not run with part of its data) unless the context stops.
+    /// Gives the recorded ranges again, less offsets the broker deleted meanwhile:
+    /// waits for the broker to answer as long as it takes (the batch must not run with
+    /// part of its data) unless the context stops. The batch's `Rdd` reads them when
+    /// computed, as a cut's does.
     fn replay(&self, replay: &[u8], env: &Arc<ExecEnv>) -> Option<(Rdd<KafkaRecord>, u64)> {
-        let (time, ranges): (i64, Vec<OffsetRange>) = crate::checkpoint::decode(replay).ok()?;
+        let (time, recorded): (i64, Vec<OffsetRange>) = crate::checkpoint::decode(replay).ok()?;
         let time = Time::from_millis(time);
-        let mut partitions = vec![Vec::new(); ranges.len()];
-        let mut pending: Vec<(usize, OffsetRange)> = ranges.iter().cloned().enumerate().collect();
         let mut backoff = FIRST_BACKOFF;
         let mut reported = false;
-        while !pending.is_empty() {
-            let wanted: Vec<OffsetRange> = pending.iter().map(|(_, r)| r.clone()).collect();
-            let reads = self.read_all(&wanted);
-            let mut left = Vec::new();
-            let mut error = None;
-            for ((index, range), read) in pending.into_iter().zip(reads) {
-                partitions[index].extend(read.records);
-                if read.reached < range.until_offset {
-                    error = error.or(read.error);
-                    left.push((
-                        index,
-                        OffsetRange {
-                            from_offset: read.reached,
-                            ..range
-                        },
-                    ));
-                }
-            }
-            pending = self.without_deleted(time, left);
-            if pending.is_empty() {
-                break;
-            }
+        let ranges = loop {
+            let error = match self.without_deleted(time, &recorded) {
+                Ok(ranges) => break ranges,
+                Err(error) => error,
+            };
             if self.stopped.load(Ordering::SeqCst) {
                 tracing::warn!(
-                    "{}: the context stops before batch {time} could read all its offsets again",
+                    "{}: the context stops before the broker answered for the unfinished batch {time}",
                     self.label
                 );
-                break;
+                break recorded;
             }
             if !reported {
                 tracing::warn!(
-                    "{}: cannot read the offsets of the unfinished batch {time} again yet: {}. Retrying until the broker answers",
-                    self.label,
-                    error.unwrap_or_default()
+                    "{}: cannot check the offsets of the unfinished batch {time} yet: {error}. Retrying until the broker answers",
+                    self.label
                 );
                 reported = true;
             }
             std::thread::sleep(backoff);
             backoff = (backoff * 2).min(MAX_BACKOFF);
-        }
-        self.ranges.record(time, ranges);
-        let (rdd, records) = DirectInput::into_rdd(partitions, env);
-        self.received.add(records);
-        Some((rdd, records))
+        };
+        Some(self.batch(time, ranges, env))
     }
 }
 

@@ -4,10 +4,15 @@
 //!   is Spark's *direct* approach: no receiver. At each batch time the stream decides,
 //!   per topic-partition, the offsets `[from, until)` the batch reads (`until` is the
 //!   partition's latest offset then, capped by
-//!   [`KafkaSource::max_rate_per_partition`]), and reads them, one `Rdd` partition
-//!   per Kafka partition, all partitions at once. The next offsets are saved in each
-//!   checkpoint and each batch's ranges are recorded with it, so a restarted program
-//!   reads unfinished batches again exactly: state is exactly-once.
+//!   [`KafkaSource::max_rate_per_partition`]): one `Rdd` partition per Kafka
+//!   partition. Deciding reads nothing: each partition reads its range when it is
+//!   computed, on the context's pool inside the batch's job (as Spark's
+//!   `KafkaRDD.compute`), with a consumer kept per partition between batches. What
+//!   was read is kept with the batch, so a window or a second output does not read
+//!   again; a read that cannot finish fails the batch with a [`Error::Kafka`]. The
+//!   next offsets are saved in each checkpoint and each batch's ranges are recorded
+//!   with it, so a restarted program reads unfinished batches again exactly: state is
+//!   exactly-once.
 //! - **Offsets for user code**: [`KafkaStream::offset_ranges`] and
 //!   [`KafkaStream::foreach_rdd_with_offsets`], as Spark's `HasOffsetRanges`.
 //! - **Output**: [`DStream::write_to_kafka`](crate::DStream::write_to_kafka) waits for
@@ -104,9 +109,9 @@ impl KafkaConfig {
         self
     }
 
-    /// How long one request to the broker (metadata, offsets) may take, and how long
-    /// a read may wait without progress, before the broker counts as unreachable.
-    /// Default: 5 s.
+    /// How long one request to the broker (metadata, offsets) may take before the
+    /// broker counts as unreachable, and how long reading a batch's range may wait
+    /// without a record before it fails the batch. Default: 5 s.
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
         self
@@ -198,6 +203,7 @@ pub fn create_topic(config: &KafkaConfig, topic: &str, partitions: i32) -> Resul
 /// `tests/kafka_*.rs` use a real broker.
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
     use std::time::{Duration, Instant};
 
     use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -304,6 +310,113 @@ mod tests {
             assert!(Instant::now() < deadline, "committed {committed:?}");
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    fn produce(producer: &BaseProducer, topic: &str, partition: i32, values: &[&str]) {
+        for value in values {
+            producer
+                .send(
+                    BaseRecord::<(), _>::to(topic)
+                        .partition(partition)
+                        .payload(*value),
+                )
+                .map_err(|(e, _)| e)
+                .unwrap();
+        }
+        producer.flush(Duration::from_secs(10)).unwrap();
+    }
+
+    /// A cut only decides the ranges: the batch's job reads them, on the pool. So a
+    /// broker that goes away after the cut fails the batch (with the read's error)
+    /// rather than giving a short or empty one.
+    #[test]
+    fn a_batch_reads_its_ranges_on_the_pool_when_computed_and_a_failed_read_fails_it() {
+        let cluster = MockCluster::new(1).unwrap();
+        cluster.create_topic("lazy", 2, 1).unwrap();
+        let config = KafkaConfig::new(cluster.bootstrap_servers())
+            .request_timeout(Duration::from_millis(500));
+        let producer: BaseProducer = config.client_config(&[]).create().unwrap();
+        produce(&producer, "lazy", 0, &["a", "b", "c"]);
+
+        let (ssc, clock) = context();
+        let stream = ssc
+            .kafka_stream(
+                KafkaSource::new(&config, ["lazy"]).starting_offsets(StartingOffsets::Earliest),
+            )
+            .unwrap();
+        // The first output holds each batch, after its cut, until the test lets it go.
+        let (cut_tx, cut_rx) = crossbeam_channel::unbounded();
+        let (go_tx, go_rx) = crossbeam_channel::unbounded::<()>();
+        stream
+            .foreach_rdd(move |_, time| {
+                cut_tx.send(time).unwrap();
+                go_rx.recv().unwrap();
+            })
+            .unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        stream
+            .map_partitions(|records| {
+                let thread = std::thread::current().name().unwrap_or("").to_string();
+                records
+                    .map(|r| {
+                        (
+                            thread.clone(),
+                            r.partition,
+                            r.offset,
+                            r.value_text().unwrap().into_owned(),
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .foreach_rdd(move |rdd, _| sink.lock().unwrap().extend(rdd.collect()))
+            .unwrap();
+        ssc.start().unwrap();
+
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(cut_rx.recv().unwrap(), Time::from_millis(1000));
+        go_tx.send(()).unwrap();
+        let first = ssc
+            .await_batch(Time::from_millis(1000), Duration::from_secs(30))
+            .unwrap();
+        assert_eq!(first.num_records, 3);
+        let seen: Vec<_> = seen.lock().unwrap().drain(..).collect();
+        let values: Vec<(i32, i64, &str)> = seen
+            .iter()
+            .map(|(_, p, o, v)| (*p, *o, v.as_str()))
+            .collect();
+        assert_eq!(values, vec![(0, 0, "a"), (0, 1, "b"), (0, 2, "c")]);
+        assert!(
+            seen.iter()
+                .all(|(thread, ..)| thread.starts_with("dstream-worker-")),
+            "read on the context's pool: {seen:?}"
+        );
+
+        // Partition 1 has not been read yet: nothing of it can be fetched ahead.
+        produce(&producer, "lazy", 1, &["d", "e"]);
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(cut_rx.recv().unwrap(), Time::from_millis(2000));
+        cluster.broker_down(1).unwrap();
+        go_tx.send(()).unwrap();
+        let err = ssc
+            .await_termination_or_timeout(Duration::from_secs(60))
+            .expect_err("batch 2000 ms fails");
+        let Error::BatchFailed { time, message } = &err else {
+            panic!("unexpected error {err}");
+        };
+        assert_eq!(*time, Time::from_millis(2000));
+        assert!(
+            message.contains("output operation 2")
+                && message.contains("Kafka: cannot read offsets 0..2 of lazy-1 for batch 2000 ms: stopped at offset 0: no record arrived for 500ms"),
+            "{message}"
+        );
+        assert!(!message.contains("panicked"), "{message}");
+        assert_eq!(
+            stream.offset_ranges(Time::from_millis(2000)).unwrap().len(),
+            2
+        );
+        cluster.broker_up(1).unwrap();
+        ssc.stop(false).unwrap();
     }
 
     #[test]

@@ -1,7 +1,12 @@
 //! Reading one partition's offset range: one consumer per partition, assigned to
 //! explicit offsets (no consumer group, so no group join), kept between batches so
 //! that what it fetched ahead serves the next batch.
+//!
+//! A batch's ranges are read when its `Rdd`'s partitions are computed, on the
+//! context's pool ([`Readers::batch`]), not when the batch is cut.
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::Offset;
@@ -9,21 +14,89 @@ use rdkafka::TopicPartitionList;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{BorrowedMessage, Message};
 
-use super::record::{KafkaRecord, TopicPartition};
+use super::record::{KafkaRecord, OffsetRange, TopicPartition};
 use super::{KafkaConfig, kafka_error};
-use crate::error::Result;
+use crate::error::{Result, lock};
+use crate::rdd::{ExecEnv, Rdd};
+use crate::time::Time;
 
 /// How long one poll waits before the reader checks its deadline.
 const POLL: Duration = Duration::from_millis(100);
 
-/// What a read got: the records of `[from, reached)`, and why it stopped early.
-pub(super) struct Read {
-    pub(super) records: Vec<KafkaRecord>,
-    pub(super) reached: i64,
-    pub(super) error: Option<String>,
+/// The consumers of one stream, one per topic-partition, made on first use.
+pub(super) struct Readers {
+    config: KafkaConfig,
+    /// Each behind its own lock: a consumer serves one read at a time, and reads of
+    /// different partitions do not wait for each other.
+    readers: Mutex<BTreeMap<TopicPartition, Arc<Mutex<PartitionReader>>>>,
 }
 
-pub(super) struct PartitionReader {
+impl Readers {
+    pub(super) fn new(config: KafkaConfig) -> Self {
+        Readers {
+            config,
+            readers: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The `Rdd` of batch `time`: one partition per range, each read when it is first
+    /// computed and kept for later computations of the batch (a window, a second
+    /// output), so the broker is asked once per batch and partition.
+    pub(super) fn batch(
+        self: &Arc<Self>,
+        time: Time,
+        ranges: Vec<OffsetRange>,
+        env: &Arc<ExecEnv>,
+    ) -> Rdd<KafkaRecord> {
+        if ranges.is_empty() {
+            return Rdd::empty_in(env.clone());
+        }
+        let readers = self.clone();
+        Rdd::loaded_in(
+            ranges.len(),
+            move |index| match ranges.get(index) {
+                Some(range) => readers.read(time, range),
+                None => Ok(Vec::new()),
+            },
+            env.clone(),
+        )
+    }
+
+    /// Exactly the records of `range`, or an error naming the range, the batch, where
+    /// the read stopped and why.
+    fn read(&self, time: Time, range: &OffsetRange) -> Result<Vec<KafkaRecord>> {
+        if range.count() == 0 {
+            return Ok(Vec::new());
+        }
+        let partition = range.topic_partition();
+        let action = || {
+            format!(
+                "read offsets {}..{} of {partition} for batch {time}",
+                range.from_offset, range.until_offset
+            )
+        };
+        let reader = self.reader(&partition)?;
+        let mut reader = lock(&reader);
+        reader
+            .read(range.from_offset, range.until_offset, self.config.timeout())
+            .map_err(|why| kafka_error(action(), why))
+    }
+
+    fn reader(&self, partition: &TopicPartition) -> Result<Arc<Mutex<PartitionReader>>> {
+        let mut readers = lock(&self.readers);
+        if let Some(reader) = readers.get(partition) {
+            return Ok(reader.clone());
+        }
+        let reader = Arc::new(Mutex::new(PartitionReader::new(
+            &self.config,
+            partition.clone(),
+        )?));
+        readers.insert(partition.clone(), reader.clone());
+        Ok(reader)
+    }
+}
+
+struct PartitionReader {
     partition: TopicPartition,
     consumer: BaseConsumer,
     /// The offset the consumer delivers next, when it is assigned.
@@ -31,7 +104,7 @@ pub(super) struct PartitionReader {
 }
 
 impl PartitionReader {
-    pub(super) fn new(config: &KafkaConfig, partition: TopicPartition) -> Result<Self> {
+    fn new(config: &KafkaConfig, partition: TopicPartition) -> Result<Self> {
         let consumer: BaseConsumer = config
             .client_config(&[
                 // librdkafka assigns partitions only to a consumer with a group id; the
@@ -53,60 +126,59 @@ impl PartitionReader {
         })
     }
 
-    /// Reads the offsets `[from, until)`, waiting at most `stall` for each record.
-    pub(super) fn read(&mut self, from: i64, until: i64, stall: Duration) -> Read {
-        let mut read = Read {
-            records: Vec::with_capacity(usize::try_from(until - from).unwrap_or(0)),
-            reached: from,
-            error: None,
-        };
+    /// Reads the offsets `[from, until)`: every record there, in order, or an error if
+    /// no record arrives for `stall` (the client retries meanwhile, so a broker that
+    /// restarts within it costs nothing). Offsets without a record (transaction
+    /// markers, compacted records) are skipped as the broker skips them.
+    fn read(
+        &mut self,
+        from: i64,
+        until: i64,
+        stall: Duration,
+    ) -> std::result::Result<Vec<KafkaRecord>, String> {
+        let mut records = Vec::with_capacity(usize::try_from(until - from).unwrap_or(0));
         if from >= until {
-            return read;
+            return Ok(records);
         }
-        if self.next != Some(from)
-            && let Err(e) = self.assign(from)
-        {
-            read.error = Some(e);
-            return read;
+        if self.next != Some(from) {
+            self.assign(from)?;
         }
+        let mut reached = from;
+        let mut error = None;
         let mut last_progress = Instant::now();
-        while read.reached < until {
+        while reached < until {
             match self.consumer.poll(POLL) {
                 Some(Ok(message)) => {
                     let offset = message.offset();
-                    if offset < read.reached {
+                    if offset < reached {
                         continue;
                     }
                     if offset >= until {
                         // Offsets skipped past `until` (a compacted topic): this record
                         // belongs to the next batch, so fetch it again then.
                         self.next = None;
-                        read.reached = until;
-                        return read;
+                        return Ok(records);
                     }
-                    read.records.push(record(&self.partition, &message));
-                    read.reached = offset + 1;
+                    records.push(record(&self.partition, &message));
+                    reached = offset + 1;
                     last_progress = Instant::now();
                 }
-                Some(Err(e)) => read.error = Some(e.to_string()),
+                Some(Err(e)) => error = Some(e.to_string()),
                 None => {}
             }
             if last_progress.elapsed() >= stall {
-                let why = read
-                    .error
-                    .take()
-                    .unwrap_or_else(|| format!("no record arrived for {stall:?}"));
-                read.error = Some(format!(
-                    "{}: read {}..{until}, stopped at {}: {why}",
-                    self.partition, from, read.reached
-                ));
                 // What the consumer holds is uncertain now: assign afresh next time.
                 self.next = None;
-                return read;
+                let last_error = error
+                    .map(|e| format!(" (last client error: {e})"))
+                    .unwrap_or_default();
+                return Err(format!(
+                    "stopped at offset {reached}: no record arrived for {stall:?}{last_error}. Is the broker running, and are the offsets still there? (KafkaConfig::request_timeout sets how long a read may wait)"
+                ));
             }
         }
-        self.next = Some(read.reached);
-        read
+        self.next = Some(reached);
+        Ok(records)
     }
 
     fn assign(&mut self, from: i64) -> std::result::Result<(), String> {
@@ -117,7 +189,7 @@ impl PartitionReader {
             Offset::Offset(from),
         )
         .and_then(|()| self.consumer.assign(&list))
-        .map_err(|e| format!("{}: cannot assign offset {from}: {e}", self.partition))?;
+        .map_err(|e| format!("cannot assign offset {from}: {e}"))?;
         self.next = Some(from);
         Ok(())
     }

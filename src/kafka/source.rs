@@ -225,14 +225,19 @@ impl StreamingContext {
     /// Records of Kafka topics, read the direct way: each batch reads, per partition,
     /// the offsets from where the last batch stopped to the latest offset at batch
     /// time (capped by [`KafkaSource::max_rate_per_partition`]), one `Rdd` partition
-    /// per Kafka partition. The offsets are saved in checkpoints and each batch's
+    /// per Kafka partition, read when the partition is computed in the batch's job, on
+    /// the context's pool. The offsets are saved in checkpoints and each batch's
     /// ranges are recorded, so a program restarted with
     /// [`get_or_create`](Self::get_or_create) reads unfinished batches again exactly
     /// and continues where it stopped: state is exactly-once.
     ///
-    /// An unreachable broker gives empty batches (with one warning) and the stream
-    /// continues where it stopped once the broker is back. Fails if no topic is given,
-    /// or if the group offsets are used without a [`KafkaSource::group_id`].
+    /// An unreachable broker at batch time gives empty batches (with one warning) and
+    /// the stream continues where it stopped once the broker is back. A broker that
+    /// goes away after a batch's offsets were decided, for longer than
+    /// [`KafkaConfig::request_timeout`](super::KafkaConfig::request_timeout), fails
+    /// that batch with an [`Error::Kafka`](crate::Error::Kafka) naming the partition
+    /// and offsets. Fails if no topic is given, or if the group offsets are used
+    /// without a [`KafkaSource::group_id`].
     ///
     /// ```no_run
     /// use dstream::kafka::{KafkaConfig, KafkaSource, StartingOffsets};

@@ -1,9 +1,12 @@
-//! Partitions held in memory: parallelized data, caches and the outputs of shuffles.
-//! Reading one hands out clones, so the data can be read again.
+//! Partitions held in memory: parallelized data, caches, the outputs of shuffles, and
+//! inputs fetched on first use. Reading one hands out clones, so the data can be read
+//! again.
 
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use super::{Data, PartitionIter, Rdd, RddNode};
+#[cfg(feature = "kafka")]
+use crate::error::{Result, fail_computation, lock};
 
 /// Partitions held in memory, shared by the `Rdd` and the iterators reading it.
 pub(crate) type SharedPartitions<T> = Arc<Vec<Vec<T>>>;
@@ -141,6 +144,70 @@ impl<T: Data> RddNode<T> for Deferred<T> {
     }
 }
 
+/// How [`Loaded`] fetches one partition's elements.
+#[cfg(feature = "kafka")]
+pub(crate) type Loader<T> = Box<dyn Fn(usize) -> Result<Vec<T>> + Send + Sync>;
+
+/// Partitions whose data lives outside the process (an input's records on a broker)
+/// and is fetched when a partition is first computed: by the pool thread computing
+/// it, one partition at a time, so that fetching runs in parallel on the pool as any
+/// other partition's work, with no thread of its own.
+///
+/// A fetched partition is kept: an `Rdd` read by several outputs, or again by a later
+/// window, gets the same elements without fetching again (the source may have dropped
+/// them meanwhile). A failed fetch fails the computation with its error (see
+/// [`fail_computation`]) and keeps nothing, so a later computation fetches again.
+/// Computations of the same partition wait for each other: a fetch runs once.
+///
+/// Only the Kafka direct stream fetches this way, hence the feature gate.
+#[cfg(feature = "kafka")]
+pub(crate) struct Loaded<T> {
+    load: Loader<T>,
+    partitions: Vec<Mutex<Option<SharedPartitions<T>>>>,
+}
+
+#[cfg(feature = "kafka")]
+impl<T: Data> Loaded<T> {
+    pub(crate) fn new(num_partitions: usize, load: Loader<T>) -> Self {
+        Loaded {
+            load,
+            partitions: (0..num_partitions).map(|_| Mutex::new(None)).collect(),
+        }
+    }
+
+    /// Partition `partition`, fetched now if no computation has fetched it yet. Held as
+    /// a one-partition `SharedPartitions` so that reading it is a `ClonedPartition`.
+    fn data(&self, partition: usize) -> SharedPartitions<T> {
+        let Some(slot) = self.partitions.get(partition) else {
+            return empty_partitions(1);
+        };
+        let mut slot = lock(slot);
+        if let Some(data) = &*slot {
+            return data.clone();
+        }
+        match (self.load)(partition) {
+            Ok(elements) => slot.insert(Arc::new(vec![elements])).clone(),
+            Err(error) => {
+                drop(slot);
+                fail_computation(error)
+            }
+        }
+    }
+}
+
+#[cfg(feature = "kafka")]
+impl<T: Data> RddNode<T> for Loaded<T> {
+    fn num_partitions(&self) -> usize {
+        self.partitions.len()
+    }
+
+    fn prepare(&self) {}
+
+    fn compute(&self, partition: usize) -> PartitionIter<T> {
+        Box::new(ClonedPartition::new(self.data(partition), 0))
+    }
+}
+
 /// `partitions` empty partitions.
 pub(crate) fn empty_partitions<T>(partitions: usize) -> SharedPartitions<T> {
     Arc::new((0..partitions.max(1)).map(|_| Vec::new()).collect())
@@ -204,6 +271,46 @@ mod tests {
         let parts = split_evenly((0..7).collect::<Vec<_>>(), 3);
         assert_eq!(parts, vec![vec![0, 1, 2], vec![3, 4], vec![5, 6]]);
         assert_eq!(split_evenly(Vec::<u8>::new(), 0), vec![Vec::<u8>::new()]);
+    }
+
+    #[cfg(feature = "kafka")]
+    #[test]
+    fn loaded_partitions_are_fetched_once_when_computed_and_a_failed_fetch_keeps_nothing() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        use crate::error::{Error, Unwound, catch_panic};
+
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let counted = fetches.clone();
+        let loaded = Loaded::new(
+            2,
+            Box::new(move |partition| {
+                // The first fetch of partition 1 fails, as a broker gone mid-batch.
+                if counted.fetch_add(1, Ordering::SeqCst) == 0 && partition == 1 {
+                    return Err(Error::Kafka {
+                        action: "read offsets 0..2 of t-1".into(),
+                        reason: "the broker is gone".into(),
+                    });
+                }
+                Ok(vec![partition * 10, partition * 10 + 1])
+            }),
+        );
+        assert_eq!(
+            fetches.load(Ordering::SeqCst),
+            0,
+            "nothing before computing"
+        );
+        let failed = catch_panic(|| loaded.compute(1).count()).unwrap_err();
+        assert!(
+            matches!(&failed, Unwound::Failed(Error::Kafka { reason, .. }) if reason == "the broker is gone"),
+            "{failed:?}"
+        );
+        assert_eq!(loaded.compute(1).collect::<Vec<_>>(), vec![10, 11]);
+        assert_eq!(loaded.compute(0).collect::<Vec<_>>(), vec![0, 1]);
+        assert_eq!(fetches.load(Ordering::SeqCst), 3);
+        assert_eq!(loaded.compute(1).collect::<Vec<_>>(), vec![10, 11]);
+        assert_eq!(loaded.compute(0).size_hint(), (2, Some(2)));
+        assert_eq!(fetches.load(Ordering::SeqCst), 3, "kept, not fetched again");
     }
 
     #[test]

@@ -10,10 +10,11 @@
 //! (`RddNode::prepare`), then compute the partitions in parallel.
 //!
 //! The modules below each hold one concept: `narrow` (fused per-partition operations),
-//! `materialized` (partitions held in memory), `blocks` (received data as it was
-//! stored), `partitioner` (key to partition), `shuffle` (the combining shuffle all pair
-//! operations share), `cogroup` (joins), `sort`, `pair` (the pair-RDD API),
-//! `partitioned` (choosing a keyed operation's partitioner) and `actions`.
+//! `materialized` (partitions held in memory, or fetched on first use), `blocks`
+//! (received data as it was stored), `partitioner` (key to partition), `shuffle` (the
+//! combining shuffle all pair operations share), `cogroup` (joins), `sort`, `pair` (the
+//! pair-RDD API), `partitioned` (choosing a keyed operation's partitioner) and
+//! `actions`.
 
 mod actions;
 pub(crate) mod blocks;
@@ -32,6 +33,9 @@ use std::hash::Hash;
 use std::sync::{Arc, OnceLock};
 
 use rayon::ThreadPool;
+
+#[cfg(feature = "kafka")]
+use crate::error::Result;
 
 pub(crate) use materialized::{Deferred, Materialized};
 pub(crate) use pair::reducing;
@@ -223,6 +227,21 @@ impl<T: Data> Rdd<T> {
         env: Arc<ExecEnv>,
     ) -> Rdd<T> {
         Rdd::from_node(blocks::Blocks::new(partitions), env)
+    }
+
+    /// An `Rdd` of `num_partitions` partitions whose elements `load` fetches when a
+    /// partition is first computed, on the pool thread computing it; kept afterwards
+    /// (see `materialized::Loaded`). An error of `load` fails that computation.
+    #[cfg(feature = "kafka")]
+    pub(crate) fn loaded_in(
+        num_partitions: usize,
+        load: impl Fn(usize) -> Result<Vec<T>> + Send + Sync + 'static,
+        env: Arc<ExecEnv>,
+    ) -> Rdd<T> {
+        Rdd::from_node(
+            materialized::Loaded::new(num_partitions, Box::new(load)),
+            env,
+        )
     }
 
     /// An `Rdd` with no elements and one empty partition.

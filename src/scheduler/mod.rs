@@ -35,7 +35,7 @@ use crate::checkpoint::{
 };
 use crate::dstream::store::StatefulStream;
 use crate::dstream::{GraphNode, Job, OutputOperation};
-use crate::error::{Error, Result, catch_panic};
+use crate::error::{Error, Result, Unwound, catch_panic};
 use crate::rdd::ExecEnv;
 use crate::source::InputHandle;
 use crate::time::{Time, duration_millis};
@@ -571,7 +571,10 @@ fn generate_batch(parts: &SchedulerParts, time: Time, inputs: BatchInputs<'_>) -
             });
         outputs.chain(states).collect::<Vec<_>>()
     })
-    .map_err(|panic| format!("computing the streams panicked: {panic}"));
+    .map_err(|unwound| match unwound {
+        Unwound::Panic(panic) => format!("computing the streams panicked: {panic}"),
+        Unwound::Failed(error) => format!("computing the streams failed: {error}"),
+    });
     let info = BatchInfo {
         batch_time: time,
         num_records,
@@ -761,7 +764,10 @@ fn run_batch(parts: &SchedulerParts, batch: Batch) -> BatchInfo {
                 let failure = match outcome {
                     Ok(Ok(())) => None,
                     Ok(Err(message)) => Some(message),
-                    Err(panic) => Some(format!("a user function panicked: {panic}")),
+                    Err(Unwound::Panic(panic)) => {
+                        Some(format!("a user function panicked: {panic}"))
+                    }
+                    Err(Unwound::Failed(error)) => Some(error.to_string()),
                 };
                 if let Some(message) = failure {
                     info.failure = Some(format!("{}: {message}", describe(parts, origin)));
@@ -799,9 +805,26 @@ mod tests {
     #[test]
     fn panic_messages_are_recovered() {
         let err = catch_panic(|| panic!("boom {}", 42)).unwrap_err();
-        assert_eq!(err, "boom 42");
+        assert!(matches!(err, Unwound::Panic(message) if message == "boom 42"));
         let err = catch_panic(|| std::panic::panic_any(7u8)).unwrap_err();
-        assert_eq!(err, "(a panic without a message)");
+        assert!(matches!(err, Unwound::Panic(message) if message == "(a panic without a message)"));
+    }
+
+    #[test]
+    fn a_failed_computation_keeps_its_error() {
+        let failure = Error::Kafka {
+            action: "read offsets 0..3 of t-0".into(),
+            reason: "the broker is gone".into(),
+        };
+        // As `error::fail_computation` fails a partition's computation.
+        let err = catch_panic(|| std::panic::resume_unwind(Box::new(failure))).unwrap_err();
+        let Unwound::Failed(error) = err else {
+            panic!("not a failure: {err:?}");
+        };
+        assert_eq!(
+            error.to_string(),
+            "Kafka: cannot read offsets 0..3 of t-0: the broker is gone"
+        );
     }
 
     #[test]

@@ -2,7 +2,8 @@
 
 ``KafkaUtils.createDirectStream`` reads Kafka topics the *direct* way (no receiver):
 at each batch the stream decides, per partition, the offsets ``[from, until)`` the
-batch reads and reads them, one RDD partition per Kafka partition. Records arrive as
+batch reads, one RDD partition per Kafka partition, which reads its range when the
+batch's job computes it, on the engine's thread pool. Records arrive as
 ``(key, value)`` pairs decoded by ``keyDecoder`` and ``valueDecoder`` (UTF-8 text by
 default), or as whatever ``messageHandler`` makes of each
 :class:`KafkaMessageAndMetadata`::
