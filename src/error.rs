@@ -129,13 +129,61 @@ pub enum Error {
     #[error("the streaming context has not been started")]
     NotStarted,
 
-    /// A batch failed: a user function panicked or an output operation returned an error.
+    /// A batch failed: a user function panicked or returned an error, or the library
+    /// could not finish the batch's work (a Kafka read, a file written by an output).
     #[error("batch {time} failed: {message}")]
     BatchFailed {
         /// The time of the batch that failed.
         time: Time,
-        /// What went wrong, including the panic message of a user function.
+        /// Which job failed and why, including the panic message of a user function.
         message: String,
+        /// The error itself, as the user function or the library returned it; `None`
+        /// for a panic. Get your own error type back with
+        /// `cause.downcast_ref::<YourError>()`.
+        #[source]
+        cause: Option<Cause>,
+    },
+
+    /// A batch time was asked for that is not on this context's grid of batch times.
+    #[error(
+        "{time} is not a batch time of this context: batch times are the start time plus whole batch intervals"
+    )]
+    NotABatchTime {
+        /// The time asked for.
+        time: Time,
+    },
+
+    /// The figures of a batch were asked for after the context stopped keeping them.
+    #[error(
+        "the figures of batch {time} are no longer kept: a context keeps those of its last {kept} batches"
+    )]
+    BatchNotKept {
+        /// The time asked for.
+        time: Time,
+        /// How many batches' figures a context keeps.
+        kept: usize,
+    },
+
+    /// An operation that needs state was called on a stream without any.
+    #[error(
+        "cannot {operation}: {stream} has no state; call it on the stream returned by update_state_by_key, map_with_state or an incremental window"
+    )]
+    NoState {
+        /// The operation called.
+        operation: &'static str,
+        /// The stream it was called on.
+        stream: String,
+    },
+
+    /// `map_with_state`'s function changed the state of a key that is timing out, as
+    /// Spark refuses too: the key is removed after this call, so the change would be
+    /// lost.
+    #[error(
+        "the map_with_state function of {stream} updated the state of a key that is timing out: check State::is_timing_out() before State::update"
+    )]
+    StateTimingOut {
+        /// The stream whose function did it.
+        stream: String,
     },
 
     /// A wait ended before the thing waited for happened.
@@ -303,6 +351,16 @@ impl Error {
 /// `Result` with the library's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// What failed a batch, kept whole: the error a user function returned (any
+/// `std::error::Error`, a `String`, an `anyhow::Error`, ...) or one of the library's.
+///
+/// ```
+/// use std::sync::Arc;
+/// let cause: dstream::Cause = Arc::from(Box::<dyn std::error::Error + Send + Sync>::from("disk full"));
+/// assert_eq!(cause.to_string(), "disk full");
+/// ```
+pub type Cause = Arc<dyn std::error::Error + Send + Sync>;
+
 /// Locks `mutex` even if a thread panicked while holding it. A panic in a user
 /// function fails its batch (see [`catch_panic`]); the data behind the library's locks
 /// is updated so that it stays consistent, and the context goes on with it.
@@ -330,7 +388,6 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
 /// is the [`Error`] itself, so that whoever catches it keeps it whole.
 /// `resume_unwind` rather than `panic!`: the panic hook stays quiet, the error is
 /// reported where the batch failure is.
-#[cfg(feature = "kafka")]
 pub(crate) fn fail_computation(error: Error) -> ! {
     std::panic::resume_unwind(Box::new(error))
 }

@@ -93,7 +93,7 @@ pub use dstream::{
     DStream, MapWithStateStream, OutputResult, PartitionedDStream, RejectedJson, State, StateData,
     StateSize, StateSpec,
 };
-pub use error::{Error, Result};
+pub use error::{Cause, Error, Result};
 pub use rdd::{Data, HashPartitioner, Key, PartitionIter, PartitionedRdd, Partitioner, Rdd};
 pub use scheduler::{BatchInfo, StreamingListener};
 pub use source::{

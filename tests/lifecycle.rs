@@ -145,7 +145,11 @@ fn a_panic_in_a_user_function_fails_the_batch_and_stops_the_context() {
 
     let err = h.ssc.await_termination().unwrap_err();
     match &err {
-        Error::BatchFailed { time, message } => {
+        Error::BatchFailed {
+            time,
+            message,
+            cause: None,
+        } => {
             assert_eq!(*time, Time::from_millis(2000));
             assert!(message.contains("cannot divide by zero"), "{message}");
             assert!(
@@ -193,6 +197,46 @@ fn an_output_function_returning_an_error_fails_the_batch() {
     h.clock.advance(h.interval);
     let err = h.ssc.await_termination().unwrap_err();
     assert!(err.to_string().contains("database unreachable"), "{err}");
+}
+
+/// The error a user function returns is kept whole, as the failure's source.
+#[test]
+fn an_output_error_is_kept_as_the_failures_cause() {
+    #[derive(Debug)]
+    struct Unreachable {
+        host: &'static str,
+    }
+    impl std::fmt::Display for Unreachable {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "{} is unreachable", self.host)
+        }
+    }
+    impl std::error::Error for Unreachable {}
+
+    let h = Harness::seconds();
+    h.ssc
+        .queue_stream(&RddQueue::<i32>::new(), true, None)
+        .foreach_rdd(|_, _| Err(Unreachable { host: "db-1" }))
+        .unwrap();
+    h.ssc.start().unwrap();
+    h.clock.advance(h.interval);
+    let err = h.ssc.await_termination().unwrap_err();
+    let Error::BatchFailed {
+        cause: Some(cause), ..
+    } = &err
+    else {
+        panic!("unexpected error {err}");
+    };
+    let cause = cause
+        .downcast_ref::<Unreachable>()
+        .expect("the user's own error");
+    assert_eq!(cause.host, "db-1");
+    let source = std::error::Error::source(&err).expect("the cause is the source");
+    assert_eq!(source.to_string(), "db-1 is unreachable");
+    assert_eq!(
+        err.to_string(),
+        "batch 1000 ms failed: output operation 1 (foreach_rdd of #0 queue_stream): db-1 is unreachable"
+    );
 }
 
 #[test]
@@ -535,4 +579,27 @@ fn with_continue_after_failed_batch_a_program_with_state_still_stops() {
     assert!(matches!(h.ssc.start(), Err(Error::AlreadyStopped)));
     h.clock.advance(h.interval);
     assert_eq!(sorted_batches(&out), vec![vec![("a".to_string(), 1)]]);
+}
+
+#[test]
+fn waiting_for_a_time_off_the_batch_grid_says_so() {
+    let h = Harness::seconds();
+    h.ssc
+        .queue_stream(&RddQueue::<i32>::new(), true, None)
+        .foreach_rdd(|_, _| {})
+        .unwrap();
+    h.ssc.start().unwrap();
+    h.run_batches(2);
+    let err = h
+        .ssc
+        .await_batch(Time::from_millis(1500), PATIENCE)
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::NotABatchTime { time } if time == Time::from_millis(1500)),
+        "{err}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "1500 ms is not a batch time of this context: batch times are the start time plus whole batch intervals"
+    );
 }

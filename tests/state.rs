@@ -392,6 +392,44 @@ fn map_with_state_times_out_idle_keys() {
     );
 }
 
+/// Spark refuses `State.update` on a key that is timing out (the key is removed after
+/// the call, so the update would be lost): the batch fails, naming what to do.
+#[test]
+fn updating_a_key_that_is_timing_out_fails_the_batch() {
+    let (h, _dir) = stateful_harness();
+    let queue = RddQueue::new();
+    queue.push(h.ssc.parallelize(counts(&[("a", 1)])));
+    let spec = StateSpec::function(|_: &String, value: Option<i32>, count: &mut State<i32>| {
+        count.update(count.get().copied().unwrap_or(0) + value.unwrap_or(0));
+    })
+    .timeout(Duration::from_secs(1));
+    let mapped = h.ssc.queue_stream(&queue, true, None).map_with_state(spec);
+    let out = collect(&mapped);
+    h.ssc.start().unwrap();
+    h.run_batches(2);
+    h.clock.advance(h.interval);
+    let err = h.ssc.await_termination().unwrap_err();
+    let Error::BatchFailed {
+        time,
+        cause: Some(cause),
+        ..
+    } = &err
+    else {
+        panic!("unexpected error {err}");
+    };
+    assert_eq!(*time, Time::from_millis(3000));
+    assert!(
+        matches!(cause.downcast_ref::<Error>(), Some(Error::StateTimingOut { .. })),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("check State::is_timing_out() before State::update"),
+        "{err}"
+    );
+    assert_eq!(out.lock().unwrap().len(), 2, "the first two batches completed");
+}
+
 /// A state value that counts how often it is cloned.
 #[derive(Debug, Serialize, Deserialize)]
 struct Counted(i64, #[serde(skip)] Option<Arc<AtomicUsize>>);

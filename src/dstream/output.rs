@@ -11,7 +11,7 @@ use rayon::prelude::*;
 
 use super::{DStream, GraphNode, Job, StreamNode};
 use crate::checkpoint::sync_directory;
-use crate::error::{Error, Result};
+use crate::error::{Cause, Error, Result};
 use crate::rdd::{Data, Rdd};
 use crate::time::Time;
 
@@ -19,21 +19,25 @@ use crate::time::Time;
 const DASHES: &str = "-------------------------------------------";
 
 /// What a [`foreach_rdd`](DStream::foreach_rdd) function may return: nothing, or a
-/// `Result` whose error fails the batch.
+/// `Result` whose error fails the batch. The error is kept whole, as the
+/// [`Error::BatchFailed`](crate::Error::BatchFailed) `cause`: any `std::error::Error`,
+/// a `String` or `&str`, an `anyhow::Error`.
 pub trait OutputResult {
-    /// `Err` with a message when the batch should fail.
-    fn into_outcome(self) -> std::result::Result<(), String>;
+    /// `Err` with the error when the batch should fail.
+    fn into_outcome(self) -> std::result::Result<(), Cause>;
 }
 
 impl OutputResult for () {
-    fn into_outcome(self) -> std::result::Result<(), String> {
+    fn into_outcome(self) -> std::result::Result<(), Cause> {
         Ok(())
     }
 }
 
-impl<E: Display> OutputResult for std::result::Result<(), E> {
-    fn into_outcome(self) -> std::result::Result<(), String> {
-        self.map_err(|e| e.to_string())
+impl<E: Into<Box<dyn std::error::Error + Send + Sync>>> OutputResult
+    for std::result::Result<(), E>
+{
+    fn into_outcome(self) -> std::result::Result<(), Cause> {
+        self.map_err(|e| Cause::from(e.into()))
     }
 }
 
@@ -49,7 +53,7 @@ pub(crate) trait OutputOperation: Send + Sync + 'static {
     fn job(&self, time: Time) -> Option<Job>;
 }
 
-type OutputFn<T> = dyn Fn(Rdd<T>, Time) -> std::result::Result<(), String> + Send + Sync;
+type OutputFn<T> = dyn Fn(Rdd<T>, Time) -> std::result::Result<(), Cause> + Send + Sync;
 
 /// Calls a function with each batch's `Rdd`: every output operation is one of these.
 struct ForEachRdd<T> {
@@ -76,17 +80,17 @@ impl<T: Data> OutputOperation for ForEachRdd<T> {
 }
 
 impl<T: Data> DStream<T> {
-    pub(crate) fn register_output(
+    pub(crate) fn register_output<R: OutputResult>(
         &self,
         kind: &'static str,
-        f: impl Fn(Rdd<T>, Time) -> std::result::Result<(), String> + Send + Sync + 'static,
+        f: impl Fn(Rdd<T>, Time) -> R + Send + Sync + 'static,
     ) -> Result<()> {
         self.registry().register_output(
             kind,
             Arc::new(ForEachRdd {
                 kind,
                 node: self.node().clone(),
-                f: Arc::new(f),
+                f: Arc::new(move |rdd, time| f(rdd, time).into_outcome()),
             }),
         )
     }
@@ -119,7 +123,7 @@ impl<T: Data> DStream<T> {
         &self,
         f: impl Fn(Rdd<T>, Time) -> R + Send + Sync + 'static,
     ) -> Result<()> {
-        self.register_output("foreach_rdd", move |rdd, time| f(rdd, time).into_outcome())
+        self.register_output("foreach_rdd", f)
     }
 
     /// Saves each batch as a directory `prefix-<batch time in ms>[.suffix]` holding one
@@ -150,7 +154,7 @@ impl<T: Data> DStream<T> {
         let (prefix, suffix) = (prefix.into(), suffix.into());
         self.register_output("save_as_text_files", move |rdd, time| {
             let dir = batch_directory(&prefix, &suffix, time);
-            save_partitions(&rdd, &dir).map_err(|e| e.to_string())
+            save_partitions(&rdd, &dir)
         })
     }
 
@@ -182,7 +186,7 @@ impl<T: Data> DStream<T> {
             let dir = batch_directory(&prefix, &suffix, time);
             let format = format.clone();
             let lines = rdd.map(move |element| format(&element));
-            save_partitions(&lines, &dir).map_err(|e| e.to_string())
+            save_partitions(&lines, &dir)
         })
     }
 }
@@ -227,7 +231,7 @@ impl<T: Data + Debug> DStream<T> {
             let mut out = out.lock().unwrap_or_else(PoisonError::into_inner);
             out.write_all(text.as_bytes())
                 .and_then(|()| out.flush())
-                .map_err(|e| format!("pprint cannot write: {e}"))
+                .map_err(|e| Error::io("pprint cannot write to", "its output", e))
         })
     }
 }

@@ -20,7 +20,7 @@ use super::store::{
     StateCore, StateEntry, StateStore, StateTable, Stepper, Work, emitted_view, snapshot_view,
 };
 use super::{DStream, GraphNode, StreamNode};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, fail_computation};
 use crate::rdd::shuffle::{self, Aggregator, Partitioning, Table};
 use crate::rdd::{Data, Key, Partitioner, Rdd};
 use crate::time::{Time, is_positive_multiple};
@@ -403,6 +403,8 @@ impl<K: Data, V: Data, P: Send + Sync + 'static> PartitionedDStream<(K, V), P> {
 pub struct State<S> {
     value: Option<S>,
     timing_out: bool,
+    /// `update` was called while timing out: the batch fails, as in Spark.
+    updated_while_timing_out: bool,
 }
 
 impl<S> Default for State<S> {
@@ -410,6 +412,7 @@ impl<S> Default for State<S> {
         State {
             value: None,
             timing_out: false,
+            updated_while_timing_out: false,
         }
     }
 }
@@ -434,9 +437,13 @@ impl<S> State<S> {
         self.value.as_ref()
     }
 
-    /// Sets the key's state. Ignored while the key is timing out: it is removed anyway.
+    /// Sets the key's state. Not allowed while the key is timing out (it is removed
+    /// after this call, so the update would be lost): that fails the batch with
+    /// [`Error::StateTimingOut`](crate::Error::StateTimingOut), as Spark refuses it.
     pub fn update(&mut self, state: S) {
-        if !self.timing_out {
+        if self.timing_out {
+            self.updated_while_timing_out = true;
+        } else {
             self.value = Some(state);
         }
     }
@@ -553,6 +560,7 @@ impl<K: Key, V: Data, S: Data, M: Data> Stepper<K, S, M> for MapWithState<K, V, 
         let batch = self.parent.get_or_compute(time)?;
         let initial = self.initial.take();
         let (function, timeout, idle) = (self.function.clone(), self.timeout, self.idle.clone());
+        let stream = self.parent.meta().describe();
         Some(Box::new(move |store, time| {
             if initial.is_some() {
                 InitialState::load(initial, store, time);
@@ -571,8 +579,8 @@ impl<K: Key, V: Data, S: Data, M: Data> Stepper<K, S, M> for MapWithState<K, V, 
                         table,
                         &mut idle,
                         &*function,
-                        time,
-                        idle_since,
+                        (time, idle_since),
+                        &stream,
                         &mut emitted,
                     );
                 }
@@ -604,7 +612,7 @@ fn map_new_records<K: Key, V, S, M>(
         };
         let mut state = State {
             value: previous,
-            timing_out: false,
+            ..State::default()
         };
         for value in slot.value.unwrap_or_default() {
             emitted.extend(function(time, &slot.key, Some(value), &mut state));
@@ -631,13 +639,14 @@ fn map_new_records<K: Key, V, S, M>(
 }
 
 /// Calls the function for keys that got no data since before `idle_since` (idle for
-/// longer than the timeout, as Spark counts), and removes them.
+/// longer than the timeout, as Spark counts), and removes them. A function that
+/// updates such a key's state fails the batch (`stream` names the input in the error).
 fn time_out_idle_keys<K: Key, V, S, M>(
     table: &mut StateTable<K, S>,
     idle: &mut IdleIndex<K>,
     function: &MappingFn<K, V, S, M>,
-    time: Time,
-    idle_since: Time,
+    (time, idle_since): (Time, Time),
+    stream: &str,
     emitted: &mut Vec<M>,
 ) {
     let expired: Vec<Time> = idle.range(..idle_since).map(|(t, _)| *t).collect();
@@ -648,8 +657,14 @@ fn time_out_idle_keys<K: Key, V, S, M>(
                 let mut state = State {
                     value: entry.state,
                     timing_out: true,
+                    updated_while_timing_out: false,
                 };
                 emitted.extend(function(time, &entry.key, None, &mut state));
+                if state.updated_while_timing_out {
+                    fail_computation(Error::StateTimingOut {
+                        stream: stream.to_string(),
+                    });
+                }
             }
         }
     }
@@ -813,12 +828,9 @@ impl<T: Data> DStream<T> {
         }
         let id = self.node().meta().id;
         if !self.registry().set_checkpoint_interval(id, interval) {
-            return Err(Error::IncompatibleStreams {
+            return Err(Error::NoState {
                 operation: "checkpoint_interval",
-                reason: format!(
-                    "{} has no state to checkpoint; set the interval on the stream returned by update_state_by_key, map_with_state or an incremental window",
-                    self.node().meta().describe()
-                ),
+                stream: self.node().meta().describe(),
             });
         }
         Ok(self)
@@ -859,12 +871,9 @@ impl<T: Data> DStream<T> {
             .registry()
             .accept_checkpointed_types(self.node().meta().id)
         {
-            return Err(Error::IncompatibleStreams {
+            return Err(Error::NoState {
                 operation: "accept_checkpointed_types",
-                reason: format!(
-                    "{} has no state to checkpoint; call it on the stream returned by update_state_by_key, map_with_state or an incremental window",
-                    self.node().meta().describe()
-                ),
+                stream: self.node().meta().describe(),
             });
         }
         Ok(self)

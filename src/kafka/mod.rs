@@ -401,9 +401,18 @@ mod tests {
         let err = ssc
             .await_termination_or_timeout(Duration::from_secs(60))
             .expect_err("batch 2000 ms fails");
-        let Error::BatchFailed { time, message } = &err else {
+        let Error::BatchFailed {
+            time,
+            message,
+            cause: Some(cause),
+        } = &err
+        else {
             panic!("unexpected error {err}");
         };
+        assert!(
+            matches!(cause.downcast_ref::<Error>(), Some(Error::Kafka { .. })),
+            "{cause:?}"
+        );
         assert_eq!(*time, Time::from_millis(2000));
         assert!(
             message.contains("output operation 2")

@@ -35,7 +35,7 @@ use crate::checkpoint::{
 };
 use crate::dstream::store::StatefulStream;
 use crate::dstream::{GraphNode, Job, OutputOperation};
-use crate::error::{Error, Result, Unwound, catch_panic};
+use crate::error::{Cause, Error, Result, Unwound, catch_panic};
 use crate::rdd::ExecEnv;
 use crate::source::InputHandle;
 use crate::time::{Time, duration_millis};
@@ -66,12 +66,19 @@ enum JobOrigin {
     State(usize),
 }
 
+/// Why a batch failed: the message its `BatchInfo` shows, and the error itself (none
+/// for a panic).
+struct Failure {
+    message: String,
+    cause: Option<Cause>,
+}
+
 struct Batch {
     info: BatchInfo,
     /// What each input gave the batch, in the graph's input order.
     input_records: Vec<u64>,
     /// The jobs, or why the graph could not be computed for this batch.
-    jobs: std::result::Result<Vec<(JobOrigin, Job)>, String>,
+    jobs: std::result::Result<Vec<(JobOrigin, Job)>, Failure>,
 }
 
 /// Batches generated but not completed, with what each input gave them, and the
@@ -215,9 +222,12 @@ impl Progress {
                     .iter()
                     .find(|info| info.batch_time == time)
                     .cloned()
-                    .ok_or_else(|| Error::Timeout {
-                        what: format!("batch {time}: it is not a batch time of this context"),
-                        after: timeout,
+                    .ok_or_else(|| match state.recent.front() {
+                        Some(oldest) if oldest.batch_time > time => Error::BatchNotKept {
+                            time,
+                            kept: KEPT_BATCH_INFOS,
+                        },
+                        _ => Error::NotABatchTime { time },
                     });
             }
             if let Some(failure) = &state.failure
@@ -572,8 +582,14 @@ fn generate_batch(parts: &SchedulerParts, time: Time, inputs: BatchInputs<'_>) -
         outputs.chain(states).collect::<Vec<_>>()
     })
     .map_err(|unwound| match unwound {
-        Unwound::Panic(panic) => format!("computing the streams panicked: {panic}"),
-        Unwound::Failed(error) => format!("computing the streams failed: {error}"),
+        Unwound::Panic(panic) => Failure {
+            message: format!("computing the streams panicked: {panic}"),
+            cause: None,
+        },
+        Unwound::Failed(error) => Failure {
+            message: format!("computing the streams failed: {error}"),
+            cause: Some(Arc::new(error)),
+        },
     });
     let info = BatchInfo {
         batch_time: time,
@@ -615,7 +631,7 @@ fn run_executor(parts: &SchedulerParts, stop: &StopSignal, queue: &Receiver<Batc
             return;
         }
         let input_records = std::mem::take(&mut batch.input_records);
-        let info = run_batch(parts, batch);
+        let (info, cause) = run_batch(parts, batch);
         let time = info.batch_time;
         let failure = info.failure.clone();
         parts.listeners.post(|l| l.on_batch_completed(&info));
@@ -629,7 +645,11 @@ fn run_executor(parts: &SchedulerParts, stop: &StopSignal, queue: &Receiver<Batc
         }
         parts.log.completed(time);
         let failure = match failure {
-            Some(message) => Some(Error::BatchFailed { time, message }),
+            Some(message) => Some(Error::BatchFailed {
+                time,
+                message,
+                cause,
+            }),
             None => checkpoint_if_due(parts, time).err(),
         };
         parts.progress.completed(info);
@@ -751,33 +771,39 @@ pub(crate) fn identity(node: &dyn GraphNode) -> StreamIdentity {
     }
 }
 
-/// Runs a batch's jobs in order; the first failure ends the batch.
-fn run_batch(parts: &SchedulerParts, batch: Batch) -> BatchInfo {
+/// Runs a batch's jobs in order; the first failure ends the batch, and its error is
+/// returned beside the batch's figures.
+fn run_batch(parts: &SchedulerParts, batch: Batch) -> (BatchInfo, Option<Cause>) {
     let mut info = batch.info;
     info.processing_start_time = Some(parts.clock.now());
     parts.listeners.post(|l| l.on_batch_started(&info));
+    let mut cause = None;
     match batch.jobs {
-        Err(message) => info.failure = Some(message),
+        Err(failure) => {
+            info.failure = Some(failure.message);
+            cause = failure.cause;
+        }
         Ok(jobs) => {
             for (origin, job) in jobs {
                 let outcome = catch_panic(|| parts.env.run(job));
                 let failure = match outcome {
-                    Ok(Ok(())) => None,
-                    Ok(Err(message)) => Some(message),
+                    Ok(Ok(())) => continue,
+                    Ok(Err(error)) => (error.to_string(), Some(error)),
                     Err(Unwound::Panic(panic)) => {
-                        Some(format!("a user function panicked: {panic}"))
+                        (format!("a user function panicked: {panic}"), None)
                     }
-                    Err(Unwound::Failed(error)) => Some(error.to_string()),
+                    Err(Unwound::Failed(error)) => {
+                        (error.to_string(), Some(Arc::new(error) as Cause))
+                    }
                 };
-                if let Some(message) = failure {
-                    info.failure = Some(format!("{}: {message}", describe(parts, origin)));
-                    break;
-                }
+                info.failure = Some(format!("{}: {}", describe(parts, origin), failure.0));
+                cause = failure.1;
+                break;
             }
         }
     }
     info.processing_end_time = Some(parts.clock.now());
-    info
+    (info, cause)
 }
 
 /// Names the source of a job in messages.
@@ -833,6 +859,7 @@ mod tests {
         progress.fail(Error::BatchFailed {
             time: Time::from_millis(1000),
             message: "x".into(),
+            cause: None,
         });
         let err = progress
             .wait_batch(Time::from_millis(2000), Duration::from_secs(5))
