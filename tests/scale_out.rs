@@ -65,7 +65,16 @@ fn scale_out_child() {
     let [app_id, input, output, checkpoint] = fields[..] else {
         panic!("{CHILD_ENV}: expected 4 fields, got {setting:?}");
     };
-    let config = config();
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    let mut config = config();
+    if let Ok(debug) = std::env::var("SCALE_OUT_RDKAFKA_DEBUG") {
+        config = config.set("debug", debug);
+    }
     let ssc = StreamingContext::new("local[1]", Duration::from_millis(200)).unwrap();
     ssc.checkpoint(checkpoint).unwrap();
     let group = KafkaGroup::new(&ssc, app_id, &config)
@@ -93,13 +102,25 @@ fn scale_out_child() {
     ssc.add_listener(Progress);
     ssc.start().unwrap();
     println!("STARTED");
+    std::thread::spawn(move || {
+        let mut reported = 0;
+        loop {
+            let rebalances = group.assignment().rebalances;
+            if rebalances != reported {
+                println!("REBALANCES {rebalances}");
+                reported = rebalances;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
     ssc.await_termination().unwrap();
 }
 
-/// A running copy, with the number of input batches it reported.
+/// A running copy, with the number of input batches and rebalances it reported.
 struct Copy {
     child: Child,
     batches: Arc<AtomicUsize>,
+    rebalances: Arc<AtomicUsize>,
 }
 
 impl Copy {
@@ -119,20 +140,36 @@ impl Copy {
             )
             .env("KAFKA_BOOTSTRAP_SERVERS", bootstrap())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            // With SCALE_OUT_LOGS=DIR (and RUST_LOG=dstream=info), each copy logs to
+            // a file there: assignments, takeovers.
+            .stderr(match std::env::var_os("SCALE_OUT_LOGS") {
+                Some(logs) => Stdio::from(
+                    std::fs::File::create(std::path::Path::new(&logs).join(unique_name("copy")))
+                        .unwrap(),
+                ),
+                None => Stdio::null(),
+            })
             .spawn()
             .unwrap();
         let batches = Arc::new(AtomicUsize::new(0));
+        let rebalances = Arc::new(AtomicUsize::new(0));
         let stdout = BufReader::new(child.stdout.take().unwrap());
-        let counted = batches.clone();
+        let (counted, rebalanced) = (batches.clone(), rebalances.clone());
         std::thread::spawn(move || {
             for line in stdout.lines().map_while(Result::ok) {
                 if line.starts_with("PROGRESS ") {
                     counted.fetch_add(1, Ordering::SeqCst);
                 }
+                if let Some(n) = line.strip_prefix("REBALANCES ") {
+                    rebalanced.store(n.trim().parse().unwrap(), Ordering::SeqCst);
+                }
             }
         });
-        Copy { child, batches }
+        Copy {
+            child,
+            batches,
+            rebalances,
+        }
     }
 
     fn wait_for_batches(&self, n: usize) {
@@ -143,9 +180,14 @@ impl Copy {
         }
     }
 
-    fn kill(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
+    fn kill(self) {}
+}
+
+/// A copy is killed with SIGKILL when dropped, also when the test fails.
+impl Drop for Copy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -218,7 +260,24 @@ fn run_scenario(kill_after: usize) {
     let c = Copy::start(&app_id, &input, &output, dir.path());
     a.wait_for_batches(kill_after);
     a.kill();
-    b.wait_for_batches(kill_after);
+    // The test broker (Tansu 0.6) does not rebalance when a member's session expires:
+    // one survivor rejoins and gets its own partitions back, and the dead member's stay
+    // unassigned until a member joins. New copies start once a survivor has seen the
+    // expiry, so that their joining rebalances among live members only. (Kafka itself
+    // rebalances all survivors at expiry.)
+    let seen = [&b, &c].map(|copy| copy.rebalances.load(Ordering::SeqCst));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while [&b, &c]
+        .iter()
+        .zip(seen)
+        .all(|(copy, seen)| copy.rebalances.load(Ordering::SeqCst) == seen)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no survivor saw the killed copy leave"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let d = Copy::start(&app_id, &input, &output, dir.path());
     produce(&input, second);
     let a = Copy::start(&app_id, &input, &output, dir.path());
@@ -228,9 +287,12 @@ fn run_scenario(kill_after: usize) {
     let applied = loop {
         last.poll();
         if last.values == expected {
-            let shards = KafkaGroup::shard_progress(&config(), &app_id, "counts").unwrap();
-            let applied: u64 = shards.iter().map(|s| s.applied).sum();
-            if applied >= words {
+            // A broker slow to answer is asked again on the next round.
+            let applied = KafkaGroup::shard_progress(&config(), &app_id, "counts")
+                .map(|shards| shards.iter().map(|s| s.applied).sum::<u64>());
+            if let Ok(applied) = applied
+                && applied >= words
+            {
                 break applied;
             }
         }
@@ -252,7 +314,11 @@ fn run_scenario(kill_after: usize) {
 
 #[test]
 fn copies_killed_restarted_and_joining_keep_exact_totals() {
-    for kill_after in [2, 6] {
+    let points: Vec<usize> = match std::env::var("SCALE_OUT_KILL_AFTER") {
+        Ok(points) => points.split(',').map(|p| p.parse().unwrap()).collect(),
+        Err(_) => vec![2, 6],
+    };
+    for kill_after in points {
         run_scenario(kill_after);
     }
 }
