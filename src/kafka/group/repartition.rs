@@ -25,7 +25,7 @@ use super::membership::{GroupContext, GroupState};
 use super::writer::Writer;
 use crate::error::{Result, lock};
 use crate::rdd::{ExecEnv, HashPartitioner, Partitioner, Rdd};
-use crate::source::{Cut, InputSource, ReceivedCounter, SourceContext};
+use crate::source::{Cut, InputSource, ReceivedCounter, ReceiverReporter, SourceContext};
 use crate::time::Time;
 
 /// Where a re-keyed pair goes: `(partition, key, value)`.
@@ -103,6 +103,9 @@ pub(super) struct GroupInput {
     /// Where each owned input partition continues, with the epoch it was taken over in.
     positions: Mutex<BTreeMap<TopicPartition, (u64, i64)>>,
     readers: Mutex<BTreeMap<TopicPartition, Arc<Mutex<PartitionReader>>>>,
+    /// Shows the assignment on the status page (as the input's source), with the
+    /// rebalance count it shows.
+    status: Mutex<Option<(ReceiverReporter, u64)>>,
 }
 
 impl GroupInput {
@@ -125,7 +128,35 @@ impl GroupInput {
             received,
             positions: Mutex::new(BTreeMap::new()),
             readers: Mutex::new(BTreeMap::new()),
+            status: Mutex::new(None),
         })
+    }
+
+    /// The assignment as the status page shows it.
+    fn describe(&self) -> String {
+        let assignment = self.state.assignment();
+        let owned: Vec<String> = assignment.owned.iter().map(ToString::to_string).collect();
+        format!(
+            "consumer group {:?} at {}: owns {}; {} rebalance(s)",
+            self.state.app_id,
+            self.config.bootstrap_servers(),
+            if owned.is_empty() {
+                "no partition yet".to_string()
+            } else {
+                owned.join(", ")
+            },
+            assignment.rebalances
+        )
+    }
+
+    fn show_assignment(&self) {
+        let rebalances = self.state.assignment().rebalances;
+        if let Some((reporter, shown)) = lock(&self.status).as_mut()
+            && *shown != rebalances
+        {
+            reporter.set_source(self.describe());
+            *shown = rebalances;
+        }
     }
 
     fn label(&self) -> String {
@@ -274,7 +305,7 @@ impl GroupInput {
 impl InputSource<KafkaRecord> for GroupInput {
     /// Joins the group: subscribes to the input topics and to the repartition topics
     /// of the keyed operations.
-    fn start(&self, _ctx: &SourceContext) -> Result<()> {
+    fn start(&self, ctx: &SourceContext) -> Result<()> {
         let consumer = self
             .config
             .client_config(&[
@@ -299,11 +330,15 @@ impl InputSource<KafkaRecord> for GroupInput {
             self.label(),
             names.join(", ")
         );
+        let mut reporter = ctx.register_receiver(self.describe());
+        reporter.connected();
+        *lock(&self.status) = Some((reporter, 0));
         Ok(())
     }
 
     fn cut(&self, time: Time, env: &Arc<ExecEnv>) -> Cut<KafkaRecord> {
         self.state.poll();
+        self.show_assignment();
         let ranges = match self.plan() {
             Ok(ranges) => ranges,
             Err(e) => {
@@ -355,5 +390,8 @@ impl InputSource<KafkaRecord> for GroupInput {
 
     fn stop(&self) {
         self.state.stop();
+        if let Some((reporter, _)) = lock(&self.status).as_mut() {
+            reporter.stopped();
+        }
     }
 }
