@@ -44,6 +44,7 @@
 //! ```
 
 mod commit;
+mod group;
 mod input;
 mod reader;
 mod record;
@@ -58,6 +59,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
 
+pub use group::{Assignment, GroupStream, KafkaGroup, Repartitioned, ShardProgress};
 pub use record::{KafkaMessage, KafkaRecord, OffsetRange, TopicPartition};
 pub use source::{KafkaSource, KafkaStream, OffsetReset, StartingOffsets};
 

@@ -44,7 +44,7 @@ pub(crate) use receiver::ReceiverInput;
 pub use receiver::{Receiver, ReceiverSink};
 pub(crate) use socket::SocketInput;
 pub(crate) use status::ReceiverRegistry;
-use status::ReceiverReporter;
+pub(crate) use status::ReceiverReporter;
 pub use status::{ReceiverState, ReceiverStatus};
 
 /// What sources get from the context when it starts.

@@ -219,6 +219,13 @@ impl ReceiverReporter {
         }
     }
 
+    /// Where the receiver reads from now, for inputs whose sources change while they
+    /// run (a Kafka consumer group's assignment).
+    #[cfg_attr(not(feature = "kafka"), allow(dead_code))] // only the Kafka group's input
+    pub(crate) fn set_source(&self, source: String) {
+        self.update(|status, _| status.source = source);
+    }
+
     /// The receiver ended: stopped with the context or finished.
     pub(crate) fn stopped(&mut self) {
         let status = self.update(|status, _| status.state = ReceiverState::Stopped);

@@ -1,0 +1,487 @@
+//! Stage 2: keyed state in shards, one per partition of the repartition topic, each
+//! backed by its partition of the changelog topic.
+//!
+//! A batch of shard `s` reads the repartition partition from where the shard stands
+//! to its latest offset, skips every pair whose identity (input partition, offset,
+//! index) is at or below the last one the shard applied from that input partition,
+//! and applies the rest with the user's update function. Once the batch's outputs
+//! have completed, it writes the changed keys' new states to the changelog, then a
+//! marker that commits them: the repartition offsets it covered, the deduplication
+//! table and the count of pairs applied so far.
+//!
+//! A process taking a shard over reads its changelog from the beginning and follows
+//! the chain of markers: a marker counts only if it starts where the previous counted
+//! one ended, and only the updates of counted markers apply. Updates of a batch whose
+//! marker never came (a crash) are ignored: that batch is done again, and writes its
+//! outputs again with the same values.
+//!
+//! Why deduplication by identity is exact: each writer sends the pairs of one input
+//! partition in offset order, a partition is read again only from a committed offset
+//! (committed after its pairs were acknowledged), and every replay writes the same
+//! pairs. So the first copy of a pair a shard meets comes before any later pair of
+//! its input partition, and every later copy is at or below what was applied.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::{Arc, Mutex};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::super::reader::PartitionReader;
+use super::super::record::TopicPartition;
+use super::super::{KafkaConfig, kafka_error};
+use super::membership::GroupState;
+use super::writer::Outgoing;
+use crate::checkpoint::{decode, encode};
+use crate::dstream::StateData;
+use crate::error::{Result, lock};
+use crate::rdd::{ExecEnv, Key, Rdd};
+use crate::source::{Cut, InputSource, SourceContext};
+use crate::time::Time;
+
+/// What commits one batch of a shard in its changelog.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(super) struct Marker {
+    writer: u64,
+    batch: u64,
+    from: i64,
+    until: i64,
+    /// Pairs applied by this shard since its start, this batch included.
+    applied: u64,
+    /// For each input partition, the identity of the last pair applied.
+    dedup: Vec<(TopicPartition, i64, u32)>,
+}
+
+#[derive(Serialize, Deserialize)]
+enum Entry {
+    /// The new state of the record's key (`None`: removed), part of batch
+    /// `(writer, batch)`.
+    Update {
+        writer: u64,
+        batch: u64,
+        state: Option<Vec<u8>>,
+    },
+    Marker(Marker),
+}
+
+/// A key and its new state (`None`: removed), encoded.
+type EncodedUpdate = (Vec<u8>, Option<Vec<u8>>);
+
+/// What a shard's batch gives: the changed keys with their states, and the changelog
+/// records that commit them.
+type Advanced<K, S> = (Vec<(K, S)>, Vec<Outgoing>);
+
+/// A shard as its changelog has it: encoded keys and states, and the last counted
+/// marker.
+pub(super) struct Recovered {
+    pub(super) states: HashMap<Vec<u8>, Vec<u8>>,
+    pub(super) marker: Option<Marker>,
+}
+
+/// The pair identity and value in a repartition record.
+#[derive(Deserialize)]
+struct Pair<V> {
+    topic: String,
+    partition: i32,
+    offset: i64,
+    index: u32,
+    value: V,
+}
+
+/// A client for watermarks and metadata.
+pub(super) fn meta_client(config: &KafkaConfig) -> Result<BaseConsumer> {
+    config
+        .client_config(&[])
+        .create()
+        .map_err(|e| kafka_error("create a Kafka client", e))
+}
+
+/// Reads a changelog partition whole and follows its markers.
+pub(super) fn recover(
+    config: &KafkaConfig,
+    client: &BaseConsumer,
+    partition: &TopicPartition,
+) -> std::result::Result<Recovered, String> {
+    let (low, high) = client
+        .fetch_watermarks(&partition.topic, partition.partition, config.timeout())
+        .map_err(|e| format!("{partition}: {e}"))?;
+    let mut recovered = Recovered {
+        states: HashMap::new(),
+        marker: None,
+    };
+    if low >= high {
+        return Ok(recovered);
+    }
+    let mut reader = PartitionReader::new(config, partition.clone()).map_err(|e| e.to_string())?;
+    let read = reader.read(low, high, config.timeout());
+    if read.reached < high {
+        return Err(read
+            .error
+            .unwrap_or_else(|| format!("{partition}: stopped at {}", read.reached)));
+    }
+    // Updates by batch `(writer, batch)`, until its marker says whether they count.
+    let mut uncommitted: HashMap<(u64, u64), Vec<EncodedUpdate>> = HashMap::new();
+    for record in read.records {
+        let Some(value) = record.value else { continue };
+        let entry: Entry =
+            decode(&value).map_err(|e| format!("{partition} offset {}: {e}", record.offset))?;
+        match entry {
+            Entry::Update {
+                writer,
+                batch,
+                state,
+            } => uncommitted
+                .entry((writer, batch))
+                .or_default()
+                .push((record.key.unwrap_or_default(), state)),
+            Entry::Marker(marker) => {
+                let updates = uncommitted.remove(&(marker.writer, marker.batch));
+                let follows = recovered
+                    .marker
+                    .as_ref()
+                    .is_none_or(|last| last.until == marker.from);
+                if follows {
+                    for (key, state) in updates.into_iter().flatten() {
+                        match state {
+                            Some(state) => recovered.states.insert(key, state),
+                            None => recovered.states.remove(&key),
+                        };
+                    }
+                    recovered.marker = Some(marker);
+                }
+            }
+        }
+    }
+    Ok(recovered)
+}
+
+/// How far one shard of a keyed operation is, as its changelog says.
+///
+/// ```
+/// use dstream::kafka::ShardProgress;
+/// let shard = ShardProgress { shard: 0, applied: 12, position: 12, keys: 5 };
+/// assert_eq!(shard.applied, 12);
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ShardProgress {
+    /// The shard: its partition of the repartition and changelog topics.
+    pub shard: i32,
+    /// The pairs it applied since its start (each pair once, however often it was
+    /// written to the repartition topic).
+    pub applied: u64,
+    /// The repartition topic offset it has applied up to.
+    pub position: i64,
+    /// The keys it holds state for.
+    pub keys: usize,
+}
+
+impl ShardProgress {
+    pub(super) fn of(shard: i32, recovered: &Recovered) -> Self {
+        ShardProgress {
+            shard,
+            applied: recovered.marker.as_ref().map_or(0, |m| m.applied),
+            position: recovered.marker.as_ref().map_or(0, |m| m.until),
+            keys: recovered.states.len(),
+        }
+    }
+}
+
+struct Shard<K, S> {
+    /// The epoch the shard was taken over in.
+    epoch: u64,
+    states: HashMap<K, S>,
+    dedup: HashMap<TopicPartition, (i64, u32)>,
+    position: i64,
+    applied: u64,
+    /// Tells this owner's batches from those of earlier owners in the changelog.
+    writer: u64,
+    batch: u64,
+}
+
+type Update<V, S> = dyn Fn(&[V], Option<S>) -> Option<S> + Send + Sync;
+
+pub(super) struct ShardInput<K, V, S> {
+    pub(super) state: Arc<GroupState>,
+    pub(super) config: KafkaConfig,
+    pub(super) repartition: String,
+    pub(super) changelog: Arc<str>,
+    pub(super) update: Box<Update<V, S>>,
+    client: BaseConsumer,
+    shards: Mutex<BTreeMap<i32, Shard<K, S>>>,
+    readers: Mutex<BTreeMap<i32, PartitionReader>>,
+}
+
+impl<K, V, S> ShardInput<K, V, S>
+where
+    K: Key + Serialize + DeserializeOwned,
+    V: Send + Sync + DeserializeOwned + 'static,
+    S: StateData,
+{
+    pub(super) fn new(
+        state: Arc<GroupState>,
+        config: KafkaConfig,
+        repartition: String,
+        changelog: String,
+        update: Box<Update<V, S>>,
+    ) -> Result<Self> {
+        let client = meta_client(&config)?;
+        Ok(ShardInput {
+            state,
+            config,
+            repartition,
+            changelog: changelog.into(),
+            update,
+            client,
+            shards: Mutex::new(BTreeMap::new()),
+            readers: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    fn label(&self) -> String {
+        format!("kafka group {:?}", self.state.app_id)
+    }
+
+    fn take_over(&self, shard: i32, epoch: u64) -> std::result::Result<Shard<K, S>, String> {
+        let recovered = recover(
+            &self.config,
+            &self.client,
+            &TopicPartition::new(&*self.changelog, shard),
+        )?;
+        let mut states = HashMap::with_capacity(recovered.states.len());
+        for (key, state) in &recovered.states {
+            states.insert(decode::<K>(key)?, decode::<S>(state)?);
+        }
+        let (low, _) = self
+            .client
+            .fetch_watermarks(&self.repartition, shard, self.config.timeout())
+            .map_err(|e| format!("{}-{shard}: {e}", self.repartition))?;
+        let (position, applied, dedup) = match recovered.marker {
+            Some(marker) => (
+                marker.until,
+                marker.applied,
+                marker
+                    .dedup
+                    .into_iter()
+                    .map(|(p, offset, index)| (p, (offset, index)))
+                    .collect(),
+            ),
+            None => (low, 0, HashMap::new()),
+        };
+        if position < low {
+            tracing::warn!(
+                "{}: offsets {position}..{low} of {}-{shard} were deleted (retention) before shard {shard} applied them",
+                self.label(),
+                self.repartition
+            );
+        }
+        tracing::info!(
+            "{}: took shard {shard} of {} over: {} key(s), {applied} pair(s) applied, continuing at offset {}",
+            self.label(),
+            self.repartition,
+            states.len(),
+            position.max(low)
+        );
+        let mut hasher = DefaultHasher::new();
+        (std::process::id(), std::time::SystemTime::now(), shard).hash(&mut hasher);
+        Ok(Shard {
+            epoch,
+            states,
+            dedup,
+            position: position.max(low),
+            applied,
+            writer: hasher.finish(),
+            batch: 0,
+        })
+    }
+
+    /// Applies what the shard's repartition partition received since the last batch;
+    /// the changed keys and states, and the changelog records that commit them.
+    fn advance(
+        &self,
+        number: i32,
+        shard: &mut Shard<K, S>,
+    ) -> std::result::Result<Advanced<K, S>, String> {
+        let (_, high) = self
+            .client
+            .fetch_watermarks(&self.repartition, number, self.config.timeout())
+            .map_err(|e| format!("{}-{number}: {e}", self.repartition))?;
+        if high <= shard.position {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let read = {
+            let mut readers = lock(&self.readers);
+            let reader = match readers.entry(number) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => e.insert(
+                    PartitionReader::new(
+                        &self.config,
+                        TopicPartition::new(&self.repartition, number),
+                    )
+                    .map_err(|e| e.to_string())?,
+                ),
+            };
+            reader.read(shard.position, high, self.config.timeout())
+        };
+        if let Some(error) = &read.error {
+            tracing::warn!("{}: {error}", self.label());
+        }
+        let from = shard.position;
+        if read.reached == from {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let mut order: Vec<K> = Vec::new();
+        let mut values: HashMap<K, Vec<V>> = HashMap::new();
+        let mut applied = 0u64;
+        for record in &read.records {
+            let (Some(key), Some(value)) = (&record.key, &record.value) else {
+                continue;
+            };
+            let pair: Pair<V> = decode(value)?;
+            let identity = (pair.offset, pair.index);
+            let source = TopicPartition::new(pair.topic, pair.partition);
+            if shard
+                .dedup
+                .get(&source)
+                .is_some_and(|last| identity <= *last)
+            {
+                continue;
+            }
+            shard.dedup.insert(source, identity);
+            let key: K = decode(key)?;
+            match values.get_mut(&key) {
+                Some(list) => list.push(pair.value),
+                None => {
+                    order.push(key.clone());
+                    values.insert(key, vec![pair.value]);
+                }
+            }
+            applied += 1;
+        }
+        shard.position = read.reached;
+        shard.applied += applied;
+        shard.batch += 1;
+        let mut changed = Vec::with_capacity(order.len());
+        let mut records = Vec::with_capacity(order.len() + 1);
+        for key in order {
+            let new = values
+                .remove(&key)
+                .and_then(|list| (self.update)(&list, shard.states.remove(&key)));
+            let encoded = new.as_ref().map(encode).transpose()?;
+            records.push(Outgoing {
+                topic: self.changelog.clone(),
+                partition: number,
+                key: Some(encode(&key)?),
+                value: encode(&Entry::Update {
+                    writer: shard.writer,
+                    batch: shard.batch,
+                    state: encoded,
+                })?,
+            });
+            if let Some(new) = new {
+                changed.push((key.clone(), new.clone()));
+                shard.states.insert(key, new);
+            }
+        }
+        let marker = Marker {
+            writer: shard.writer,
+            batch: shard.batch,
+            from,
+            until: shard.position,
+            applied: shard.applied,
+            dedup: shard
+                .dedup
+                .iter()
+                .map(|(p, (offset, index))| (p.clone(), *offset, *index))
+                .collect(),
+        };
+        records.push(Outgoing {
+            topic: self.changelog.clone(),
+            partition: number,
+            key: None,
+            value: encode(&Entry::Marker(marker))?,
+        });
+        Ok((changed, records))
+    }
+}
+
+impl<K, V, S> InputSource<(K, S)> for ShardInput<K, V, S>
+where
+    K: Key + Serialize + DeserializeOwned,
+    V: Send + Sync + DeserializeOwned + 'static,
+    S: StateData,
+{
+    fn start(&self, _ctx: &SourceContext) -> Result<()> {
+        Ok(())
+    }
+
+    fn cut(&self, time: Time, env: &Arc<ExecEnv>) -> Cut<(K, S)> {
+        let owned = self.state.owned_of(std::slice::from_ref(&self.repartition));
+        let mut shards = lock(&self.shards);
+        shards.retain(|number, shard| {
+            let kept = owned
+                .iter()
+                .any(|(p, epoch)| p.partition == *number && *epoch == shard.epoch);
+            if !kept {
+                tracing::info!(
+                    "{}: shard {number} of {} moved away; its state is dropped here",
+                    self.label(),
+                    self.repartition
+                );
+            }
+            kept
+        });
+        for (partition, epoch) in &owned {
+            if shards.contains_key(&partition.partition) {
+                continue;
+            }
+            match self.take_over(partition.partition, *epoch) {
+                Ok(shard) => {
+                    shards.insert(partition.partition, shard);
+                }
+                Err(e) => tracing::warn!(
+                    "{}: cannot take shard {} over yet: {e}; trying again next batch",
+                    self.label(),
+                    partition.partition
+                ),
+            }
+        }
+        let mut partitions = Vec::with_capacity(shards.len());
+        let mut changelog = Vec::new();
+        for (number, shard) in shards.iter_mut() {
+            match self.advance(*number, shard) {
+                Ok((changed, records)) => {
+                    partitions.push(changed);
+                    changelog.extend(records);
+                }
+                Err(e) => {
+                    tracing::error!(
+                        "{}: shard {number} failed in batch {time}: {e}; it is taken over again from its changelog",
+                        self.label()
+                    );
+                    shard.epoch = u64::MAX;
+                }
+            }
+        }
+        shards.retain(|_, shard| shard.epoch != u64::MAX);
+        self.state.add_changelog(time, changelog);
+        let rdd = if partitions.is_empty() {
+            Rdd::empty_in(env.clone())
+        } else {
+            Rdd::from_partitions_in(partitions, env.clone())
+        };
+        // The pairs were counted as input records by the group's input already.
+        Cut {
+            rdd,
+            records: 0,
+            replay: None,
+        }
+    }
+
+    fn has_pending(&self) -> bool {
+        false
+    }
+
+    fn stop(&self) {}
+}
