@@ -419,7 +419,10 @@ fn updating_a_key_that_is_timing_out_fails_the_batch() {
     };
     assert_eq!(*time, Time::from_millis(3000));
     assert!(
-        matches!(cause.downcast_ref::<Error>(), Some(Error::StateTimingOut { .. })),
+        matches!(
+            cause.downcast_ref::<Error>(),
+            Some(Error::StateTimingOut { .. })
+        ),
         "{err}"
     );
     assert!(
@@ -427,7 +430,11 @@ fn updating_a_key_that_is_timing_out_fails_the_batch() {
             .contains("check State::is_timing_out() before State::update"),
         "{err}"
     );
-    assert_eq!(out.lock().unwrap().len(), 2, "the first two batches completed");
+    assert_eq!(
+        out.lock().unwrap().len(),
+        2,
+        "the first two batches completed"
+    );
 }
 
 /// A state value that counts how often it is cloned.

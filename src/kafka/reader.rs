@@ -96,7 +96,7 @@ impl Readers {
     }
 }
 
-struct PartitionReader {
+pub(super) struct PartitionReader {
     partition: TopicPartition,
     consumer: BaseConsumer,
     /// The offset the consumer delivers next, when it is assigned.
@@ -104,7 +104,7 @@ struct PartitionReader {
 }
 
 impl PartitionReader {
-    fn new(config: &KafkaConfig, partition: TopicPartition) -> Result<Self> {
+    pub(super) fn new(config: &KafkaConfig, partition: TopicPartition) -> Result<Self> {
         let consumer: BaseConsumer = config
             .client_config(&[
                 // librdkafka assigns partitions only to a consumer with a group id; the
@@ -130,7 +130,7 @@ impl PartitionReader {
     /// no record arrives for `stall` (the client retries meanwhile, so a broker that
     /// restarts within it costs nothing). Offsets without a record (transaction
     /// markers, compacted records) are skipped as the broker skips them.
-    fn read(
+    pub(super) fn read(
         &mut self,
         from: i64,
         until: i64,

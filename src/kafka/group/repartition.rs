@@ -259,15 +259,13 @@ impl GroupInput {
                 .into_iter()
                 .zip(ranges)
                 .map(
-                    |(thread, (partition, from, _))| match thread.map(|t| t.join()) {
-                        None => (Vec::new(), *from),
-                        Some(Ok(read)) => {
-                            if let Some(error) = read.error {
-                                tracing::warn!("{}: {partition}: {error}", self.label());
-                            }
-                            (read.records, read.reached)
+                    |(thread, (partition, from, until))| match thread.map(|t| t.join()) {
+                        None | Some(Err(_)) => (Vec::new(), *from),
+                        Some(Ok(Ok(records))) => (records, *until),
+                        Some(Ok(Err(error))) => {
+                            tracing::warn!("{}: {partition}: {error}", self.label());
+                            (Vec::new(), *from)
                         }
-                        Some(Err(_)) => (Vec::new(), *from),
                     },
                 )
                 .collect()

@@ -115,15 +115,12 @@ pub(super) fn recover(
         return Ok(recovered);
     }
     let mut reader = PartitionReader::new(config, partition.clone()).map_err(|e| e.to_string())?;
-    let read = reader.read(low, high, config.timeout());
-    if read.reached < high {
-        return Err(read
-            .error
-            .unwrap_or_else(|| format!("{partition}: stopped at {}", read.reached)));
-    }
+    let records = reader
+        .read(low, high, config.timeout())
+        .map_err(|e| format!("{partition}: {e}"))?;
     // Updates by batch `(writer, batch)`, until its marker says whether they count.
     let mut uncommitted: HashMap<(u64, u64), Vec<EncodedUpdate>> = HashMap::new();
-    for record in read.records {
+    for record in records {
         let Some(value) = record.value else { continue };
         let entry: Entry =
             decode(&value).map_err(|e| format!("{partition} offset {}: {e}", record.offset))?;
@@ -324,17 +321,18 @@ where
             };
             reader.read(shard.position, high, self.config.timeout())
         };
-        if let Some(error) = &read.error {
-            tracing::warn!("{}: {error}", self.label());
-        }
+        let records = match read {
+            Ok(records) => records,
+            Err(error) => {
+                tracing::warn!("{}: {error}", self.label());
+                return Ok((Vec::new(), Vec::new()));
+            }
+        };
         let from = shard.position;
-        if read.reached == from {
-            return Ok((Vec::new(), Vec::new()));
-        }
         let mut order: Vec<K> = Vec::new();
         let mut values: HashMap<K, Vec<V>> = HashMap::new();
         let mut applied = 0u64;
-        for record in &read.records {
+        for record in &records {
             let (Some(key), Some(value)) = (&record.key, &record.value) else {
                 continue;
             };
@@ -359,7 +357,7 @@ where
             }
             applied += 1;
         }
-        shard.position = read.reached;
+        shard.position = high;
         shard.applied += applied;
         shard.batch += 1;
         let mut changed = Vec::with_capacity(order.len());
