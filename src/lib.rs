@@ -95,7 +95,7 @@ pub use dstream::{
 };
 pub use error::{Cause, Error, Result};
 pub use rdd::{Data, HashPartitioner, Key, PartitionIter, PartitionedRdd, Partitioner, Rdd};
-pub use scheduler::{BatchInfo, StreamingListener};
+pub use scheduler::{BatchInfo, RebalanceInfo, StreamingListener};
 pub use source::{
     FileStreamOptions, RateController, RddQueue, Receiver, ReceiverSink, ReceiverState,
     ReceiverStatus,

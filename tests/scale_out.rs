@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use dstream::kafka::{KafkaGroup, KafkaMessage};
-use dstream::{BatchInfo, StreamingContext, StreamingListener};
+use dstream::{BatchInfo, RebalanceInfo, StreamingContext, StreamingListener};
 use kafka_support::{bootstrap, config, new_topic, produce, unique_name};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
@@ -323,4 +323,78 @@ fn copies_killed_restarted_and_joining_keep_exact_totals() {
     for kill_after in points {
         run_scenario(kill_after);
     }
+}
+
+/// Sends every rebalance event to the test.
+struct Rebalances(std::sync::Mutex<std::sync::mpsc::Sender<RebalanceInfo>>);
+
+impl StreamingListener for Rebalances {
+    fn on_rebalance(&self, change: &RebalanceInfo) {
+        let _ = self.0.lock().unwrap().send(change.clone());
+    }
+}
+
+/// A copy of a program in this process: a group member reading `input`, reporting its
+/// rebalances.
+fn member(
+    app_id: &str,
+    input: &str,
+) -> (StreamingContext, std::sync::mpsc::Receiver<RebalanceInfo>) {
+    let ssc = StreamingContext::new("local[2]", Duration::from_millis(200)).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    ssc.add_listener(Rebalances(std::sync::Mutex::new(tx)));
+    let group = KafkaGroup::new(&ssc, app_id, &config()).unwrap();
+    group
+        .input_stream([input])
+        .unwrap()
+        .foreach_rdd(|_, _| {})
+        .unwrap();
+    ssc.start().unwrap();
+    (ssc, rx)
+}
+
+/// Listeners hear what a process takes and gives up: all partitions when it is alone,
+/// and, when a second process joins, the ones that moved to it.
+#[test]
+fn rebalances_are_reported_to_listeners() {
+    let input = new_topic("rebalance-in", 2);
+    let app_id = unique_name("rebalance");
+    let patience = Duration::from_secs(60);
+    let both = vec![(input.clone(), 0), (input.clone(), 1)];
+
+    let (first, first_events) = member(&app_id, &input);
+    let alone = first_events
+        .recv_timeout(patience)
+        .expect("the first assignment");
+    assert_eq!(
+        (alone.taken.clone(), alone.given_up.clone()),
+        (both.clone(), vec![])
+    );
+    assert_eq!(
+        (alone.owned, alone.rebalances, alone.group),
+        (both.clone(), 1, app_id.clone())
+    );
+
+    let (second, second_events) = member(&app_id, &input);
+    let joined = second_events
+        .recv_timeout(patience)
+        .expect("the second's assignment");
+    let moved = loop {
+        let change = first_events
+            .recv_timeout(patience)
+            .expect("the first gives up a partition");
+        if !change.given_up.is_empty() {
+            break change;
+        }
+    };
+    assert_eq!(
+        moved.given_up, joined.taken,
+        "what one gave up, the other took"
+    );
+    assert_eq!(moved.given_up.len(), 1);
+    let mut all = [moved.owned.clone(), joined.owned.clone()].concat();
+    all.sort();
+    assert_eq!(all, both, "between them they own each partition once");
+    second.stop(false).unwrap();
+    first.stop(false).unwrap();
 }

@@ -437,6 +437,12 @@ impl StreamingContext {
         stream
     }
 
+    /// Where events for the context's listeners go.
+    #[cfg(feature = "kafka")]
+    pub(crate) fn listener_bus(&self) -> Arc<crate::scheduler::ListenerBus> {
+        self.shared.listeners.clone()
+    }
+
     /// What counts the records the inputs accept.
     #[cfg(feature = "kafka")]
     pub(crate) fn received_counter(&self) -> Arc<crate::source::ReceivedCounter> {

@@ -71,6 +71,36 @@ impl BatchInfo {
     }
 }
 
+/// A change in what this process owns in its Kafka consumer group, when it runs as
+/// one of several copies of a program (see `dstream::kafka::KafkaGroup`, feature
+/// `kafka`). Partitions are `(topic, partition)`; the group's shards are the partitions
+/// of its repartition topics.
+///
+/// ```
+/// use dstream::{RebalanceInfo, StreamingListener};
+///
+/// struct LogMoves;
+///
+/// impl StreamingListener for LogMoves {
+///     fn on_rebalance(&self, change: &RebalanceInfo) {
+///         println!("took {:?}, gave up {:?}", change.taken, change.given_up);
+///     }
+/// }
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RebalanceInfo {
+    /// The group: the application id.
+    pub group: String,
+    /// Partitions this process owns now and did not before.
+    pub taken: Vec<(String, i32)>,
+    /// Partitions it owned before and gave up (after the batches it had cut completed).
+    pub given_up: Vec<(String, i32)>,
+    /// Everything it owns now.
+    pub owned: Vec<(String, i32)>,
+    /// How many assignments it has received since it started, this one included.
+    pub rebalances: u64,
+}
+
 /// Receives the scheduler's events. Every method does nothing unless overridden.
 ///
 /// ```
@@ -110,6 +140,11 @@ pub trait StreamingListener: Send + Sync + 'static {
 
     /// The context stopped.
     fn on_streaming_stopped(&self) {}
+
+    /// The process's share of its Kafka consumer group changed (scale-out only).
+    fn on_rebalance(&self, change: &RebalanceInfo) {
+        let _ = change;
+    }
 }
 
 /// A shared listener: register `Arc::clone(&listener)` and keep the other handle to
@@ -133,6 +168,10 @@ impl<L: StreamingListener + ?Sized> StreamingListener for Arc<L> {
 
     fn on_streaming_stopped(&self) {
         (**self).on_streaming_stopped();
+    }
+
+    fn on_rebalance(&self, change: &RebalanceInfo) {
+        (**self).on_rebalance(change);
     }
 }
 

@@ -23,7 +23,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 pub(crate) use history::BatchHistory;
 pub(crate) use listener::ListenerBus;
-pub use listener::{BatchInfo, StreamingListener};
+pub use listener::{BatchInfo, RebalanceInfo, StreamingListener};
 // The clocks and the rate controller live in the layers below, where sources use
 // them; these paths are kept for programs that name them here.
 pub use crate::source::{PidRateEstimator, RateController};

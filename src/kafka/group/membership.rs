@@ -19,7 +19,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use super::super::record::TopicPartition;
 use super::writer::{Outgoing, Writer};
 use crate::error::lock;
-use crate::scheduler::{BatchInfo, StreamingListener};
+use crate::scheduler::{BatchInfo, ListenerBus, RebalanceInfo, StreamingListener};
 use crate::time::Time;
 
 /// How long a revocation waits between looks at whether the context stops.
@@ -31,6 +31,8 @@ pub(super) type Membership = BaseConsumer<GroupContext>;
 /// the consumer's rebalance callbacks and the completion listener.
 pub(super) struct GroupState {
     pub(super) app_id: String,
+    /// The context's listeners, told of each rebalance.
+    listeners: Arc<ListenerBus>,
     consumer: OnceLock<Membership>,
     inner: Mutex<Inner>,
     changed: Condvar,
@@ -51,6 +53,9 @@ struct Inner {
     pending: BTreeMap<Time, Pending>,
     /// Input offsets of completed batches not yet committed.
     to_commit: BTreeMap<TopicPartition, i64>,
+    /// What was owned before the revocation of a rebalance whose assignment has not
+    /// come yet: the listeners hear of revocation and assignment as one change.
+    before_rebalance: Option<BTreeSet<TopicPartition>>,
     stopping: bool,
 }
 
@@ -70,9 +75,10 @@ pub struct Assignment {
 }
 
 impl GroupState {
-    pub(super) fn new(app_id: String) -> Arc<Self> {
+    pub(super) fn new(app_id: String, listeners: Arc<ListenerBus>) -> Arc<Self> {
         Arc::new(GroupState {
             app_id,
+            listeners,
             consumer: OnceLock::new(),
             inner: Mutex::new(Inner::default()),
             changed: Condvar::new(),
@@ -209,6 +215,9 @@ impl GroupState {
         self.wait_for_batches();
         self.commit(Some(&revoked));
         let mut inner = lock(&self.inner);
+        if inner.before_rebalance.is_none() {
+            inner.before_rebalance = Some(inner.owned.keys().cloned().collect());
+        }
         for partition in &revoked {
             inner.owned.remove(partition);
             inner.to_commit.remove(partition);
@@ -222,13 +231,27 @@ impl GroupState {
             self.app_id,
             names(&assigned)
         );
-        let mut inner = lock(&self.inner);
-        inner.epoch += 1;
-        let epoch = inner.epoch;
-        for partition in assigned {
-            inner.owned.entry(partition).or_insert(epoch);
-        }
-        inner.rebalances += 1;
+        let change = {
+            let mut inner = lock(&self.inner);
+            let before = inner
+                .before_rebalance
+                .take()
+                .unwrap_or_else(|| inner.owned.keys().cloned().collect());
+            inner.epoch += 1;
+            let epoch = inner.epoch;
+            for partition in &assigned {
+                inner.owned.entry(partition.clone()).or_insert(epoch);
+            }
+            inner.rebalances += 1;
+            RebalanceInfo {
+                group: self.app_id.clone(),
+                taken: pairs(assigned.difference(&before)),
+                given_up: pairs(before.difference(&assigned)),
+                owned: pairs(inner.owned.keys()),
+                rebalances: inner.rebalances,
+            }
+        };
+        self.listeners.post(|l| l.on_rebalance(&change));
     }
 }
 
@@ -236,6 +259,13 @@ fn partitions(list: &TopicPartitionList) -> BTreeSet<TopicPartition> {
     list.elements()
         .iter()
         .map(|e| TopicPartition::new(e.topic(), e.partition()))
+        .collect()
+}
+
+fn pairs<'a>(partitions: impl IntoIterator<Item = &'a TopicPartition>) -> Vec<(String, i32)> {
+    partitions
+        .into_iter()
+        .map(|p| (p.topic.clone(), p.partition))
         .collect()
 }
 

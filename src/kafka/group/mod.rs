@@ -114,7 +114,7 @@ impl KafkaGroup {
     ) -> Result<Self> {
         let app_id = app_id.into();
         check_name("application id", &app_id)?;
-        let state = GroupState::new(app_id);
+        let state = GroupState::new(app_id, ssc.listener_bus());
         let writer = Arc::new(Writer::new(config)?);
         ssc.add_listener(CompletionListener {
             state: state.clone(),
