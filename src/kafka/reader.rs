@@ -96,6 +96,16 @@ impl Readers {
     }
 }
 
+/// What [`PartitionReader::read_available`] got.
+pub(super) struct Read {
+    /// The records of `[from, reached)`.
+    pub(super) records: Vec<KafkaRecord>,
+    /// The offset after the last record read (or skipped).
+    pub(super) reached: i64,
+    /// Why the read stopped before `until`, if it did.
+    pub(super) stopped: Option<String>,
+}
+
 pub(super) struct PartitionReader {
     partition: TopicPartition,
     consumer: BaseConsumer,
@@ -136,31 +146,49 @@ impl PartitionReader {
         until: i64,
         stall: Duration,
     ) -> std::result::Result<Vec<KafkaRecord>, String> {
-        let mut records = Vec::with_capacity(usize::try_from(until - from).unwrap_or(0));
+        let read = self.read_available(from, until, stall);
+        match read.stopped {
+            None => Ok(read.records),
+            Some(why) => Err(why),
+        }
+    }
+
+    /// As [`read`](Self::read), but a read that stalls keeps what it got: the records
+    /// of `[from, reached)`, and why it stopped. For readers that can go on from
+    /// `reached` next time (the group input) rather than needing the whole range.
+    pub(super) fn read_available(&mut self, from: i64, until: i64, stall: Duration) -> Read {
+        let mut read = Read {
+            records: Vec::with_capacity(usize::try_from(until - from).unwrap_or(0)),
+            reached: from,
+            stopped: None,
+        };
         if from >= until {
-            return Ok(records);
+            return read;
         }
-        if self.next != Some(from) {
-            self.assign(from)?;
+        if self.next != Some(from)
+            && let Err(why) = self.assign(from)
+        {
+            read.stopped = Some(why);
+            return read;
         }
-        let mut reached = from;
         let mut error = None;
         let mut last_progress = Instant::now();
-        while reached < until {
+        while read.reached < until {
             match self.consumer.poll(POLL) {
                 Some(Ok(message)) => {
                     let offset = message.offset();
-                    if offset < reached {
+                    if offset < read.reached {
                         continue;
                     }
                     if offset >= until {
                         // Offsets skipped past `until` (a compacted topic): this record
                         // belongs to the next batch, so fetch it again then.
                         self.next = None;
-                        return Ok(records);
+                        read.reached = until;
+                        return read;
                     }
-                    records.push(record(&self.partition, &message));
-                    reached = offset + 1;
+                    read.records.push(record(&self.partition, &message));
+                    read.reached = offset + 1;
                     last_progress = Instant::now();
                 }
                 Some(Err(e)) => error = Some(e.to_string()),
@@ -172,13 +200,15 @@ impl PartitionReader {
                 let last_error = error
                     .map(|e| format!(" (last client error: {e})"))
                     .unwrap_or_default();
-                return Err(format!(
-                    "stopped at offset {reached}: no record arrived for {stall:?}{last_error}. Is the broker running, and are the offsets still there? (KafkaConfig::request_timeout sets how long a read may wait)"
+                read.stopped = Some(format!(
+                    "stopped at offset {}: no record arrived for {stall:?}{last_error}. Is the broker running, and are the offsets still there? (KafkaConfig::request_timeout sets how long a read may wait)",
+                    read.reached
                 ));
+                return read;
             }
         }
-        self.next = Some(reached);
-        Ok(records)
+        self.next = Some(read.reached);
+        read
     }
 
     fn assign(&mut self, from: i64) -> std::result::Result<(), String> {

@@ -252,19 +252,21 @@ impl GroupInput {
                             return None;
                         }
                     };
-                    Some(scope.spawn(move || lock(&reader).read(*from, *until, stall)))
+                    Some(scope.spawn(move || lock(&reader).read_available(*from, *until, stall)))
                 })
                 .collect();
             running
                 .into_iter()
                 .zip(ranges)
                 .map(
-                    |(thread, (partition, from, until))| match thread.map(|t| t.join()) {
+                    |(thread, (partition, from, _))| match thread.map(|t| t.join()) {
                         None | Some(Err(_)) => (Vec::new(), *from),
-                        Some(Ok(Ok(records))) => (records, *until),
-                        Some(Ok(Err(error))) => {
-                            tracing::warn!("{}: {partition}: {error}", self.label());
-                            (Vec::new(), *from)
+                        Some(Ok(read)) => {
+                            // What was read counts; the rest is read in the next batch.
+                            if let Some(why) = read.stopped {
+                                tracing::warn!("{}: {partition}: {why}", self.label());
+                            }
+                            (read.records, read.reached)
                         }
                     },
                 )

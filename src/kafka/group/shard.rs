@@ -115,9 +115,18 @@ pub(super) fn recover(
         return Ok(recovered);
     }
     let mut reader = PartitionReader::new(config, partition.clone()).map_err(|e| e.to_string())?;
-    let records = reader
-        .read(low, high, config.timeout())
-        .map_err(|e| format!("{partition}: {e}"))?;
+    // A long changelog may take several reads: each that makes progress goes on.
+    let mut records = Vec::new();
+    let mut reached = low;
+    while reached < high {
+        let read = reader.read_available(reached, high, config.timeout());
+        if read.reached == reached {
+            let why = read.stopped.unwrap_or_else(|| "no progress".into());
+            return Err(format!("{partition}: {why}"));
+        }
+        reached = read.reached;
+        records.extend(read.records);
+    }
     // Updates by batch `(writer, batch)`, until its marker says whether they count.
     let mut uncommitted: HashMap<(u64, u64), Vec<EncodedUpdate>> = HashMap::new();
     for record in records {
@@ -319,16 +328,16 @@ where
                     .map_err(|e| e.to_string())?,
                 ),
             };
-            reader.read(shard.position, high, self.config.timeout())
+            reader.read_available(shard.position, high, self.config.timeout())
         };
-        let records = match read {
-            Ok(records) => records,
-            Err(error) => {
-                tracing::warn!("{}: {error}", self.label());
-                return Ok((Vec::new(), Vec::new()));
-            }
-        };
+        if let Some(why) = &read.stopped {
+            tracing::warn!("{}: {why}", self.label());
+        }
         let from = shard.position;
+        if read.reached == from {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let (records, high) = (read.records, read.reached);
         let mut order: Vec<K> = Vec::new();
         let mut values: HashMap<K, Vec<V>> = HashMap::new();
         let mut applied = 0u64;
