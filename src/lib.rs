@@ -29,7 +29,7 @@
 //! queue.push(ssc.parallelize(vec!["This is line 1".to_string(), "This is line 2".to_string()]));
 //! let word_counts = ssc
 //!     .queue_stream(&queue, true, None)
-//!     .flat_map(|line| line.split(' ').map(String::from).collect::<Vec<_>>())
+//!     .flat_map_into(|line, words| words.extend(line.split(' ').map(String::from)))
 //!     .map(|word| (word, 1))
 //!     .reduce_by_key(|x, y| x + y);
 //!

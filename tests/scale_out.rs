@@ -9,6 +9,7 @@
 //! run on the system clock with short batches: group membership takes real time.
 //! Nothing asserted depends on timing; the waits are for the input to be consumed,
 //! with a generous deadline.
+#![cfg(feature = "kafka")]
 
 mod kafka_support;
 
