@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use dstream::kafka::{KafkaGroup, KafkaMessage};
-use dstream::{BatchInfo, RebalanceInfo, StreamingContext, StreamingListener};
+use dstream::{BatchInfo, RebalanceInfo, State, StateSpec, StreamingContext, StreamingListener};
 use kafka_support::{bootstrap, config, new_topic, produce, unique_name};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
@@ -398,4 +398,150 @@ fn rebalances_are_reported_to_listeners() {
     assert_eq!(all, both, "between them they own each partition once");
     second.stop(false).unwrap();
     first.stop(false).unwrap();
+}
+
+/// The words of `lines`, counted.
+fn word_counts(lines: &[(i32, String)]) -> BTreeMap<String, u64> {
+    let mut counts = BTreeMap::new();
+    for (_, line) in lines {
+        for word in line.split(' ') {
+            *counts.entry(word.to_string()).or_insert(0) += 1;
+        }
+    }
+    counts
+}
+
+/// `reduce_by_key` and `map_with_state` across a group: every pair is reduced in
+/// exactly one batch, and the mapping function numbers each word's pairs 1, 2, ... once
+/// each, whichever input partition they came from.
+#[test]
+fn group_reduce_by_key_and_map_with_state_see_each_pair_once() {
+    let input = new_topic("group-ops-in", 3);
+    let lines: Vec<(i32, String)> = (0..60)
+        .map(|i| (i % 3, format!("w{} w{} w{}", i % 7, i % 5, i % 2)))
+        .collect();
+    produce(&input, &lines);
+    let expected = word_counts(&lines);
+    let words: u64 = expected.values().sum();
+
+    let ssc = StreamingContext::new("local[2]", Duration::from_millis(200)).unwrap();
+    let group = KafkaGroup::new(&ssc, unique_name("group-ops"), &config()).unwrap();
+    let records = group.input_stream([input.as_str()]).unwrap();
+    let pairs = |record: &dstream::kafka::KafkaRecord| {
+        let text = record.value_text().unwrap_or_default().into_owned();
+        text.split(' ')
+            .map(|w| (w.to_string(), 1u64))
+            .collect::<Vec<_>>()
+    };
+    let sums = records
+        .repartition_by_key("sums", pairs)
+        .unwrap()
+        .reduce_by_key(|a, b| a + b)
+        .unwrap();
+    let numbers = records
+        .repartition_by_key("numbers", pairs)
+        .unwrap()
+        .map_with_state(StateSpec::function(
+            |word: &String, _: Option<u64>, seen: &mut State<u64>| {
+                let n = seen.get().copied().unwrap_or(0) + 1;
+                seen.update(n);
+                (word.clone(), n)
+            },
+        ))
+        .unwrap();
+    let batches = Arc::new(std::sync::Mutex::new(Vec::<Vec<(String, u64)>>::new()));
+    let numbered = Arc::new(std::sync::Mutex::new(Vec::<(String, u64)>::new()));
+    let sink = batches.clone();
+    sums.foreach_rdd(move |rdd, _| sink.lock().unwrap().push(rdd.collect()))
+        .unwrap();
+    let sink = numbered.clone();
+    numbers
+        .foreach_rdd(move |rdd, _| sink.lock().unwrap().extend(rdd.collect()))
+        .unwrap();
+    ssc.start().unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let reduced: u64 = batches
+            .lock()
+            .unwrap()
+            .iter()
+            .flatten()
+            .map(|(_, n)| n)
+            .sum();
+        let mapped = numbered.lock().unwrap().len() as u64;
+        if reduced >= words && mapped >= words {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "reduced {reduced} and numbered {mapped} of {words} words"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    ssc.stop(false).unwrap();
+
+    let mut totals = BTreeMap::new();
+    for batch in batches.lock().unwrap().iter() {
+        let mut keys: Vec<&String> = batch.iter().map(|(word, _)| word).collect();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(
+            keys.len(),
+            batch.len(),
+            "one record per key and batch: {batch:?}"
+        );
+        for (word, n) in batch {
+            *totals.entry(word.clone()).or_insert(0) += n;
+        }
+    }
+    assert_eq!(totals, expected);
+    let mut per_word: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for (word, n) in numbered.lock().unwrap().iter() {
+        per_word.entry(word.clone()).or_default().push(*n);
+    }
+    let want: BTreeMap<String, Vec<u64>> = expected
+        .iter()
+        .map(|(word, count)| (word.clone(), (1..=*count).collect()))
+        .collect();
+    assert_eq!(
+        per_word, want,
+        "each word's pairs numbered 1..=count, in order"
+    );
+}
+
+/// A keyed operation's function that panics in a shard fails its batch, and the
+/// context stops with the panic's message, as a function failing in a partition does.
+#[test]
+fn a_panicking_shard_function_fails_the_batch() {
+    let input = new_topic("group-fail-in", 1);
+    produce(&input, &[(0, "ok".to_string()), (0, "boom".to_string())]);
+    let ssc = StreamingContext::new("local[2]", Duration::from_millis(200)).unwrap();
+    let group = KafkaGroup::new(&ssc, unique_name("group-fail"), &config()).unwrap();
+    group
+        .input_stream([input.as_str()])
+        .unwrap()
+        .repartition_by_key("words", |record| {
+            record.value_text().map(|word| {
+                let length = word.len() as u64;
+                (word.into_owned(), length)
+            })
+        })
+        .unwrap()
+        .update_state_by_key(|lengths: &[u64], total: Option<u64>| {
+            assert!(!lengths.contains(&4), "no four-letter words");
+            Some(total.unwrap_or(0) + lengths.iter().sum::<u64>())
+        })
+        .unwrap()
+        .foreach_rdd(|_, _| {})
+        .unwrap();
+    ssc.start().unwrap();
+    let stopped = ssc
+        .await_termination_or_timeout(Duration::from_secs(120))
+        .map(|done| format!("stopped without an error (terminated: {done})"));
+    let err = stopped.expect_err("the batch with \"boom\" fails");
+    assert!(
+        matches!(&err, dstream::Error::BatchFailed { message, .. } if message.contains("no four-letter words")),
+        "{err}"
+    );
 }

@@ -458,9 +458,25 @@ impl<S> State<S> {
     pub fn is_timing_out(&self) -> bool {
         self.timing_out
     }
+
+    /// A key's state as a mapping function gets it, outside a timeout.
+    #[cfg(feature = "kafka")] // a Kafka group's map_with_state
+    pub(crate) fn of(value: Option<S>) -> Self {
+        State {
+            value,
+            ..State::default()
+        }
+    }
+
+    /// What the mapping function left.
+    #[cfg(feature = "kafka")] // a Kafka group's map_with_state
+    pub(crate) fn into_value(self) -> Option<S> {
+        self.value
+    }
 }
 
-type MappingFn<K, V, S, M> = dyn Fn(Time, &K, Option<V>, &mut State<S>) -> Option<M> + Send + Sync;
+pub(crate) type MappingFn<K, V, S, M> =
+    dyn Fn(Time, &K, Option<V>, &mut State<S>) -> Option<M> + Send + Sync;
 
 /// What [`map_with_state`](DStream::map_with_state) does: the function, and optionally
 /// an idle timeout and an initial state. The state's partitioner is chosen as for
@@ -534,6 +550,21 @@ impl<K: Key, V: Data, S: Data, M: Data> StateSpec<K, V, S, M> {
     pub fn initial_state(mut self, initial: Rdd<(K, S)>) -> Self {
         self.initial = Some(initial);
         self
+    }
+}
+
+/// A spec taken apart: the function, the timeout, the initial state.
+#[cfg(feature = "kafka")] // a Kafka group's map_with_state
+pub(crate) type SpecParts<K, V, S, M> = (
+    Arc<MappingFn<K, V, S, M>>,
+    Option<Duration>,
+    Option<Rdd<(K, S)>>,
+);
+
+#[cfg(feature = "kafka")] // a Kafka group's map_with_state
+impl<K, V, S, M> StateSpec<K, V, S, M> {
+    pub(crate) fn into_parts(self) -> SpecParts<K, V, S, M> {
+        (self.function, self.timeout, self.initial)
     }
 }
 

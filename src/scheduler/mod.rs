@@ -540,11 +540,15 @@ fn generate_batch(parts: &SchedulerParts, time: Time, inputs: BatchInputs<'_>) -
     let graph = &parts.graph;
     let mut input_records = Vec::with_capacity(graph.inputs.len());
     let mut replays = Vec::with_capacity(graph.inputs.len());
+    let mut failed_input = None;
     for (index, input) in graph.inputs.iter().enumerate() {
         match inputs {
             BatchInputs::Cut | BatchInputs::Passed => {
                 let passed = matches!(inputs, BatchInputs::Passed);
-                let (records, replay) = input.generate(time, passed);
+                let (records, replay) = input.generate(time, passed).unwrap_or_else(|why| {
+                    failed_input.get_or_insert(why);
+                    (0, None)
+                });
                 input_records.push(records);
                 replays.push(replay);
             }
@@ -559,7 +563,44 @@ fn generate_batch(parts: &SchedulerParts, time: Time, inputs: BatchInputs<'_>) -
     let positions = graph.inputs.iter().map(|input| input.position()).collect();
     parts.log.generated(time, replays, positions);
 
-    let jobs = catch_panic(|| {
+    // Also when an input failed: the streams of the batch are made all the same (each
+    // computation that needs the failed input fails), so later batches see them.
+    let jobs = computed_jobs(graph, time);
+    let jobs = match failed_input {
+        Some(message) => Err(Failure {
+            message,
+            cause: None,
+        }),
+        None => jobs,
+    };
+    let info = BatchInfo {
+        batch_time: time,
+        num_records,
+        submission_time: parts.clock.now(),
+        processing_start_time: None,
+        processing_end_time: None,
+        output_operations: jobs.as_ref().map_or(0, |jobs| {
+            jobs.iter()
+                .filter(|(origin, _)| matches!(origin, JobOrigin::Output(_)))
+                .count()
+        }),
+        failure: None,
+    };
+    parts.listeners.post(|l| l.on_batch_submitted(&info));
+    Batch {
+        info,
+        input_records,
+        jobs,
+    }
+}
+
+/// Every output operation's job and every stateful stream's update for batch `time`,
+/// or why computing the streams failed.
+fn computed_jobs(
+    graph: &JobGraph,
+    time: Time,
+) -> std::result::Result<Vec<(JobOrigin, Job)>, Failure> {
+    catch_panic(|| {
         for node in &graph.eager {
             node.generate(time);
         }
@@ -590,26 +631,7 @@ fn generate_batch(parts: &SchedulerParts, time: Time, inputs: BatchInputs<'_>) -
             message: format!("computing the streams failed: {error}"),
             cause: Some(Arc::new(error)),
         },
-    });
-    let info = BatchInfo {
-        batch_time: time,
-        num_records,
-        submission_time: parts.clock.now(),
-        processing_start_time: None,
-        processing_end_time: None,
-        output_operations: jobs.as_ref().map_or(0, |jobs| {
-            jobs.iter()
-                .filter(|(origin, _)| matches!(origin, JobOrigin::Output(_)))
-                .count()
-        }),
-        failure: None,
-    };
-    parts.listeners.post(|l| l.on_batch_submitted(&info));
-    Batch {
-        info,
-        input_records,
-        jobs,
-    }
+    })
 }
 
 fn run_executor(parts: &SchedulerParts, stop: &StopSignal, queue: &Receiver<Batch>) {

@@ -28,7 +28,7 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::dstream::{GraphNode, StreamNode};
-use crate::error::Result;
+use crate::error::{Result, Unwound, catch_panic};
 use crate::rdd::{Data, ExecEnv, Rdd};
 use crate::time::{Clock, Time};
 
@@ -140,10 +140,11 @@ pub(crate) trait InputSource<T>: Send + Sync + 'static {
 pub(crate) trait InputHandle: Send + Sync + 'static {
     fn node(&self) -> Arc<dyn GraphNode>;
     fn start(&self, ctx: &SourceContext) -> Result<()>;
-    /// Cuts the batch at `time` into the stream: its record count and replay record.
-    /// `passed`: a batch time that passed while cuts were held, with a later one cut
-    /// right after it (see [`InputSource::cut_passed`]).
-    fn generate(&self, time: Time, passed: bool) -> (u64, Option<Vec<u8>>);
+    /// Cuts the batch at `time` into the stream: its record count and replay record,
+    /// or why the cut failed (the batch fails with it). `passed`: a batch time that
+    /// passed while cuts were held, with a later one cut right after it (see
+    /// [`InputSource::cut_passed`]).
+    fn generate(&self, time: Time, passed: bool) -> std::result::Result<Generated, String>;
     /// Gives the batch at `time` what `replay` recorded, or nothing if that is lost.
     fn regenerate(&self, time: Time, replay: Option<&[u8]>) -> u64;
     fn has_pending(&self) -> bool;
@@ -243,6 +244,9 @@ impl BufferedRecords {
     }
 }
 
+/// What a cut gave a batch: its record count and its replay record.
+pub(crate) type Generated = (u64, Option<Vec<u8>>);
+
 /// An input stream's node joined to its source.
 pub(crate) struct InputStream<T> {
     node: Arc<StreamNode<T>>,
@@ -278,14 +282,39 @@ impl<T: Data> InputHandle for InputStream<T> {
         })
     }
 
-    fn generate(&self, time: Time, passed: bool) -> (u64, Option<Vec<u8>>) {
-        let cut = if passed {
-            self.source.cut_passed(time, &self.env)
-        } else {
-            self.source.cut(time, &self.env)
-        };
-        self.node.put(time, cut.rdd);
-        (cut.records, cut.replay)
+    fn generate(&self, time: Time, passed: bool) -> std::result::Result<Generated, String> {
+        let cut = catch_panic(|| {
+            if passed {
+                self.source.cut_passed(time, &self.env)
+            } else {
+                self.source.cut(time, &self.env)
+            }
+        });
+        match cut {
+            Ok(cut) => {
+                self.node.put(time, cut.rdd);
+                Ok((cut.records, cut.replay))
+            }
+            Err(unwound) => {
+                // A user function that runs while a batch is cut (a Kafka group's
+                // re-keying or shard update) failed. The batch fails; its data is
+                // unknown, so whatever computes it (a later window) fails too.
+                let why = match unwound {
+                    Unwound::Panic(panic) => panic,
+                    Unwound::Failed(error) => error.to_string(),
+                };
+                let message = format!(
+                    "{} failed to cut the batch: {why}",
+                    self.node.meta().describe()
+                );
+                let failing = message.clone();
+                let rdd = Rdd::from_partitions_in(vec![vec![()]], self.env.clone()).flat_map(
+                    move |()| -> Vec<T> { std::panic::resume_unwind(Box::new(failing.clone())) },
+                );
+                self.node.put(time, rdd);
+                Err(message)
+            }
+        }
     }
 
     fn regenerate(&self, time: Time, replay: Option<&[u8]>) -> u64 {

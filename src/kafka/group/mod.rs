@@ -12,7 +12,9 @@
 //!   pairs through the repartition topic `<app-id>-<name>-repartition`, at the
 //!   partition the key's fixed-seed hash gives, each pair tagged with its identity
 //!   (input partition, offset, index).
-//! - **State**: [`Repartitioned::update_state_by_key`] keeps running state in shards,
+//! - **State**: [`Repartitioned::update_state_by_key`] (and
+//!   [`map_with_state`](Repartitioned::map_with_state); per batch,
+//!   [`reduce_by_key`](Repartitioned::reduce_by_key)) keeps running state in shards,
 //!   one per repartition partition, split among the processes by the group. Each
 //!   shard's changes go to its partition of the changelog topic
 //!   `<app-id>-<name>-changelog`, committed by a marker that records which pairs it has
@@ -70,9 +72,10 @@ pub use shard::ShardProgress;
 use super::record::{KafkaRecord, TopicPartition};
 use super::{KafkaConfig, create_topic, kafka_error};
 use crate::context::StreamingContext;
-use crate::dstream::{DStream, StateData};
-use crate::error::{Result, lock};
-use crate::rdd::{HashPartitioner, Key};
+use crate::dstream::{DStream, State, StateData, StateSpec};
+use crate::error::{Error, Result, lock};
+use crate::rdd::{Data, HashPartitioner, Key};
+use crate::time::Time;
 use membership::{CompletionListener, GroupState};
 use repartition::{GroupInput, KeyBy, Rekey};
 use shard::ShardInput;
@@ -275,7 +278,9 @@ impl GroupStream {
     /// Keys and values travel serialised (serde, bincode); every process must run the
     /// same build, so that keys hash to the same shards.
     ///
-    /// Follow it with [`Repartitioned::update_state_by_key`]. Fails if `name` is not a
+    /// Follow it with [`Repartitioned::update_state_by_key`],
+    /// [`reduce_by_key`](Repartitioned::reduce_by_key) or
+    /// [`map_with_state`](Repartitioned::map_with_state). Fails if `name` is not a
     /// valid topic name part or the broker cannot create the topics.
     ///
     /// ```no_run
@@ -385,15 +390,130 @@ where
         self,
         update: impl Fn(&[V], Option<S>) -> Option<S> + Send + Sync + 'static,
     ) -> Result<DStream<(K, S)>> {
+        self.in_shards(
+            "kafka_group_state",
+            move |_, key: &K, values: Vec<V>, state: Option<S>, out: &mut Vec<(K, S)>| {
+                let new = update(&values, state);
+                if let Some(new) = &new {
+                    out.push((key.clone(), new.clone()));
+                }
+                new
+            },
+        )
+    }
+
+    /// The values of each key reduced with `f` in each batch, as
+    /// [`DStream::reduce_by_key`], but across the group: every pair of a key meets in
+    /// its shard, whichever process read the record it came from. A batch's stream
+    /// holds the keys that received pairs in that batch, in the shards this process
+    /// owns. Each pair is reduced in exactly one batch, also after a crash (the
+    /// shards' changelogs record which pairs they have taken); a batch done again
+    /// after a crash may group pairs differently from the lost one.
+    ///
+    /// ```no_run
+    /// # use dstream::kafka::{KafkaConfig, KafkaGroup};
+    /// # use dstream::StreamingContext;
+    /// # use std::time::Duration;
+    /// # fn main() -> dstream::Result<()> {
+    /// # let ssc = StreamingContext::new("local[2]", Duration::from_secs(1))?;
+    /// let group = KafkaGroup::new(&ssc, "clicks-per-second", &KafkaConfig::from_env())?;
+    /// let per_user = group
+    ///     .input_stream(["clicks"])?
+    ///     .repartition_by_key("per-user", |record| {
+    ///         record.key_text().map(|user| (user.into_owned(), 1u64))
+    ///     })?
+    ///     .reduce_by_key(|a, b| a + b)?;
+    /// per_user.pprint()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn reduce_by_key(
+        self,
+        f: impl Fn(V, V) -> V + Send + Sync + 'static,
+    ) -> Result<DStream<(K, V)>>
+    where
+        V: Data,
+    {
+        self.in_shards(
+            "kafka_group_reduce",
+            move |_, key: &K, values: Vec<V>, _: Option<()>, out: &mut Vec<(K, V)>| {
+                if let Some(value) = values.into_iter().reduce(&f) {
+                    out.push((key.clone(), value));
+                }
+                None
+            },
+        )
+    }
+
+    /// Running state per key with a mapping function, as [`DStream::map_with_state`],
+    /// kept in shards across the group's processes like
+    /// [`update_state_by_key`](Self::update_state_by_key): the function is called once
+    /// for every pair, in the order its shard received them, and its results form the
+    /// stream. The spec's timeout and initial state are not supported across a group
+    /// yet (asking for them is an error).
+    ///
+    /// ```no_run
+    /// # use dstream::kafka::{KafkaConfig, KafkaGroup};
+    /// # use dstream::{State, StateSpec, StreamingContext};
+    /// # use std::time::Duration;
+    /// # fn main() -> dstream::Result<()> {
+    /// # let ssc = StreamingContext::new("local[2]", Duration::from_secs(1))?;
+    /// let group = KafkaGroup::new(&ssc, "click-numbers", &KafkaConfig::from_env())?;
+    /// // Each click, numbered per user.
+    /// let numbered = group
+    ///     .input_stream(["clicks"])?
+    ///     .repartition_by_key("per-user", |record| {
+    ///         record.key_text().map(|user| (user.into_owned(), record.offset))
+    ///     })?
+    ///     .map_with_state(StateSpec::function(
+    ///         |user: &String, offset: Option<i64>, count: &mut State<u64>| {
+    ///             let n = count.get().copied().unwrap_or(0) + 1;
+    ///             count.update(n);
+    ///             (user.clone(), offset, n)
+    ///         },
+    ///     ))?;
+    /// numbered.pprint()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn map_with_state<S: StateData, M: Data>(
+        self,
+        spec: StateSpec<K, V, S, M>,
+    ) -> Result<DStream<M>> {
+        let (function, timeout, initial) = spec.into_parts();
+        if timeout.is_some() || initial.is_some() {
+            return Err(Error::IncompatibleStreams {
+                operation: "map_with_state in a Kafka group",
+                reason: "a StateSpec with a timeout or an initial state is not supported across a group yet; use the spec's function alone".into(),
+            });
+        }
+        self.in_shards(
+            "kafka_group_map_with_state",
+            move |time, key: &K, values: Vec<V>, state: Option<S>, out: &mut Vec<M>| {
+                let mut state = State::of(state);
+                for value in values {
+                    out.extend(function(time, key, Some(value), &mut state));
+                }
+                state.into_value()
+            },
+        )
+    }
+
+    /// Runs `apply` in the shards of the repartition topic, as the stream `operation`.
+    fn in_shards<S: StateData, U: Data>(
+        self,
+        operation: &'static str,
+        apply: impl Fn(Time, &K, Vec<V>, Option<S>, &mut Vec<U>) -> Option<S> + Send + Sync + 'static,
+    ) -> Result<DStream<U>> {
         let stream = self.stream;
-        let input = ShardInput::<K, V, S>::new(
+        let input = ShardInput::<K, V, S, U>::new(
             stream.state.clone(),
             stream.config.clone(),
             self.repartition,
             self.changelog,
-            Box::new(update),
+            Box::new(apply),
         )?;
         lock(&stream.rekeys).push(self.rekey);
-        Ok(stream.ssc.input("kafka_group_state", input))
+        Ok(stream.ssc.input(operation, input))
     }
 }

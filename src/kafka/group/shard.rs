@@ -36,8 +36,8 @@ use super::membership::GroupState;
 use super::writer::Outgoing;
 use crate::checkpoint::{decode, encode};
 use crate::dstream::StateData;
-use crate::error::{Result, lock};
-use crate::rdd::{ExecEnv, Key, Rdd};
+use crate::error::{Result, Unwound, catch_panic, fail_computation, lock};
+use crate::rdd::{Data, ExecEnv, Key, Rdd};
 use crate::source::{Cut, InputSource, SourceContext};
 use crate::time::Time;
 
@@ -69,9 +69,9 @@ enum Entry {
 /// A key and its new state (`None`: removed), encoded.
 type EncodedUpdate = (Vec<u8>, Option<Vec<u8>>);
 
-/// What a shard's batch gives: the changed keys with their states, and the changelog
-/// records that commit them.
-type Advanced<K, S> = (Vec<(K, S)>, Vec<Outgoing>);
+/// What a shard's batch gives: its stream's records, and the changelog records that
+/// commit the batch.
+type Advanced<U> = (Vec<U>, Vec<Outgoing>);
 
 /// A shard as its changelog has it: encoded keys and states, and the last counted
 /// marker.
@@ -206,31 +206,37 @@ struct Shard<K, S> {
     batch: u64,
 }
 
-type Update<V, S> = dyn Fn(&[V], Option<S>) -> Option<S> + Send + Sync;
+/// What a keyed operation does in a shard with the values one key received in a
+/// batch (in the order the shard received them), given the key's state: it returns
+/// the key's new state (`None`: none) and adds the records of the batch's stream to
+/// the `Vec`.
+pub(super) type Apply<K, V, S, U> =
+    dyn Fn(Time, &K, Vec<V>, Option<S>, &mut Vec<U>) -> Option<S> + Send + Sync;
 
-pub(super) struct ShardInput<K, V, S> {
+pub(super) struct ShardInput<K, V, S, U> {
     pub(super) state: Arc<GroupState>,
     pub(super) config: KafkaConfig,
     pub(super) repartition: String,
     pub(super) changelog: Arc<str>,
-    pub(super) update: Box<Update<V, S>>,
+    pub(super) apply: Box<Apply<K, V, S, U>>,
     client: BaseConsumer,
     shards: Mutex<BTreeMap<i32, Shard<K, S>>>,
     readers: Mutex<BTreeMap<i32, PartitionReader>>,
 }
 
-impl<K, V, S> ShardInput<K, V, S>
+impl<K, V, S, U> ShardInput<K, V, S, U>
 where
     K: Key + Serialize + DeserializeOwned,
     V: Send + Sync + DeserializeOwned + 'static,
     S: StateData,
+    U: Data,
 {
     pub(super) fn new(
         state: Arc<GroupState>,
         config: KafkaConfig,
         repartition: String,
         changelog: String,
-        update: Box<Update<V, S>>,
+        apply: Box<Apply<K, V, S, U>>,
     ) -> Result<Self> {
         let client = meta_client(&config)?;
         Ok(ShardInput {
@@ -238,7 +244,7 @@ where
             config,
             repartition,
             changelog: changelog.into(),
-            update,
+            apply,
             client,
             shards: Mutex::new(BTreeMap::new()),
             readers: Mutex::new(BTreeMap::new()),
@@ -303,12 +309,13 @@ where
     }
 
     /// Applies what the shard's repartition partition received since the last batch;
-    /// the changed keys and states, and the changelog records that commit them.
+    /// the stream's records, and the changelog records that commit them.
     fn advance(
         &self,
+        time: Time,
         number: i32,
         shard: &mut Shard<K, S>,
-    ) -> std::result::Result<Advanced<K, S>, String> {
+    ) -> std::result::Result<Advanced<U>, String> {
         let (_, high) = self
             .client
             .fetch_watermarks(&self.repartition, number, self.config.timeout())
@@ -369,25 +376,28 @@ where
         shard.position = high;
         shard.applied += applied;
         shard.batch += 1;
-        let mut changed = Vec::with_capacity(order.len());
+        let mut out = Vec::with_capacity(order.len());
         let mut records = Vec::with_capacity(order.len() + 1);
         for key in order {
-            let new = values
-                .remove(&key)
-                .and_then(|list| (self.update)(&list, shard.states.remove(&key)));
-            let encoded = new.as_ref().map(encode).transpose()?;
-            records.push(Outgoing {
-                topic: self.changelog.clone(),
-                partition: number,
-                key: Some(encode(&key)?),
-                value: encode(&Entry::Update {
-                    writer: shard.writer,
-                    batch: shard.batch,
-                    state: encoded,
-                })?,
-            });
+            let list = values.remove(&key).unwrap_or_default();
+            let old = shard.states.remove(&key);
+            let had = old.is_some();
+            let new = (self.apply)(time, &key, list, old, &mut out);
+            // A key without state before or after (a stateless operation's) needs no
+            // changelog record.
+            if had || new.is_some() {
+                records.push(Outgoing {
+                    topic: self.changelog.clone(),
+                    partition: number,
+                    key: Some(encode(&key)?),
+                    value: encode(&Entry::Update {
+                        writer: shard.writer,
+                        batch: shard.batch,
+                        state: new.as_ref().map(encode).transpose()?,
+                    })?,
+                });
+            }
             if let Some(new) = new {
-                changed.push((key.clone(), new.clone()));
                 shard.states.insert(key, new);
             }
         }
@@ -409,21 +419,22 @@ where
             key: None,
             value: encode(&Entry::Marker(marker))?,
         });
-        Ok((changed, records))
+        Ok((out, records))
     }
 }
 
-impl<K, V, S> InputSource<(K, S)> for ShardInput<K, V, S>
+impl<K, V, S, U> InputSource<U> for ShardInput<K, V, S, U>
 where
     K: Key + Serialize + DeserializeOwned,
     V: Send + Sync + DeserializeOwned + 'static,
     S: StateData,
+    U: Data,
 {
     fn start(&self, _ctx: &SourceContext) -> Result<()> {
         Ok(())
     }
 
-    fn cut(&self, time: Time, env: &Arc<ExecEnv>) -> Cut<(K, S)> {
+    fn cut(&self, time: Time, env: &Arc<ExecEnv>) -> Cut<U> {
         let owned = self.state.owned_of(std::slice::from_ref(&self.repartition));
         let mut shards = lock(&self.shards);
         shards.retain(|number, shard| {
@@ -456,10 +467,18 @@ where
         }
         let mut partitions = Vec::with_capacity(shards.len());
         let mut changelog = Vec::new();
+        let mut failed = None;
         for (number, shard) in shards.iter_mut() {
-            match self.advance(*number, shard) {
-                Ok((changed, records)) => {
-                    partitions.push(changed);
+            let advanced = match catch_panic(|| self.advance(time, *number, shard)) {
+                Ok(advanced) => advanced,
+                Err(unwound) => {
+                    failed = Some(unwound);
+                    break;
+                }
+            };
+            match advanced {
+                Ok((out, records)) => {
+                    partitions.push(out);
                     changelog.extend(records);
                 }
                 Err(e) => {
@@ -469,6 +488,17 @@ where
                     );
                     shard.epoch = u64::MAX;
                 }
+            }
+        }
+        if let Some(unwound) = failed {
+            // The user's function failed with some keys of the batch applied: every
+            // shard is taken over again from its changelog (a failed batch writes none
+            // of its changes there), and the failure fails the batch.
+            shards.clear();
+            drop(shards);
+            match unwound {
+                Unwound::Panic(panic) => std::panic::resume_unwind(Box::new(panic)),
+                Unwound::Failed(error) => fail_computation(error),
             }
         }
         shards.retain(|_, shard| shard.epoch != u64::MAX);
