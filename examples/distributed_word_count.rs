@@ -50,7 +50,7 @@ struct Args {
     /// Threads of this process.
     #[arg(long, default_value_t = 2)]
     threads: usize,
-    /// The most records one batch reads from one input partition.
+    /// The most records one batch reads from one input partition (also with --direct).
     #[arg(long)]
     max_records_per_partition: Option<u64>,
     /// Write this many generated lines to the input topic, then exit.
@@ -67,14 +67,34 @@ struct Args {
     schedule: common::Schedule,
 }
 
+/// Counts the records the broker did not take.
+#[derive(Default)]
+struct Undelivered(std::sync::atomic::AtomicU64);
+
+impl rdkafka::ClientContext for Undelivered {}
+
+impl rdkafka::producer::ProducerContext for Undelivered {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &rdkafka::message::DeliveryResult<'_>, _: ()) {
+        if result.is_err() {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
 /// Writes `lines` lines of 10 words drawn from 1000 (a fixed sequence), spread over
-/// the topic's partitions.
+/// the topic's partitions; fails unless the broker acknowledged every one.
 fn fill(config: &KafkaConfig, topic: &str, lines: u64) -> anyhow::Result<()> {
-    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-    let producer: ThreadedProducer<DefaultProducerContext> = rdkafka::ClientConfig::new()
+    use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+    let producer: ThreadedProducer<Undelivered> = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", config.bootstrap_servers())
         .set("linger.ms", "20")
-        .create()?;
+        .set("message.timeout.ms", "300000")
+        // One request in flight per partition: the test broker (Tansu 0.6) otherwise
+        // gives concurrent batches of a partition overlapping offsets, losing records.
+        .set("max.in.flight.requests.per.connection", "1")
+        .create_with_context(Undelivered::default())?;
     let mut seed = 0x2545_f491_u64;
     for n in 0..lines {
         let words: Vec<String> = (0..10)
@@ -97,7 +117,15 @@ fn fill(config: &KafkaConfig, topic: &str, lines: u64) -> anyhow::Result<()> {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
     }
-    producer.flush(std::time::Duration::from_secs(60))?;
+    producer.flush(std::time::Duration::from_secs(300))?;
+    let lost = producer
+        .context()
+        .0
+        .load(std::sync::atomic::Ordering::Relaxed);
+    anyhow::ensure!(
+        lost == 0,
+        "the broker did not take {lost} of {lines} lines to {topic}"
+    );
     println!("wrote {lines} lines to {topic}");
     Ok(())
 }
@@ -174,8 +202,13 @@ fn main() -> anyhow::Result<()> {
         });
     }
     if args.direct {
-        let source = KafkaSource::new(&config, [args.input.as_str()])
+        let mut source = KafkaSource::new(&config, [args.input.as_str()])
             .starting_offsets(StartingOffsets::Earliest);
+        if let Some(cap) = args.max_records_per_partition {
+            // The direct stream caps a rate: the cap per batch, over the interval.
+            let millis = args.schedule.batch_interval().as_millis().max(1) as u64;
+            source = source.max_rate_per_partition((cap * 1000 / millis).max(1));
+        }
         ssc.checkpoint(format!("checkpoint/distributed_word_count-{}", args.app_id))?;
         ssc.kafka_stream(source)?
             .text()
