@@ -91,8 +91,8 @@ fn fill(config: &KafkaConfig, topic: &str, lines: u64) -> anyhow::Result<()> {
         .set("bootstrap.servers", config.bootstrap_servers())
         .set("linger.ms", "20")
         .set("message.timeout.ms", "300000")
-        // One request in flight per partition: the test broker (Tansu 0.6) otherwise
-        // gives concurrent batches of a partition overlapping offsets, losing records.
+        // One request in flight per partition: a retried request cannot land after a
+        // later one, so each partition holds the lines in the order they were written.
         .set("max.in.flight.requests.per.connection", "1")
         .create_with_context(Undelivered::default())?;
     let mut seed = 0x2545_f491_u64;
