@@ -82,7 +82,8 @@ impl Readers {
             .map_err(|why| kafka_error(action(), why))
     }
 
-    fn reader(&self, partition: &TopicPartition) -> Result<Arc<Mutex<PartitionReader>>> {
+    /// The consumer of `partition`, made on first use.
+    pub(super) fn reader(&self, partition: &TopicPartition) -> Result<Arc<Mutex<PartitionReader>>> {
         let mut readers = lock(&self.readers);
         if let Some(reader) = readers.get(partition) {
             return Ok(reader.clone());

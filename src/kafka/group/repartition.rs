@@ -18,7 +18,7 @@ use rdkafka::consumer::Consumer;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
-use super::super::reader::PartitionReader;
+use super::super::reader::Readers;
 use super::super::record::{KafkaRecord, TopicPartition};
 use super::super::{KafkaConfig, kafka_error};
 use super::membership::{GroupContext, GroupState};
@@ -102,7 +102,7 @@ pub(super) struct GroupInput {
     pub(super) received: Arc<ReceivedCounter>,
     /// Where each owned input partition continues, with the epoch it was taken over in.
     positions: Mutex<BTreeMap<TopicPartition, (u64, i64)>>,
-    readers: Mutex<BTreeMap<TopicPartition, Arc<Mutex<PartitionReader>>>>,
+    readers: Readers,
     /// Shows the assignment on the status page (as the input's source), with the
     /// rebalance count it shows.
     status: Mutex<Option<(ReceiverReporter, u64)>>,
@@ -119,6 +119,7 @@ impl GroupInput {
     ) -> Result<Self> {
         let writer = Writer::new(&config)?;
         Ok(GroupInput {
+            readers: Readers::new(config.clone()),
             state,
             config,
             topics,
@@ -127,7 +128,7 @@ impl GroupInput {
             writer,
             received,
             positions: Mutex::new(BTreeMap::new()),
-            readers: Mutex::new(BTreeMap::new()),
+
             status: Mutex::new(None),
         })
     }
@@ -221,19 +222,6 @@ impl GroupInput {
         Ok(ranges)
     }
 
-    fn reader(&self, partition: &TopicPartition) -> Result<Arc<Mutex<PartitionReader>>> {
-        let mut readers = lock(&self.readers);
-        if let Some(reader) = readers.get(partition) {
-            return Ok(reader.clone());
-        }
-        let reader = Arc::new(Mutex::new(PartitionReader::new(
-            &self.config,
-            partition.clone(),
-        )?));
-        readers.insert(partition.clone(), reader.clone());
-        Ok(reader)
-    }
-
     /// Reads the ranges, one thread per partition; a partition that could not be read
     /// whole gives what it got.
     fn read(&self, ranges: &[(TopicPartition, i64, i64)]) -> Vec<(Vec<KafkaRecord>, i64)> {
@@ -245,7 +233,7 @@ impl GroupInput {
                     if from >= until {
                         return None;
                     }
-                    let reader = match self.reader(partition) {
+                    let reader = match self.readers.reader(partition) {
                         Ok(reader) => reader,
                         Err(e) => {
                             tracing::warn!("{}: {e}", self.label());

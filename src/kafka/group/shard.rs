@@ -29,7 +29,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::super::reader::PartitionReader;
+use super::super::reader::{PartitionReader, Readers};
 use super::super::record::TopicPartition;
 use super::super::{KafkaConfig, kafka_error};
 use super::membership::GroupState;
@@ -221,7 +221,7 @@ pub(super) struct ShardInput<K, V, S, U> {
     pub(super) apply: Box<Apply<K, V, S, U>>,
     client: BaseConsumer,
     shards: Mutex<BTreeMap<i32, Shard<K, S>>>,
-    readers: Mutex<BTreeMap<i32, PartitionReader>>,
+    readers: Readers,
 }
 
 impl<K, V, S, U> ShardInput<K, V, S, U>
@@ -240,6 +240,7 @@ where
     ) -> Result<Self> {
         let client = meta_client(&config)?;
         Ok(ShardInput {
+            readers: Readers::new(config.clone()),
             state,
             config,
             repartition,
@@ -247,7 +248,6 @@ where
             apply,
             client,
             shards: Mutex::new(BTreeMap::new()),
-            readers: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -323,20 +323,11 @@ where
         if high <= shard.position {
             return Ok((Vec::new(), Vec::new()));
         }
-        let read = {
-            let mut readers = lock(&self.readers);
-            let reader = match readers.entry(number) {
-                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::btree_map::Entry::Vacant(e) => e.insert(
-                    PartitionReader::new(
-                        &self.config,
-                        TopicPartition::new(&self.repartition, number),
-                    )
-                    .map_err(|e| e.to_string())?,
-                ),
-            };
-            reader.read_available(shard.position, high, self.config.timeout())
-        };
+        let reader = self
+            .readers
+            .reader(&TopicPartition::new(&self.repartition, number))
+            .map_err(|e| e.to_string())?;
+        let read = lock(&reader).read_available(shard.position, high, self.config.timeout());
         if let Some(why) = &read.stopped {
             tracing::warn!("{}: {why}", self.label());
         }
