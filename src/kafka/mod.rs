@@ -44,6 +44,7 @@
 //! ```
 
 mod commit;
+mod delivery;
 mod group;
 mod input;
 mod reader;

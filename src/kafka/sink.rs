@@ -1,16 +1,12 @@
 //! `write_to_kafka`: an output operation that sends each batch's records to a topic
 //! and counts the batch done only when the broker has acknowledged every one.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::sync::Arc;
 
-use rdkafka::ClientContext;
-use rdkafka::error::KafkaError;
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::producer::Producer;
 use rdkafka::util::Timeout;
 
+use super::delivery::{CountingProducer, Deliveries, DeliveryCounter};
 use super::record::KafkaMessage;
 use super::{KafkaConfig, kafka_error};
 use crate::dstream::DStream;
@@ -19,47 +15,6 @@ use crate::rdd::{Data, Rdd};
 
 /// How long librdkafka tries to deliver one record before it reports a failure.
 const DELIVERY_TIMEOUT_MS: &str = "30000";
-
-/// How long a sender waits when the producer's queue is full.
-const QUEUE_FULL_WAIT: Duration = Duration::from_millis(10);
-
-/// What happened to one batch's records.
-#[derive(Default)]
-struct Deliveries {
-    delivered: AtomicU64,
-    failed: AtomicU64,
-    first_error: Mutex<Option<String>>,
-}
-
-impl Deliveries {
-    fn fail(&self, error: &KafkaError) {
-        self.failed.fetch_add(1, Ordering::Relaxed);
-        self.first_error
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get_or_insert_with(|| error.to_string());
-    }
-}
-
-/// Hears librdkafka's delivery reports and counts them against their batch.
-struct DeliveryCounter;
-
-impl ClientContext for DeliveryCounter {}
-
-impl ProducerContext for DeliveryCounter {
-    type DeliveryOpaque = Arc<Deliveries>;
-
-    fn delivery(&self, result: &DeliveryResult<'_>, deliveries: Arc<Deliveries>) {
-        match result {
-            Ok(_) => {
-                deliveries.delivered.fetch_add(1, Ordering::Relaxed);
-            }
-            Err((error, _)) => deliveries.fail(error),
-        }
-    }
-}
-
-type KafkaProducer = ThreadedProducer<DeliveryCounter>;
 
 impl<T: Data> DStream<T> {
     /// Sends every record of each batch to `topic`, as the message `f` makes of it
@@ -93,7 +48,7 @@ impl<T: Data> DStream<T> {
         f: impl Fn(T) -> KafkaMessage + Send + Sync + 'static,
     ) -> Result<()> {
         let topic = topic.into();
-        let producer: KafkaProducer = config
+        let producer: CountingProducer = config
             .client_config(&[("message.timeout.ms", DELIVERY_TIMEOUT_MS)])
             .create_with_context(DeliveryCounter)
             .map_err(|e| kafka_error(format!("create a producer for topic {topic:?}"), e))?;
@@ -110,67 +65,24 @@ impl<T: Data> DStream<T> {
 
 /// Sends the batch and waits for every acknowledgement.
 fn write_batch<T: Data>(
-    producer: &KafkaProducer,
+    producer: &CountingProducer,
     topic: &str,
     rdd: &Rdd<T>,
     f: &(impl Fn(T) -> KafkaMessage + Send + Sync),
 ) -> std::result::Result<(), String> {
     let deliveries = Arc::new(Deliveries::default());
-    let sent = AtomicU64::new(0);
     rdd.foreach_partition(|records| {
         for record in records {
-            send(producer, topic, &f(record), &deliveries);
-            sent.fetch_add(1, Ordering::Relaxed);
+            let message = f(record);
+            let mut out = deliveries.record(topic);
+            if let Some(key) = &message.key {
+                out = out.key(key.as_slice());
+            }
+            if let Some(value) = &message.value {
+                out = out.payload(value.as_slice());
+            }
+            deliveries.send(producer, out);
         }
     });
-    let flushed = producer.flush(Timeout::Never);
-    let sent = sent.into_inner();
-    let failed = deliveries.failed.load(Ordering::Relaxed);
-    let delivered = deliveries.delivered.load(Ordering::Relaxed);
-    if failed > 0 {
-        let first = deliveries
-            .first_error
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-            .unwrap_or_default();
-        return Err(format!(
-            "{failed} of {sent} record(s) could not be delivered: {first}"
-        ));
-    }
-    flushed.map_err(|e| format!("waiting for acknowledgements failed: {e}"))?;
-    if delivered != sent {
-        return Err(format!("{delivered} of {sent} record(s) were acknowledged"));
-    }
-    Ok(())
-}
-
-/// Queues one message, waiting while the producer's queue is full.
-fn send(
-    producer: &KafkaProducer,
-    topic: &str,
-    message: &KafkaMessage,
-    deliveries: &Arc<Deliveries>,
-) {
-    let mut record: BaseRecord<'_, [u8], [u8], Arc<Deliveries>> =
-        BaseRecord::with_opaque_to(topic, deliveries.clone());
-    if let Some(key) = &message.key {
-        record = record.key(key.as_slice());
-    }
-    if let Some(value) = &message.value {
-        record = record.payload(value.as_slice());
-    }
-    loop {
-        match producer.send(record) {
-            Ok(()) => return,
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
-                record = returned;
-                std::thread::sleep(QUEUE_FULL_WAIT);
-            }
-            Err((error, _)) => {
-                deliveries.fail(&error);
-                return;
-            }
-        }
-    }
+    deliveries.outcome(producer.flush(Timeout::Never))
 }

@@ -5,20 +5,14 @@
 //! order they were sent, retries included: the shards' deduplication relies on each
 //! writer's records of one input partition arriving in offset order.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
-use rdkafka::ClientContext;
-use rdkafka::error::KafkaError;
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::producer::Producer;
 use rdkafka::util::Timeout;
 
+use super::super::delivery::{CountingProducer, Deliveries, DeliveryCounter};
 use super::super::{KafkaConfig, kafka_error};
-use crate::error::{Result, lock};
-
-const QUEUE_FULL_WAIT: Duration = Duration::from_millis(5);
+use crate::error::Result;
 
 /// A record to write.
 #[derive(Clone, Debug)]
@@ -29,40 +23,8 @@ pub(super) struct Outgoing {
     pub(super) value: Vec<u8>,
 }
 
-#[derive(Default)]
-pub(super) struct Deliveries {
-    sent: AtomicU64,
-    delivered: AtomicU64,
-    failed: AtomicU64,
-    first_error: Mutex<Option<String>>,
-}
-
-impl Deliveries {
-    fn fail(&self, error: &KafkaError) {
-        self.failed.fetch_add(1, Ordering::Relaxed);
-        lock(&self.first_error).get_or_insert_with(|| error.to_string());
-    }
-}
-
-pub(super) struct Counter;
-
-impl ClientContext for Counter {}
-
-impl ProducerContext for Counter {
-    type DeliveryOpaque = Arc<Deliveries>;
-
-    fn delivery(&self, result: &DeliveryResult<'_>, deliveries: Arc<Deliveries>) {
-        match result {
-            Ok(_) => {
-                deliveries.delivered.fetch_add(1, Ordering::Relaxed);
-            }
-            Err((error, _)) => deliveries.fail(error),
-        }
-    }
-}
-
 pub(super) struct Writer {
-    producer: ThreadedProducer<Counter>,
+    producer: CountingProducer,
 }
 
 /// The records of one write, acknowledged together by [`Writes::finish`].
@@ -80,7 +42,7 @@ impl Writer {
                 ("linger.ms", "5"),
                 ("message.timeout.ms", "30000"),
             ])
-            .create_with_context(Counter)
+            .create_with_context(DeliveryCounter)
             .map_err(|e| kafka_error("create the producer of a kafka group", e))?;
         Ok(Writer { producer })
     }
@@ -109,50 +71,23 @@ impl Writer {
 impl Writes<'_> {
     /// Queues one record, waiting while the producer's queue is full.
     pub(super) fn send(&mut self, topic: &str, partition: i32, key: Option<&[u8]>, value: &[u8]) {
-        let mut record: BaseRecord<'_, [u8], [u8], Arc<Deliveries>> =
-            BaseRecord::with_opaque_to(topic, self.deliveries.clone())
-                .partition(partition)
-                .payload(value);
+        let mut record = self
+            .deliveries
+            .record(topic)
+            .partition(partition)
+            .payload(value);
         if let Some(key) = key {
             record = record.key(key);
         }
-        self.deliveries.sent.fetch_add(1, Ordering::Relaxed);
-        loop {
-            match self.writer.producer.send(record) {
-                Ok(()) => return,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
-                    record = returned;
-                    std::thread::sleep(QUEUE_FULL_WAIT);
-                }
-                Err((error, _)) => {
-                    self.deliveries.fail(&error);
-                    return;
-                }
-            }
-        }
+        self.deliveries.send(&self.writer.producer, record);
     }
 
     /// Waits for every acknowledgement: `Err` names the first failure.
     pub(super) fn finish(self) -> std::result::Result<(), String> {
-        let sent = self.deliveries.sent.load(Ordering::Relaxed);
-        if sent == 0 {
+        if self.deliveries.sent() == 0 {
             return Ok(());
         }
-        let flushed = self.writer.producer.flush(Timeout::Never);
-        let failed = self.deliveries.failed.load(Ordering::Relaxed);
-        if failed > 0 {
-            let first = lock(&self.deliveries.first_error)
-                .clone()
-                .unwrap_or_default();
-            return Err(format!(
-                "{failed} of {sent} record(s) could not be delivered: {first}"
-            ));
-        }
-        flushed.map_err(|e| format!("waiting for acknowledgements failed: {e}"))?;
-        let delivered = self.deliveries.delivered.load(Ordering::Relaxed);
-        if delivered != sent {
-            return Err(format!("{delivered} of {sent} record(s) were acknowledged"));
-        }
-        Ok(())
+        self.deliveries
+            .outcome(self.writer.producer.flush(Timeout::Never))
     }
 }
