@@ -13,7 +13,7 @@
 
 mod kafka_support;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -544,4 +544,311 @@ fn a_panicking_shard_function_fails_the_batch() {
         matches!(&err, dstream::Error::BatchFailed { message, .. } if message.contains("no four-letter words")),
         "{err}"
     );
+}
+
+/// A pair's identity in the window tests: input partition, offset, word index.
+type PairId = (i32, i64, usize);
+
+/// What a windowed stream emitted: each word's window value, per batch time (ms).
+type Emitted = Arc<std::sync::Mutex<Vec<(i64, Vec<(String, BTreeSet<PairId>)>)>>>;
+
+fn record_windows(stream: &dstream::DStream<(String, BTreeSet<PairId>)>) -> Emitted {
+    let emitted: Emitted = Arc::default();
+    let sink = emitted.clone();
+    stream
+        .foreach_rdd(move |rdd, time| {
+            sink.lock().unwrap().push((time.as_millis(), rdd.collect()));
+        })
+        .unwrap();
+    emitted
+}
+
+/// For each pair, the batch times (ms) of the windows it was in; checks on the way
+/// that every window holds each word once and no word with an empty window.
+fn windows_of(emitted: &Emitted) -> BTreeMap<(String, PairId), Vec<i64>> {
+    let mut seen: BTreeMap<(String, PairId), Vec<i64>> = BTreeMap::new();
+    for (time, window) in emitted.lock().unwrap().iter() {
+        let words: BTreeSet<&String> = window.iter().map(|(word, _)| word).collect();
+        assert_eq!(words.len(), window.len(), "one value per word: {window:?}");
+        for (word, pairs) in window {
+            assert!(!pairs.is_empty(), "{word} emitted with an empty window");
+            for pair in pairs {
+                seen.entry((word.clone(), *pair)).or_default().push(*time);
+            }
+        }
+    }
+    seen
+}
+
+/// `reduce_by_key_and_window` across a group, without and with an inverse function:
+/// the values are the pairs' identities (sets, merged by union and taken out by
+/// difference), so every window says which pairs it holds. Each pair must be in
+/// exactly `length / slide` windows, at consecutive slide times, and nowhere else;
+/// windows slide by `slide` only; and keys whose window emptied are gone.
+#[test]
+fn group_windows_hold_each_pair_for_exactly_their_length() {
+    let input = new_topic("group-window-in", 3);
+    let lines: Vec<(i32, String)> = (0..45)
+        .map(|i| (i % 3, format!("w{} w{}", i % 4, i % 3)))
+        .collect();
+    produce(&input, &lines);
+
+    let batch = 200;
+    let ssc = StreamingContext::new("local[2]", Duration::from_millis(batch)).unwrap();
+    let group = KafkaGroup::new(&ssc, unique_name("group-window"), &config()).unwrap();
+    // A few records per partition and batch, so that the pairs spread over batches.
+    let group = group.max_records_per_partition(2);
+    let records = group.input_stream([input.as_str()]).unwrap();
+    let pairs = |record: &dstream::kafka::KafkaRecord| {
+        let text = record.value_text().unwrap_or_default().into_owned();
+        text.split(' ')
+            .enumerate()
+            .map(|(i, w)| {
+                let id: PairId = (record.partition, record.offset, i);
+                (w.to_string(), BTreeSet::from([id]))
+            })
+            .collect::<Vec<_>>()
+    };
+    let union = |mut a: BTreeSet<PairId>, b: BTreeSet<PairId>| {
+        a.extend(b);
+        a
+    };
+    let ms = Duration::from_millis;
+    let plain = records
+        .repartition_by_key("plain", pairs)
+        .unwrap()
+        .reduce_by_key_and_window(union, ms(3 * batch), ms(batch))
+        .unwrap();
+    let incremental = records
+        .repartition_by_key("incremental", pairs)
+        .unwrap()
+        .reduce_by_key_and_window_inv_with(
+            union,
+            |a: BTreeSet<PairId>, b| a.difference(&b).copied().collect(),
+            ms(4 * batch),
+            ms(2 * batch),
+            |_, pairs| !pairs.is_empty(),
+        )
+        .unwrap();
+    let plain = record_windows(&plain);
+    let incremental = record_windows(&incremental);
+    ssc.start().unwrap();
+
+    let mut expected: BTreeSet<(String, PairId)> = BTreeSet::new();
+    for (offset, (partition, line)) in lines.iter().enumerate() {
+        // Each partition got every third line, in order.
+        let offset = i64::try_from(offset / 3).unwrap();
+        for (i, word) in line.split(' ').enumerate() {
+            expected.insert((word.to_string(), (*partition, offset, i)));
+        }
+    }
+    let done = |emitted: &Emitted, count: usize| {
+        let seen = windows_of(emitted);
+        seen.len() == expected.len() && seen.values().all(|times| times.len() >= count)
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !(done(&plain, 3) && done(&incremental, 2)) {
+        assert!(
+            Instant::now() < deadline,
+            "pairs in windows: {} and {} of {}",
+            windows_of(&plain).len(),
+            windows_of(&incremental).len(),
+            expected.len()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Long enough for a window that wrongly kept a pair to show it.
+    std::thread::sleep(Duration::from_millis(6 * batch));
+    ssc.stop(false).unwrap();
+
+    let step = i64::try_from(batch).unwrap();
+    for (emitted, count, slide) in [(&plain, 3, step), (&incremental, 2, 2 * step)] {
+        let seen = windows_of(emitted);
+        assert_eq!(
+            seen.keys().cloned().collect::<BTreeSet<_>>(),
+            expected,
+            "every pair, and nothing else"
+        );
+        for (pair, times) in &seen {
+            let want: Vec<i64> = (0..count).map(|k| times[0] + k * slide).collect();
+            assert_eq!(times, &want, "{pair:?}: in {count} consecutive windows");
+        }
+        let times: Vec<i64> = emitted.lock().unwrap().iter().map(|(t, _)| *t).collect();
+        assert!(
+            times.windows(2).all(|w| w[1] - w[0] == slide),
+            "a window every {slide} ms: {times:?}"
+        );
+    }
+}
+
+/// The joins across a group: each key's left and right values come from one input
+/// record, so they meet in one shard batch, and every join's result is known exactly.
+#[test]
+fn group_joins_pair_the_values_of_both_sides() {
+    let input = new_topic("group-join-in", 3);
+    // `key left... | right...`: keys k0..k29, some with one side empty.
+    let lines: Vec<(i32, String)> = (0..30)
+        .map(|i| {
+            let left: Vec<String> = (0..i % 3).map(|j| format!("l{i}.{j}")).collect();
+            let right: Vec<String> = (0..(i + 1) % 4).map(|j| format!("r{i}.{j}")).collect();
+            (
+                i % 3,
+                format!("k{i} {}|{}", left.join(" "), right.join(" ")),
+            )
+        })
+        .collect();
+    produce(&input, &lines);
+    let parsed: Vec<(String, Vec<String>, Vec<String>)> = lines
+        .iter()
+        .map(|(_, line)| {
+            let (key, rest) = line.split_once(' ').unwrap();
+            let (left, right) = rest.split_once('|').unwrap();
+            let words = |s: &str| s.split_whitespace().map(String::from).collect::<Vec<_>>();
+            (key.to_string(), words(left), words(right))
+        })
+        .collect();
+
+    let ssc = StreamingContext::new("local[2]", Duration::from_millis(200)).unwrap();
+    let group = KafkaGroup::new(&ssc, unique_name("group-join"), &config()).unwrap();
+    let records = group.input_stream([input.as_str()]).unwrap();
+    let side = |right: bool| {
+        move |record: &dstream::kafka::KafkaRecord| {
+            let text = record.value_text().unwrap_or_default().into_owned();
+            let (key, rest) = text.split_once(' ').unwrap_or_default();
+            let (left_values, right_values) = rest.split_once('|').unwrap_or_default();
+            let values = if right { right_values } else { left_values };
+            values
+                .split_whitespace()
+                .map(|v| (key.to_string(), v.to_string()))
+                .collect::<Vec<_>>()
+        }
+    };
+    let both = |name: &str| {
+        (
+            records
+                .repartition_by_key(&format!("{name}-l"), side(false))
+                .unwrap(),
+            records
+                .repartition_by_key(&format!("{name}-r"), side(true))
+                .unwrap(),
+        )
+    };
+    fn collect<T: dstream::Data + Ord>(
+        stream: &dstream::DStream<T>,
+    ) -> Arc<std::sync::Mutex<Vec<T>>> {
+        let all: Arc<std::sync::Mutex<Vec<T>>> = Arc::default();
+        let sink = all.clone();
+        stream
+            .foreach_rdd(move |rdd, _| sink.lock().unwrap().extend(rdd.collect()))
+            .unwrap();
+        all
+    }
+    let (l, r) = both("inner");
+    let inner = collect(&l.join(r).unwrap());
+    let (l, r) = both("left");
+    let left = collect(&l.left_outer_join(r).unwrap());
+    let (l, r) = both("right");
+    let right = collect(&l.right_outer_join(r).unwrap());
+    let (l, r) = both("full");
+    let full = collect(&l.full_outer_join(r).unwrap());
+    let (l, r) = both("cogroup");
+    let cogrouped = collect(&l.cogroup(r).unwrap());
+    ssc.start().unwrap();
+
+    let mut want_full = Vec::new();
+    let mut want_cogroup = Vec::new();
+    for (key, ls, rs) in &parsed {
+        if !ls.is_empty() || !rs.is_empty() {
+            want_cogroup.push((key.clone(), (ls.clone(), rs.clone())));
+        }
+        for l in ls {
+            if rs.is_empty() {
+                want_full.push((key.clone(), (Some(l.clone()), None)));
+            }
+            for r in rs {
+                want_full.push((key.clone(), (Some(l.clone()), Some(r.clone()))));
+            }
+        }
+        if ls.is_empty() {
+            for r in rs {
+                want_full.push((key.clone(), (None, Some(r.clone()))));
+            }
+        }
+    }
+    want_full.sort();
+    want_cogroup.sort();
+    let want_inner: Vec<_> = want_full
+        .iter()
+        .filter_map(|(k, (l, r))| Some((k.clone(), (l.clone()?, r.clone()?))))
+        .collect();
+    let want_left: Vec<_> = want_full
+        .iter()
+        .filter_map(|(k, (l, r))| Some((k.clone(), (l.clone()?, r.clone()))))
+        .collect();
+    let want_right: Vec<_> = want_full
+        .iter()
+        .filter_map(|(k, (l, r))| Some((k.clone(), (l.clone(), r.clone()?))))
+        .collect();
+
+    fn sorted<T: Clone + Ord>(all: &std::sync::Mutex<Vec<T>>) -> Vec<T> {
+        let mut all = all.lock().unwrap().clone();
+        all.sort();
+        all
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while sorted(&full).len() < want_full.len() || sorted(&cogrouped).len() < want_cogroup.len() {
+        assert!(Instant::now() < deadline, "joined {:?}", sorted(&full));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Every join has had its batches by then, and time to show extra records.
+    std::thread::sleep(Duration::from_millis(1000));
+    ssc.stop(false).unwrap();
+    assert_eq!(sorted(&inner), want_inner);
+    assert_eq!(sorted(&left), want_left);
+    assert_eq!(sorted(&right), want_right);
+    assert_eq!(sorted(&full), want_full);
+    assert_eq!(sorted(&cogrouped), want_cogroup);
+}
+
+/// Keyed operations that cannot work across a group are refused with what to do.
+#[test]
+fn group_operations_refuse_what_cannot_work() {
+    let input = new_topic("group-refuse-in", 1);
+    let ssc = StreamingContext::new("local[2]", Duration::from_millis(200)).unwrap();
+    let first = KafkaGroup::new(&ssc, unique_name("group-refuse"), &config()).unwrap();
+    let second = KafkaGroup::new(&ssc, unique_name("group-refuse"), &config()).unwrap();
+    let pairs = |record: &dstream::kafka::KafkaRecord| Some((record.offset, 1u64));
+    let one = first.input_stream([input.as_str()]).unwrap();
+    let other = second.input_stream([input.as_str()]).unwrap();
+    let err = one
+        .repartition_by_key("a", pairs)
+        .unwrap()
+        .join(other.repartition_by_key("b", pairs).unwrap())
+        .map(|_| ())
+        .unwrap_err();
+    assert!(err.to_string().contains("same GroupStream"), "{err}");
+
+    one.repartition_by_key("counts", pairs)
+        .unwrap()
+        .reduce_by_key(|a, b| a + b)
+        .unwrap();
+    let err = one
+        .repartition_by_key("counts", pairs)
+        .unwrap()
+        .reduce_by_key(|a, b| a + b)
+        .map(|_| ())
+        .unwrap_err();
+    assert!(err.to_string().contains("give each its own name"), "{err}");
+
+    let err = one
+        .repartition_by_key("windows", pairs)
+        .unwrap()
+        .reduce_by_key_and_window(
+            |a, b| a + b,
+            Duration::from_millis(300),
+            Duration::from_millis(200),
+        )
+        .map(|_| ())
+        .unwrap_err();
+    assert!(matches!(err, dstream::Error::NotAMultiple { .. }), "{err}");
 }

@@ -64,7 +64,7 @@ fn parent_slide<T: Data>(parent: &StreamNode<T>) -> Duration {
 
 impl<T: Data> DStream<T> {
     /// Checks a window's length and slide against this stream's slide.
-    fn check_window(
+    pub(crate) fn check_window(
         &self,
         operation: &'static str,
         length: Duration,

@@ -52,15 +52,17 @@
 //! }
 //! ```
 
+mod join;
 mod membership;
 mod repartition;
 mod shard;
+mod window;
 mod writer;
 
 use std::hash::Hash;
-use std::marker::PhantomData;
 use std::ops::Deref;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde::Serialize;
@@ -75,10 +77,11 @@ use crate::context::StreamingContext;
 use crate::dstream::{DStream, State, StateData, StateSpec};
 use crate::error::{Error, Result, lock};
 use crate::rdd::{Data, HashPartitioner, Key};
-use crate::time::Time;
+use join::Side;
 use membership::{CompletionListener, GroupState};
-use repartition::{GroupInput, KeyBy, Rekey};
-use shard::ShardInput;
+use repartition::{GroupInput, KeyBy, PairsOf, Rekey};
+use shard::{EachKey, ShardInput, ShardOperation};
+use window::{Inverse, WindowReduce};
 use writer::Writer;
 
 /// One process's membership in an application's consumer group: where its group
@@ -309,9 +312,33 @@ impl GroupStream {
         V: Serialize,
     {
         check_name("keyed operation name", name)?;
+        Ok(Repartitioned {
+            stream: self.clone(),
+            name: name.to_string(),
+            pairs: Arc::new(move |record, emit| {
+                for (key, value) in f(record) {
+                    emit(key, value);
+                }
+            }),
+        })
+    }
+
+    /// Creates the repartition and changelog topics of the keyed operation `name`
+    /// (unless they exist), and its re-keying into the repartition topic.
+    fn topics_of<K, V>(&self, name: &str, pairs: PairsOf<K, V>) -> Result<Topics>
+    where
+        K: Hash + Serialize + 'static,
+        V: Serialize + 'static,
+    {
         let app = &self.state.app_id;
         let repartition = format!("{app}-{name}-repartition");
         let changelog = format!("{app}-{name}-changelog");
+        if lock(&self.rekeys).iter().any(|r| r.topic() == repartition) {
+            return Err(kafka_error(
+                format!("create the keyed operation {name:?}"),
+                "the program has a keyed operation of that name already; give each its own name",
+            ));
+        }
         let client = shard::meta_client(&self.config)?;
         let mut input_partitions = 1;
         for topic in &self.topics {
@@ -332,16 +359,21 @@ impl GroupStream {
         let rekey: Arc<dyn Rekey> = Arc::new(KeyBy {
             topic: repartition.clone(),
             partitioner: HashPartitioner::new(usize::try_from(shards).unwrap_or(1)),
-            f,
+            pairs,
         });
-        Ok(Repartitioned {
-            stream: self.clone(),
+        Ok(Topics {
             rekey,
             repartition,
             changelog,
-            pairs: PhantomData,
         })
     }
+}
+
+/// A keyed operation's topics, and what writes to its repartition topic.
+struct Topics {
+    rekey: Arc<dyn Rekey>,
+    repartition: String,
+    changelog: String,
 }
 
 /// Key-value pairs on their way through a repartition topic; made by
@@ -349,16 +381,16 @@ impl GroupStream {
 #[must_use = "pairs are re-keyed only for a keyed operation such as update_state_by_key"]
 pub struct Repartitioned<K, V> {
     stream: GroupStream,
-    rekey: Arc<dyn Rekey>,
-    repartition: String,
-    changelog: String,
-    pairs: PhantomData<fn() -> (K, V)>,
+    name: String,
+    pairs: PairsOf<K, V>,
 }
 
+// The joins' element types are spelled out, as `DStream`'s are.
+#[allow(clippy::type_complexity)]
 impl<K, V> Repartitioned<K, V>
 where
     K: Key + Serialize + DeserializeOwned,
-    V: Send + Sync + DeserializeOwned + 'static,
+    V: Send + Sync + Serialize + DeserializeOwned + 'static,
 {
     /// Running state per key, as [`DStream::update_state_by_key`], kept in shards
     /// across the group's processes and backed by the changelog topic. Each batch's
@@ -392,13 +424,15 @@ where
     ) -> Result<DStream<(K, S)>> {
         self.in_shards(
             "kafka_group_state",
-            move |_, key: &K, values: Vec<V>, state: Option<S>, out: &mut Vec<(K, S)>| {
-                let new = update(&values, state);
-                if let Some(new) = &new {
-                    out.push((key.clone(), new.clone()));
-                }
-                new
-            },
+            EachKey(
+                move |_, key: &K, values: Vec<V>, state: Option<S>, out: &mut Vec<(K, S)>| {
+                    let new = update(&values, state);
+                    if let Some(new) = &new {
+                        out.push((key.clone(), new.clone()));
+                    }
+                    new
+                },
+            ),
         )
     }
 
@@ -436,12 +470,14 @@ where
     {
         self.in_shards(
             "kafka_group_reduce",
-            move |_, key: &K, values: Vec<V>, _: Option<()>, out: &mut Vec<(K, V)>| {
-                if let Some(value) = values.into_iter().reduce(&f) {
-                    out.push((key.clone(), value));
-                }
-                None
-            },
+            EachKey(
+                move |_, key: &K, values: Vec<V>, _: Option<()>, out: &mut Vec<(K, V)>| {
+                    if let Some(value) = values.into_iter().reduce(&f) {
+                        out.push((key.clone(), value));
+                    }
+                    None
+                },
+            ),
         )
     }
 
@@ -489,31 +525,408 @@ where
         }
         self.in_shards(
             "kafka_group_map_with_state",
-            move |time, key: &K, values: Vec<V>, state: Option<S>, out: &mut Vec<M>| {
-                let mut state = State::of(state);
-                for value in values {
-                    out.extend(function(time, key, Some(value), &mut state));
-                }
-                state.into_value()
-            },
+            EachKey(
+                move |time, key: &K, values: Vec<V>, state: Option<S>, out: &mut Vec<M>| {
+                    let mut state = State::of(state);
+                    for value in values {
+                        out.extend(function(time, key, Some(value), &mut state));
+                    }
+                    state.into_value()
+                },
+            ),
         )
     }
 
-    /// Runs `apply` in the shards of the repartition topic, as the stream `operation`.
-    fn in_shards<S: StateData, U: Data>(
+    /// The values of each key in each window merged with `f`, as
+    /// [`DStream::reduce_by_key_and_window`], across the group: each shard keeps, per
+    /// key, what every batch in the window reduced the key's values to (in its state,
+    /// backed by the changelog), and at each slide merges them. A batch's values are
+    /// those its shard took in that batch, so each pair is counted in the windows of
+    /// exactly one batch, also after a crash. `length` and `slide` must be multiples of
+    /// the batch interval; the stream has a window every `slide`, as in Spark.
+    ///
+    /// ```no_run
+    /// # use dstream::kafka::{KafkaConfig, KafkaGroup};
+    /// # use dstream::StreamingContext;
+    /// # use std::time::Duration;
+    /// # fn main() -> dstream::Result<()> {
+    /// # let ssc = StreamingContext::new("local[2]", Duration::from_secs(1))?;
+    /// let group = KafkaGroup::new(&ssc, "trending", &KafkaConfig::from_env())?;
+    /// let last_minute = group
+    ///     .input_stream(["lines"])?
+    ///     .repartition_by_key("words", |record| {
+    ///         let text = record.value_text().unwrap_or_default().into_owned();
+    ///         text.split_whitespace().map(|w| (w.to_string(), 1u64)).collect::<Vec<_>>()
+    ///     })?
+    ///     .reduce_by_key_and_window(|a, b| a + b, Duration::from_secs(60), Duration::from_secs(10))?;
+    /// last_minute.pprint()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn reduce_by_key_and_window(
+        self,
+        f: impl Fn(V, V) -> V + Send + Sync + 'static,
+        length: Duration,
+        slide: Duration,
+    ) -> Result<DStream<(K, V)>>
+    where
+        V: StateData,
+    {
+        self.windowed("kafka_group_window", f, None, length, slide)
+    }
+
+    /// The values of each key in each window merged with `f`, incrementally, as
+    /// [`DStream::reduce_by_key_and_window_inv`] and the seed's
+    /// `reduceByKeyAndWindow(f, invF, 20, 10)`, across the group: each slide, the
+    /// previous window's value plus the batches entering, minus (with `inverse`) the
+    /// batches leaving. Keys stay with their value when all their batches have left
+    /// (a count of 0), as in Spark; use
+    /// [`reduce_by_key_and_window_inv_with`](Self::reduce_by_key_and_window_inv_with)
+    /// to drop them. Otherwise as [`reduce_by_key_and_window`](Self::reduce_by_key_and_window).
+    ///
+    /// ```no_run
+    /// # use dstream::kafka::{KafkaConfig, KafkaGroup};
+    /// # use dstream::StreamingContext;
+    /// # use std::time::Duration;
+    /// # fn main() -> dstream::Result<()> {
+    /// # let ssc = StreamingContext::new("local[2]", Duration::from_secs(1))?;
+    /// # let group = KafkaGroup::new(&ssc, "trending", &KafkaConfig::from_env())?;
+    /// let counts = group
+    ///     .input_stream(["lines"])?
+    ///     .repartition_by_key("words", |record| {
+    ///         let text = record.value_text().unwrap_or_default().into_owned();
+    ///         text.split_whitespace().map(|w| (w.to_string(), 1i64)).collect::<Vec<_>>()
+    ///     })?
+    ///     .reduce_by_key_and_window_inv(|a, b| a + b, |a, b| a - b, Duration::from_secs(20), Duration::from_secs(10))?;
+    /// counts.pprint()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn reduce_by_key_and_window_inv(
+        self,
+        f: impl Fn(V, V) -> V + Send + Sync + 'static,
+        inverse: impl Fn(V, V) -> V + Send + Sync + 'static,
+        length: Duration,
+        slide: Duration,
+    ) -> Result<DStream<(K, V)>>
+    where
+        V: StateData,
+    {
+        self.reduce_by_key_and_window_inv_with(f, inverse, length, slide, |_, _| true)
+    }
+
+    /// [`reduce_by_key_and_window_inv`](Self::reduce_by_key_and_window_inv), keeping
+    /// only the keys for which `keep(key, value)` is true, for example
+    /// `|_, count| *count != 0`: the others leave the state and the stream. `keep`
+    /// should only drop keys whose batches have all left the window.
+    ///
+    /// ```no_run
+    /// # use dstream::kafka::{KafkaConfig, KafkaGroup};
+    /// # use dstream::StreamingContext;
+    /// # use std::time::Duration;
+    /// # fn main() -> dstream::Result<()> {
+    /// # let ssc = StreamingContext::new("local[2]", Duration::from_secs(1))?;
+    /// # let group = KafkaGroup::new(&ssc, "trending", &KafkaConfig::from_env())?;
+    /// let counts = group
+    ///     .input_stream(["lines"])?
+    ///     .repartition_by_key("words", |record| {
+    ///         let text = record.value_text().unwrap_or_default().into_owned();
+    ///         text.split_whitespace().map(|w| (w.to_string(), 1i64)).collect::<Vec<_>>()
+    ///     })?
+    ///     .reduce_by_key_and_window_inv_with(
+    ///         |a, b| a + b,
+    ///         |a, b| a - b,
+    ///         Duration::from_secs(20),
+    ///         Duration::from_secs(10),
+    ///         |_, count| *count != 0,
+    ///     )?;
+    /// counts.pprint()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn reduce_by_key_and_window_inv_with(
+        self,
+        f: impl Fn(V, V) -> V + Send + Sync + 'static,
+        inverse: impl Fn(V, V) -> V + Send + Sync + 'static,
+        length: Duration,
+        slide: Duration,
+        keep: impl Fn(&K, &V) -> bool + Send + Sync + 'static,
+    ) -> Result<DStream<(K, V)>>
+    where
+        V: StateData,
+    {
+        let inverse = Inverse {
+            inverse: Box::new(inverse),
+            keep: Box::new(keep),
+        };
+        self.windowed("kafka_group_window_inv", f, Some(inverse), length, slide)
+    }
+
+    fn windowed(
+        self,
+        kind: &'static str,
+        f: impl Fn(V, V) -> V + Send + Sync + 'static,
+        inverse: Option<Inverse<K, V>>,
+        length: Duration,
+        slide: Duration,
+    ) -> Result<DStream<(K, V)>>
+    where
+        V: StateData,
+    {
+        let records = &self.stream.records;
+        records.check_window(kind, length, slide)?;
+        let batch = records.slide_duration();
+        let operation = WindowReduce {
+            f: Box::new(f),
+            inverse,
+            length,
+            slide,
+            timeline: records.registry().timeline().clone(),
+        };
+        let windows = self.in_shards(kind, operation)?;
+        // The shards emit at slide times only; this stream has an Rdd only then.
+        if slide == batch {
+            Ok(windows)
+        } else {
+            windows.window(batch, slide)
+        }
+    }
+
+    /// Each key's values of both streams in each batch, as [`DStream::cogroup`], across
+    /// the group: both sides' pairs go through one repartition topic,
+    /// `<app-id>-<name>-join-<other name>-repartition`, so that a key's pairs of both
+    /// sides meet in its shard in the batch that takes them. Both must come from the
+    /// same [`GroupStream`] (read several topics with one `input_stream`, and pick each
+    /// side's records in its function). Each pair is taken in exactly one batch, also
+    /// after a crash; a batch done again may group pairs differently from the lost one.
+    ///
+    /// ```no_run
+    /// # use dstream::kafka::{KafkaConfig, KafkaGroup};
+    /// # use dstream::StreamingContext;
+    /// # use std::time::Duration;
+    /// # fn main() -> dstream::Result<()> {
+    /// # let ssc = StreamingContext::new("local[2]", Duration::from_secs(1))?;
+    /// let group = KafkaGroup::new(&ssc, "orders-and-payments", &KafkaConfig::from_env())?;
+    /// let records = group.input_stream(["orders", "payments"])?;
+    /// let of = |topic: &'static str| {
+    ///     move |record: &dstream::kafka::KafkaRecord| {
+    ///         (record.topic == topic)
+    ///             .then(|| record.key_text().map(|id| (id.into_owned(), record.offset)))
+    ///             .flatten()
+    ///     }
+    /// };
+    /// let orders = records.repartition_by_key("orders", of("orders"))?;
+    /// let payments = records.repartition_by_key("payments", of("payments"))?;
+    /// orders.cogroup(payments)?.pprint()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn cogroup<W>(self, other: Repartitioned<K, W>) -> Result<DStream<(K, (Vec<V>, Vec<W>))>>
+    where
+        V: Data,
+        W: Data + Serialize + DeserializeOwned,
+    {
+        self.sides("cogroup", other)?.in_shards(
+            "kafka_group_cogroup",
+            EachKey(
+                |_, key: &K, values: Vec<Side<V, W>>, _: Option<()>, out: &mut Vec<_>| {
+                    out.push((key.clone(), join::split(values)));
+                    None
+                },
+            ),
+        )
+    }
+
+    /// The pairs of both streams with the same key in the same batch, as
+    /// [`DStream::join`], across the group; see [`cogroup`](Self::cogroup) for how the
+    /// pairs meet.
+    ///
+    /// ```no_run
+    /// # use dstream::kafka::{KafkaConfig, KafkaGroup};
+    /// # use dstream::StreamingContext;
+    /// # use std::time::Duration;
+    /// # fn main() -> dstream::Result<()> {
+    /// # let ssc = StreamingContext::new("local[2]", Duration::from_secs(1))?;
+    /// let group = KafkaGroup::new(&ssc, "clicks-with-views", &KafkaConfig::from_env())?;
+    /// let records = group.input_stream(["clicks", "views"])?;
+    /// let clicks = records.repartition_by_key("clicks", |r| {
+    ///     (r.topic == "clicks").then(|| (r.key.clone(), r.offset))
+    /// })?;
+    /// let views = records.repartition_by_key("views", |r| {
+    ///     (r.topic == "views").then(|| (r.key.clone(), r.offset))
+    /// })?;
+    /// clicks.join(views)?.pprint()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn join<W>(self, other: Repartitioned<K, W>) -> Result<DStream<(K, (V, W))>>
+    where
+        V: Data,
+        W: Data + Serialize + DeserializeOwned,
+    {
+        self.joined("join", other, (false, false), |v, w| v.zip(w))
+    }
+
+    /// [`join`](Self::join) that keeps the left stream's pairs without a match, with
+    /// `None`, as [`DStream::left_outer_join`].
+    ///
+    /// ```no_run
+    /// # use dstream::kafka::{KafkaConfig, KafkaGroup};
+    /// # use dstream::StreamingContext;
+    /// # use std::time::Duration;
+    /// # fn main() -> dstream::Result<()> {
+    /// # let ssc = StreamingContext::new("local[2]", Duration::from_secs(1))?;
+    /// # let group = KafkaGroup::new(&ssc, "clicks-with-views", &KafkaConfig::from_env())?;
+    /// # let records = group.input_stream(["clicks", "views"])?;
+    /// # let side = |topic: &'static str| move |r: &dstream::kafka::KafkaRecord| (r.topic == topic).then(|| (r.key.clone(), r.offset));
+    /// let clicks = records.repartition_by_key("clicks", side("clicks"))?;
+    /// let views = records.repartition_by_key("views", side("views"))?;
+    /// clicks.left_outer_join(views)?.pprint()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn left_outer_join<W>(
+        self,
+        other: Repartitioned<K, W>,
+    ) -> Result<DStream<(K, (V, Option<W>))>>
+    where
+        V: Data,
+        W: Data + Serialize + DeserializeOwned,
+    {
+        self.joined("left_outer_join", other, (true, false), |v, w| {
+            v.map(|v| (v, w))
+        })
+    }
+
+    /// [`join`](Self::join) that keeps the right stream's pairs without a match, with
+    /// `None`, as [`DStream::right_outer_join`].
+    ///
+    /// ```no_run
+    /// # use dstream::kafka::{KafkaConfig, KafkaGroup};
+    /// # use dstream::StreamingContext;
+    /// # use std::time::Duration;
+    /// # fn main() -> dstream::Result<()> {
+    /// # let ssc = StreamingContext::new("local[2]", Duration::from_secs(1))?;
+    /// # let group = KafkaGroup::new(&ssc, "clicks-with-views", &KafkaConfig::from_env())?;
+    /// # let records = group.input_stream(["clicks", "views"])?;
+    /// # let side = |topic: &'static str| move |r: &dstream::kafka::KafkaRecord| (r.topic == topic).then(|| (r.key.clone(), r.offset));
+    /// let clicks = records.repartition_by_key("clicks", side("clicks"))?;
+    /// let views = records.repartition_by_key("views", side("views"))?;
+    /// clicks.right_outer_join(views)?.pprint()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn right_outer_join<W>(
+        self,
+        other: Repartitioned<K, W>,
+    ) -> Result<DStream<(K, (Option<V>, W))>>
+    where
+        V: Data,
+        W: Data + Serialize + DeserializeOwned,
+    {
+        self.joined("right_outer_join", other, (false, true), |v, w| {
+            w.map(|w| (v, w))
+        })
+    }
+
+    /// [`join`](Self::join) that keeps both streams' pairs without a match, with
+    /// `None`, as [`DStream::full_outer_join`].
+    ///
+    /// ```no_run
+    /// # use dstream::kafka::{KafkaConfig, KafkaGroup};
+    /// # use dstream::StreamingContext;
+    /// # use std::time::Duration;
+    /// # fn main() -> dstream::Result<()> {
+    /// # let ssc = StreamingContext::new("local[2]", Duration::from_secs(1))?;
+    /// # let group = KafkaGroup::new(&ssc, "clicks-with-views", &KafkaConfig::from_env())?;
+    /// # let records = group.input_stream(["clicks", "views"])?;
+    /// # let side = |topic: &'static str| move |r: &dstream::kafka::KafkaRecord| (r.topic == topic).then(|| (r.key.clone(), r.offset));
+    /// let clicks = records.repartition_by_key("clicks", side("clicks"))?;
+    /// let views = records.repartition_by_key("views", side("views"))?;
+    /// clicks.full_outer_join(views)?.pprint()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn full_outer_join<W>(
+        self,
+        other: Repartitioned<K, W>,
+    ) -> Result<DStream<(K, (Option<V>, Option<W>))>>
+    where
+        V: Data,
+        W: Data + Serialize + DeserializeOwned,
+    {
+        self.joined("full_outer_join", other, (true, true), |v, w| Some((v, w)))
+    }
+
+    /// A join of the pairings that `outer` allows, each made into a value by `make`.
+    fn joined<W, J: Data>(
         self,
         operation: &'static str,
-        apply: impl Fn(Time, &K, Vec<V>, Option<S>, &mut Vec<U>) -> Option<S> + Send + Sync + 'static,
+        other: Repartitioned<K, W>,
+        outer: (bool, bool),
+        make: impl Fn(Option<V>, Option<W>) -> Option<J> + Send + Sync + 'static,
+    ) -> Result<DStream<(K, J)>>
+    where
+        V: Data,
+        W: Data + Serialize + DeserializeOwned,
+    {
+        self.sides(operation, other)?.in_shards(
+            operation,
+            EachKey(
+                move |_, key: &K, values: Vec<Side<V, W>>, _: Option<()>, out: &mut Vec<_>| {
+                    let (left, right) = join::split(values);
+                    join::pairings(&left, &right, outer, |v, w| {
+                        out.extend(make(v, w).map(|joined| (key.clone(), joined)));
+                    });
+                    None
+                },
+            ),
+        )
+    }
+
+    /// Both streams' pairs as one, each value tagged with its side.
+    fn sides<W>(
+        self,
+        operation: &'static str,
+        other: Repartitioned<K, W>,
+    ) -> Result<Repartitioned<K, Side<V, W>>>
+    where
+        W: Send + Sync + Serialize + DeserializeOwned + 'static,
+    {
+        if !Arc::ptr_eq(&self.stream.state, &other.stream.state) {
+            return Err(Error::IncompatibleStreams {
+                operation,
+                reason: "across a Kafka group, both sides must come from the same GroupStream: read every topic with one input_stream".into(),
+            });
+        }
+        let (left, right) = (self.pairs, other.pairs);
+        Ok(Repartitioned {
+            stream: self.stream,
+            name: format!("{}-join-{}", self.name, other.name),
+            pairs: Arc::new(move |record, emit| {
+                left(record, &mut |key, value| emit(key, Side::Left(value)));
+                right(record, &mut |key, value| emit(key, Side::Right(value)));
+            }),
+        })
+    }
+
+    /// Runs `operation` in the shards of this operation's repartition topic, as the
+    /// stream `kind`.
+    fn in_shards<S: StateData, U: Data>(
+        self,
+        kind: &'static str,
+        operation: impl ShardOperation<K, V, S, U> + 'static,
     ) -> Result<DStream<U>> {
         let stream = self.stream;
+        let topics = stream.topics_of(&self.name, self.pairs)?;
         let input = ShardInput::<K, V, S, U>::new(
             stream.state.clone(),
             stream.config.clone(),
-            self.repartition,
-            self.changelog,
-            Box::new(apply),
+            topics.repartition,
+            topics.changelog,
+            Box::new(operation),
         )?;
-        lock(&stream.rekeys).push(self.rekey);
-        Ok(stream.ssc.input(operation, input))
+        lock(&stream.rekeys).push(topics.rekey);
+        Ok(stream.ssc.input(kind, input))
     }
 }

@@ -54,16 +54,17 @@ pub(super) struct Pair<'a, V> {
     pub(super) value: &'a V,
 }
 
-pub(super) struct KeyBy<F> {
+/// The pairs a keyed operation makes of one record, given to the `FnMut` one by one.
+pub(super) type PairsOf<K, V> = Arc<dyn Fn(&KafkaRecord, &mut dyn FnMut(K, V)) + Send + Sync>;
+
+pub(super) struct KeyBy<K, V> {
     pub(super) topic: String,
     pub(super) partitioner: HashPartitioner,
-    pub(super) f: F,
+    pub(super) pairs: PairsOf<K, V>,
 }
 
-impl<F, I, K, V> Rekey for KeyBy<F>
+impl<K, V> Rekey for KeyBy<K, V>
 where
-    F: Fn(&KafkaRecord) -> I + Send + Sync,
-    I: IntoIterator<Item = (K, V)>,
     K: Hash + Serialize,
     V: Serialize,
 {
@@ -76,19 +77,34 @@ where
         record: &KafkaRecord,
         out: &mut PairSink<'_>,
     ) -> std::result::Result<(), String> {
-        for (index, (key, value)) in (self.f)(record).into_iter().enumerate() {
-            let shard = i32::try_from(self.partitioner.partition(&key)).unwrap_or(0);
-            let key = crate::checkpoint::encode(&key)?;
-            let pair = Pair {
-                topic: &record.topic,
-                partition: record.partition,
-                offset: record.offset,
-                index: u32::try_from(index).map_err(|e| e.to_string())?,
-                value: &value,
+        let mut index = 0u32;
+        let mut failure = None;
+        (self.pairs)(record, &mut |key, value| {
+            if failure.is_some() {
+                return;
+            }
+            let mut write = || -> std::result::Result<(), String> {
+                let shard = i32::try_from(self.partitioner.partition(&key)).unwrap_or(0);
+                let pair = Pair {
+                    topic: &record.topic,
+                    partition: record.partition,
+                    offset: record.offset,
+                    index,
+                    value: &value,
+                };
+                out(
+                    shard,
+                    &crate::checkpoint::encode(&key)?,
+                    &crate::checkpoint::encode(&pair)?,
+                );
+                index = index
+                    .checked_add(1)
+                    .ok_or("a record made more than 2^32 pairs")?;
+                Ok(())
             };
-            out(shard, &key, &crate::checkpoint::encode(&pair)?);
-        }
-        Ok(())
+            failure = write().err();
+        });
+        failure.map_or(Ok(()), Err)
     }
 }
 

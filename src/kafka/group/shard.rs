@@ -206,19 +206,65 @@ struct Shard<K, S> {
     batch: u64,
 }
 
-/// What a keyed operation does in a shard with the values one key received in a
-/// batch (in the order the shard received them), given the key's state: it returns
-/// the key's new state (`None`: none) and adds the records of the batch's stream to
-/// the `Vec`.
-pub(super) type Apply<K, V, S, U> =
-    dyn Fn(Time, &K, Vec<V>, Option<S>, &mut Vec<U>) -> Option<S> + Send + Sync;
+/// What a keyed operation does in a shard, one batch at a time.
+pub(super) trait ShardOperation<K, V, S, U>: Send + Sync {
+    /// Takes the values one key received in a batch (in the order the shard received
+    /// them) and the key's state; returns the key's new state (`None`: none) and adds
+    /// the records of the batch's stream to `out`.
+    fn apply(
+        &self,
+        time: Time,
+        key: &K,
+        values: Vec<V>,
+        state: Option<S>,
+        out: &mut Vec<U>,
+    ) -> Option<S>;
+
+    /// Whether the batch at `time` also [visits](Self::visit) the keys that received
+    /// nothing in it.
+    fn visits_all(&self, _time: Time) -> bool {
+        false
+    }
+
+    /// Looks at a key that received nothing in a batch that visits every key.
+    fn visit(&self, _time: Time, _key: &K, _state: &mut S, _out: &mut Vec<U>) -> Visited {
+        Visited::Unchanged
+    }
+}
+
+/// What a [visit](ShardOperation::visit) did to a key's state.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Visited {
+    Unchanged,
+    Changed,
+    Removed,
+}
+
+/// A keyed operation that only looks at the keys that received values.
+pub(super) struct EachKey<F>(pub(super) F);
+
+impl<F, K, V, S, U> ShardOperation<K, V, S, U> for EachKey<F>
+where
+    F: Fn(Time, &K, Vec<V>, Option<S>, &mut Vec<U>) -> Option<S> + Send + Sync,
+{
+    fn apply(
+        &self,
+        time: Time,
+        key: &K,
+        values: Vec<V>,
+        state: Option<S>,
+        out: &mut Vec<U>,
+    ) -> Option<S> {
+        (self.0)(time, key, values, state, out)
+    }
+}
 
 pub(super) struct ShardInput<K, V, S, U> {
     pub(super) state: Arc<GroupState>,
     pub(super) config: KafkaConfig,
     pub(super) repartition: String,
     pub(super) changelog: Arc<str>,
-    pub(super) apply: Box<Apply<K, V, S, U>>,
+    pub(super) operation: Box<dyn ShardOperation<K, V, S, U>>,
     client: BaseConsumer,
     shards: Mutex<BTreeMap<i32, Shard<K, S>>>,
     readers: Readers,
@@ -236,7 +282,7 @@ where
         config: KafkaConfig,
         repartition: String,
         changelog: String,
-        apply: Box<Apply<K, V, S, U>>,
+        operation: Box<dyn ShardOperation<K, V, S, U>>,
     ) -> Result<Self> {
         let client = meta_client(&config)?;
         Ok(ShardInput {
@@ -245,7 +291,7 @@ where
             config,
             repartition,
             changelog: changelog.into(),
-            apply,
+            operation,
             client,
             shards: Mutex::new(BTreeMap::new()),
         })
@@ -320,22 +366,25 @@ where
             .client
             .fetch_watermarks(&self.repartition, number, self.config.timeout())
             .map_err(|e| format!("{}-{number}: {e}", self.repartition))?;
-        if high <= shard.position {
-            return Ok((Vec::new(), Vec::new()));
-        }
-        let reader = self
-            .readers
-            .reader(&TopicPartition::new(&self.repartition, number))
-            .map_err(|e| e.to_string())?;
-        let read = lock(&reader).read_available(shard.position, high, self.config.timeout());
-        if let Some(why) = &read.stopped {
-            tracing::warn!("{}: {why}", self.label());
-        }
+        let visits = self.operation.visits_all(time);
         let from = shard.position;
-        if read.reached == from {
+        let records = if high > from {
+            let reader = self
+                .readers
+                .reader(&TopicPartition::new(&self.repartition, number))
+                .map_err(|e| e.to_string())?;
+            let read = lock(&reader).read_available(from, high, self.config.timeout());
+            if let Some(why) = &read.stopped {
+                tracing::warn!("{}: {why}", self.label());
+            }
+            shard.position = read.reached;
+            read.records
+        } else {
+            Vec::new()
+        };
+        if shard.position == from && !visits {
             return Ok((Vec::new(), Vec::new()));
         }
-        let (records, high) = (read.records, read.reached);
         let mut order: Vec<K> = Vec::new();
         let mut values: HashMap<K, Vec<V>> = HashMap::new();
         let mut applied = 0u64;
@@ -364,33 +413,58 @@ where
             }
             applied += 1;
         }
-        shard.position = high;
         shard.applied += applied;
         shard.batch += 1;
         let mut out = Vec::with_capacity(order.len());
-        let mut records = Vec::with_capacity(order.len() + 1);
+        let mut changes = Vec::with_capacity(order.len() + 1);
+        let update = |key: &K, state: Option<&S>| -> std::result::Result<Outgoing, String> {
+            Ok(Outgoing {
+                topic: self.changelog.clone(),
+                partition: number,
+                key: Some(encode(key)?),
+                value: encode(&Entry::Update {
+                    writer: shard.writer,
+                    batch: shard.batch,
+                    state: state.map(encode).transpose()?,
+                })?,
+            })
+        };
+        if visits {
+            let mut removed = Vec::new();
+            for (key, state) in &mut shard.states {
+                if values.contains_key(key) {
+                    continue;
+                }
+                match self.operation.visit(time, key, state, &mut out) {
+                    Visited::Unchanged => {}
+                    Visited::Changed => changes.push(update(key, Some(state))?),
+                    Visited::Removed => {
+                        changes.push(update(key, None)?);
+                        removed.push(key.clone());
+                    }
+                }
+            }
+            for key in removed {
+                shard.states.remove(&key);
+            }
+        }
         for key in order {
             let list = values.remove(&key).unwrap_or_default();
             let old = shard.states.remove(&key);
             let had = old.is_some();
-            let new = (self.apply)(time, &key, list, old, &mut out);
+            let new = self.operation.apply(time, &key, list, old, &mut out);
             // A key without state before or after (a stateless operation's) needs no
             // changelog record.
             if had || new.is_some() {
-                records.push(Outgoing {
-                    topic: self.changelog.clone(),
-                    partition: number,
-                    key: Some(encode(&key)?),
-                    value: encode(&Entry::Update {
-                        writer: shard.writer,
-                        batch: shard.batch,
-                        state: new.as_ref().map(encode).transpose()?,
-                    })?,
-                });
+                changes.push(update(&key, new.as_ref())?);
             }
             if let Some(new) = new {
                 shard.states.insert(key, new);
             }
+        }
+        if shard.position == from && changes.is_empty() {
+            // A visit that changed nothing, with nothing read: nothing to commit.
+            return Ok((out, changes));
         }
         let marker = Marker {
             writer: shard.writer,
@@ -404,13 +478,13 @@ where
                 .map(|(p, (offset, index))| (p.clone(), *offset, *index))
                 .collect(),
         };
-        records.push(Outgoing {
+        changes.push(Outgoing {
             topic: self.changelog.clone(),
             partition: number,
             key: None,
             value: encode(&Entry::Marker(marker))?,
         });
-        Ok((out, records))
+        Ok((out, changes))
     }
 }
 
