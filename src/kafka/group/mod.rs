@@ -14,12 +14,16 @@
 //!   (input partition, offset, index).
 //! - **State**: [`Repartitioned::update_state_by_key`] (and
 //!   [`map_with_state`](Repartitioned::map_with_state); per batch,
-//!   [`reduce_by_key`](Repartitioned::reduce_by_key)) keeps running state in shards,
-//!   one per repartition partition, split among the processes by the group. Each
-//!   shard's changes go to its partition of the changelog topic
-//!   `<app-id>-<name>-changelog`, committed by a marker that records which pairs it has
-//!   applied. A process taking a shard over rebuilds it from the changelog; no shared
-//!   filesystem is assumed.
+//!   [`reduce_by_key`](Repartitioned::reduce_by_key); over windows,
+//!   [`reduce_by_key_and_window`](Repartitioned::reduce_by_key_and_window) and its
+//!   incremental forms) keeps running state in shards, one per repartition partition,
+//!   split among the processes by the group. Each shard's changes go to its partition
+//!   of the changelog topic `<app-id>-<name>-changelog`, committed by a marker that
+//!   records which pairs it has applied. A process taking a shard over rebuilds it from
+//!   the changelog; no shared filesystem is assumed.
+//! - **Joins**: [`Repartitioned::join`] (and the outer joins and
+//!   [`cogroup`](Repartitioned::cogroup)) send both sides' pairs through one
+//!   repartition topic, so that a key's pairs of both sides meet in one shard batch.
 //!
 //! State is exact after a crash of any process at any moment, without broker
 //! transactions: replays write the same pairs, and a shard applies each pair once.
@@ -281,10 +285,15 @@ impl GroupStream {
     /// Keys and values travel serialised (serde, bincode); every process must run the
     /// same build, so that keys hash to the same shards.
     ///
-    /// Follow it with [`Repartitioned::update_state_by_key`],
-    /// [`reduce_by_key`](Repartitioned::reduce_by_key) or
-    /// [`map_with_state`](Repartitioned::map_with_state). Fails if `name` is not a
-    /// valid topic name part or the broker cannot create the topics.
+    /// Follow it with a keyed operation: [`Repartitioned::update_state_by_key`],
+    /// [`map_with_state`](Repartitioned::map_with_state),
+    /// [`reduce_by_key`](Repartitioned::reduce_by_key),
+    /// [`reduce_by_key_and_window`](Repartitioned::reduce_by_key_and_window) (and its
+    /// incremental forms), or a join with another `Repartitioned` of the same input
+    /// ([`join`](Repartitioned::join), the outer joins,
+    /// [`cogroup`](Repartitioned::cogroup)). The keyed operation creates the topics, and
+    /// fails if the broker cannot, or if the program has another keyed operation of the
+    /// same name. Fails if `name` is not a valid topic name part.
     ///
     /// ```no_run
     /// # use dstream::kafka::{KafkaConfig, KafkaGroup};
