@@ -3,12 +3,14 @@
 //! (capped), as the direct stream does. Keyed operations then write each record's
 //! key-value pairs to their repartition topic, at the partition the key's fixed-seed
 //! hash gives, each pair carrying its identity: input partition, input offset, and
-//! its index among the pairs of that input record. Offsets are committed to the group
-//! once the batch has completed.
+//! its index among the pairs of that input record. The pairs of a batch bound for one
+//! shard from one input partition travel packed in one record (or a few, if large).
+//! Offsets are committed to the group once the batch has completed.
 //!
 //! A partition read again (after a crash, or by the next owner) from an older offset
 //! writes the same pairs with the same identities, provided the user's function is
-//! deterministic; the shards skip those they applied.
+//! deterministic, though perhaps packed differently; the shards skip those they
+//! applied.
 
 use std::collections::BTreeMap;
 use std::hash::Hash;
@@ -16,7 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use rdkafka::consumer::Consumer;
 use rdkafka::{Offset, TopicPartitionList};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::super::reader::Readers;
 use super::super::record::{KafkaRecord, TopicPartition};
@@ -28,31 +30,38 @@ use crate::rdd::{ExecEnv, HashPartitioner, Partitioner, Rdd};
 use crate::source::{Cut, InputSource, ReceivedCounter, ReceiverReporter, SourceContext};
 use crate::time::Time;
 
-/// Where a re-keyed pair goes: `(partition, key, value)`.
-pub(super) type PairSink<'a> = dyn FnMut(i32, &[u8], &[u8]) + 'a;
+/// Where a keyed operation's packs go: `(partition of the repartition topic, record)`.
+pub(super) type PackSink<'a> = dyn FnMut(i32, &[u8]) + 'a;
 
-/// A keyed operation's first stage: what it writes for one input record.
+/// A keyed operation's first stage: what it writes for the records of a batch.
 pub(super) trait Rekey: Send + Sync {
     fn topic(&self) -> &str;
 
-    /// Calls `out(partition, key, value)` for every pair of `record`.
+    /// Writes the pairs of `records`, consecutive records of one input partition in
+    /// offset order, to `out`, packed by the shard their key belongs to.
     fn rekey(
         &self,
-        record: &KafkaRecord,
-        out: &mut PairSink<'_>,
+        records: &[KafkaRecord],
+        out: &mut PackSink<'_>,
     ) -> std::result::Result<(), String>;
 }
 
-/// The identity and value of one pair in the repartition topic (its key is the
-/// record's key).
-#[derive(Serialize)]
-pub(super) struct Pair<'a, V> {
-    pub(super) topic: &'a str,
+/// Pairs bound for one shard from consecutive records of one input partition, in
+/// offset order, each with its identity `(input offset, index among the pairs of its
+/// record, key, value)`: one record of the repartition topic. Packing keeps the
+/// identities, so the shards deduplicate pair by pair however a replay packs them;
+/// it saves the broker a record per pair.
+#[derive(Serialize, Deserialize)]
+pub(super) struct Pack<K, V> {
+    pub(super) topic: String,
     pub(super) partition: i32,
-    pub(super) offset: i64,
-    pub(super) index: u32,
-    pub(super) value: &'a V,
+    pub(super) pairs: Vec<(i64, u32, K, V)>,
 }
+
+/// At most this many pairs in a pack, and a pack bigger than `MAX_PACK_BYTES` is
+/// split: Kafka's producers and brokers refuse records over 1 MB by default.
+const PACK_PAIRS: usize = 4096;
+const MAX_PACK_BYTES: usize = 512 * 1024;
 
 /// The pairs a keyed operation makes of one record, given to the `FnMut` one by one.
 pub(super) type PairsOf<K, V> = Arc<dyn Fn(&KafkaRecord, &mut dyn FnMut(K, V)) + Send + Sync>;
@@ -61,6 +70,32 @@ pub(super) struct KeyBy<K, V> {
     pub(super) topic: String,
     pub(super) partitioner: HashPartitioner,
     pub(super) pairs: PairsOf<K, V>,
+}
+
+impl<K: Serialize, V: Serialize> KeyBy<K, V> {
+    /// Encodes `pairs` as packs of at most `MAX_PACK_BYTES` (unless one pair alone is
+    /// bigger) and sends them to `shard`.
+    fn send(
+        input: &KafkaRecord,
+        shard: i32,
+        mut pairs: Vec<(i64, u32, K, V)>,
+        out: &mut PackSink<'_>,
+    ) -> std::result::Result<(), String> {
+        let pack = Pack {
+            topic: input.topic.clone(),
+            partition: input.partition,
+            pairs,
+        };
+        let encoded = crate::checkpoint::encode(&pack)?;
+        pairs = pack.pairs;
+        if encoded.len() > MAX_PACK_BYTES && pairs.len() > 1 {
+            let second = pairs.split_off(pairs.len() / 2);
+            Self::send(input, shard, pairs, out)?;
+            return Self::send(input, shard, second, out);
+        }
+        out(shard, &encoded);
+        Ok(())
+    }
 }
 
 impl<K, V> Rekey for KeyBy<K, V>
@@ -74,37 +109,41 @@ where
 
     fn rekey(
         &self,
-        record: &KafkaRecord,
-        out: &mut PairSink<'_>,
+        records: &[KafkaRecord],
+        out: &mut PackSink<'_>,
     ) -> std::result::Result<(), String> {
-        let mut index = 0u32;
-        let mut failure = None;
-        (self.pairs)(record, &mut |key, value| {
-            if failure.is_some() {
-                return;
+        let Some(first) = records.first() else {
+            return Ok(());
+        };
+        let mut packs: Vec<Vec<(i64, u32, K, V)>> = (0..self.partitioner.num_partitions())
+            .map(|_| Vec::new())
+            .collect();
+        for record in records {
+            let mut index = 0u32;
+            let mut too_many = false;
+            (self.pairs)(record, &mut |key, value| {
+                let shard = self.partitioner.partition(&key);
+                packs[shard].push((record.offset, index, key, value));
+                index = index.checked_add(1).unwrap_or_else(|| {
+                    too_many = true;
+                    u32::MAX
+                });
+            });
+            if too_many {
+                return Err(format!(
+                    "{} offset {}: a record made more than 2^32 pairs",
+                    record.topic, record.offset
+                ));
             }
-            let mut write = || -> std::result::Result<(), String> {
-                let shard = i32::try_from(self.partitioner.partition(&key)).unwrap_or(0);
-                let pair = Pair {
-                    topic: &record.topic,
-                    partition: record.partition,
-                    offset: record.offset,
-                    index,
-                    value: &value,
-                };
-                out(
-                    shard,
-                    &crate::checkpoint::encode(&key)?,
-                    &crate::checkpoint::encode(&pair)?,
-                );
-                index = index
-                    .checked_add(1)
-                    .ok_or("a record made more than 2^32 pairs")?;
-                Ok(())
-            };
-            failure = write().err();
-        });
-        failure.map_or(Ok(()), Err)
+        }
+        for (shard, pairs) in packs.into_iter().enumerate() {
+            let shard = i32::try_from(shard).unwrap_or(0);
+            let mut pairs = pairs.into_iter().peekable();
+            while pairs.peek().is_some() {
+                Self::send(first, shard, pairs.by_ref().take(PACK_PAIRS).collect(), out)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -289,18 +328,18 @@ impl GroupInput {
         let mut failure = None;
         for rekey in &rekeys {
             let topic = rekey.topic();
-            let mut out = |shard: i32, key: &[u8], value: &[u8]| {
-                writes.send(topic, shard, Some(key), value);
+            let mut out = |shard: i32, pack: &[u8]| {
+                writes.send(topic, shard, None, pack);
             };
-            for record in partitions.iter().flatten() {
-                if let Err(e) = rekey.rekey(record, &mut out) {
-                    failure.get_or_insert(format!("{}: {e}", record.topic));
+            for records in partitions {
+                if let Err(e) = rekey.rekey(records, &mut out) {
+                    failure.get_or_insert(e);
                 }
             }
         }
         let written = writes.finish();
         match failure {
-            Some(e) => Err(format!("a key or value could not be encoded: {e}")),
+            Some(e) => Err(format!("the batch could not be re-keyed: {e}")),
             None => written,
         }
     }
@@ -397,5 +436,100 @@ impl InputSource<KafkaRecord> for GroupInput {
         if let Some((reporter, _)) = lock(&self.status).as_mut() {
             reporter.stopped();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(offset: i64, text: &str) -> KafkaRecord {
+        KafkaRecord {
+            topic: "lines".into(),
+            partition: 2,
+            offset,
+            key: None,
+            value: Some(text.as_bytes().to_vec()),
+            timestamp: None,
+        }
+    }
+
+    /// Re-keys `records` by word into `shards` shards; gives the packs each got.
+    fn packs(shards: usize, records: &[KafkaRecord]) -> Vec<(i32, Pack<String, String>)> {
+        let words = KeyBy {
+            topic: "words".into(),
+            partitioner: HashPartitioner::new(shards),
+            pairs: Arc::new(
+                |record: &KafkaRecord, emit: &mut dyn FnMut(String, String)| {
+                    let text = record.value_text().unwrap_or_default();
+                    for word in text.split(' ') {
+                        emit(word.to_string(), word.repeat(1000));
+                    }
+                },
+            ),
+        };
+        let mut sent = Vec::new();
+        words
+            .rekey(records, &mut |shard, pack| {
+                sent.push((shard, crate::checkpoint::decode(pack).unwrap()));
+            })
+            .unwrap();
+        sent
+    }
+
+    #[test]
+    fn pairs_are_packed_per_shard_with_their_identities_in_offset_order() {
+        let records = [record(7, "a b a"), record(8, "b c")];
+        let sent = packs(1, &records);
+        assert_eq!(sent.len(), 1);
+        let (shard, pack) = &sent[0];
+        assert_eq!(
+            (*shard, pack.topic.as_str(), pack.partition),
+            (0, "lines", 2)
+        );
+        let identities: Vec<(i64, u32, &str)> = pack
+            .pairs
+            .iter()
+            .map(|(offset, index, key, _)| (*offset, *index, key.as_str()))
+            .collect();
+        assert_eq!(
+            identities,
+            vec![
+                (7, 0, "a"),
+                (7, 1, "b"),
+                (7, 2, "a"),
+                (8, 0, "b"),
+                (8, 1, "c")
+            ]
+        );
+
+        let sent = packs(3, &records);
+        let partitioner = HashPartitioner::new(3);
+        for (shard, pack) in &sent {
+            for (_, _, key, _) in &pack.pairs {
+                assert_eq!(partitioner.partition(key), usize::try_from(*shard).unwrap());
+            }
+        }
+        let pairs: usize = sent.iter().map(|(_, pack)| pack.pairs.len()).sum();
+        assert_eq!(pairs, 5);
+    }
+
+    #[test]
+    fn a_large_pack_is_split_and_keeps_its_order() {
+        // 1,000 pairs of about 1 KB each go to one shard: more than a pack may hold.
+        let records: Vec<KafkaRecord> = (0..200).map(|i| record(i, "x x x x x")).collect();
+        let sent = packs(1, &records);
+        assert!(sent.len() > 1, "split into {} packs", sent.len());
+        let mut identities = Vec::new();
+        for (_, pack) in &sent {
+            assert!(crate::checkpoint::encode(pack).unwrap().len() <= MAX_PACK_BYTES);
+            identities.extend(
+                pack.pairs
+                    .iter()
+                    .map(|(offset, index, _, _)| (*offset, *index)),
+            );
+        }
+        let want: Vec<(i64, u32)> = (0..200).flat_map(|o| (0..5).map(move |i| (o, i))).collect();
+        assert_eq!(identities, want);
     }
 }

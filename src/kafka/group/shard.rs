@@ -33,6 +33,7 @@ use super::super::reader::{PartitionReader, Readers};
 use super::super::record::TopicPartition;
 use super::super::{KafkaConfig, kafka_error};
 use super::membership::GroupState;
+use super::repartition::Pack;
 use super::writer::Outgoing;
 use crate::checkpoint::{decode, encode};
 use crate::dstream::StateData;
@@ -78,16 +79,6 @@ type Advanced<U> = (Vec<U>, Vec<Outgoing>);
 pub(super) struct Recovered {
     pub(super) states: HashMap<Vec<u8>, Vec<u8>>,
     pub(super) marker: Option<Marker>,
-}
-
-/// The pair identity and value in a repartition record.
-#[derive(Deserialize)]
-struct Pair<V> {
-    topic: String,
-    partition: i32,
-    offset: i64,
-    index: u32,
-    value: V,
 }
 
 /// A client for watermarks and metadata.
@@ -389,29 +380,27 @@ where
         let mut values: HashMap<K, Vec<V>> = HashMap::new();
         let mut applied = 0u64;
         for record in &records {
-            let (Some(key), Some(value)) = (&record.key, &record.value) else {
-                continue;
-            };
-            let pair: Pair<V> = decode(value)?;
-            let identity = (pair.offset, pair.index);
-            let source = TopicPartition::new(pair.topic, pair.partition);
-            if shard
-                .dedup
-                .get(&source)
-                .is_some_and(|last| identity <= *last)
-            {
-                continue;
-            }
-            shard.dedup.insert(source, identity);
-            let key: K = decode(key)?;
-            match values.get_mut(&key) {
-                Some(list) => list.push(pair.value),
-                None => {
-                    order.push(key.clone());
-                    values.insert(key, vec![pair.value]);
+            let Some(value) = &record.value else { continue };
+            let pack: Pack<K, V> = decode(value)?;
+            let source = TopicPartition::new(pack.topic, pack.partition);
+            let mut last = shard.dedup.get(&source).copied();
+            for (offset, index, key, value) in pack.pairs {
+                if last.is_some_and(|last| (offset, index) <= last) {
+                    continue;
                 }
+                last = Some((offset, index));
+                match values.get_mut(&key) {
+                    Some(list) => list.push(value),
+                    None => {
+                        order.push(key.clone());
+                        values.insert(key, vec![value]);
+                    }
+                }
+                applied += 1;
             }
-            applied += 1;
+            if let Some(last) = last {
+                shard.dedup.insert(source, last);
+            }
         }
         shard.applied += applied;
         shard.batch += 1;
