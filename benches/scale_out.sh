@@ -28,7 +28,7 @@ fi
 # CAP: the most records a batch reads from one partition, in every run alike (a test
 # broker is slow to serve a whole backlog in one read).
 common=(--bootstrap "$BOOTSTRAP" --input "$INPUT" --partitions "$PARTITIONS" --threads 1
-    --batch-secs "${BATCH_SECS:-1}" --stop-when-idle "${IDLE_SECS:-5}"
+    --batch-secs "${BATCH_SECS:-1}" --stop-when-idle "${IDLE_SECS:-15}"
     --max-records-per-partition "${CAP:-50000}")
 
 "$BIN" --app-id fill --output "$INPUT-unused" --bootstrap "$BOOTSTRAP" --input "$INPUT" \
