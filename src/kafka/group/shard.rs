@@ -4,10 +4,11 @@
 //! A batch of shard `s` reads the repartition partition from where the shard stands
 //! to its latest offset, skips every pair whose identity (input partition, offset,
 //! index) is at or below the last one the shard applied from that input partition,
-//! and applies the rest with the user's update function. Once the batch's outputs
-//! have completed, it writes the changed keys' new states to the changelog, then a
-//! marker that commits them: the repartition offsets it covered, the deduplication
-//! table and the count of pairs applied so far.
+//! and applies the rest with the keyed operation (which may also visit every key it
+//! holds, as a window does at its slides). Once the batch's outputs have completed,
+//! it writes the changed keys' new states to the changelog, then a marker that
+//! commits them: the repartition offsets it covered, the deduplication table and the
+//! count of pairs applied so far.
 //!
 //! A process taking a shard over reads its changelog from the beginning and follows
 //! the chain of markers: a marker counts only if it starts where the previous counted
