@@ -1,8 +1,9 @@
 //! Scale-out through a Kafka consumer group, with real processes: several copies of a
 //! running word count share one application id; one is killed with SIGKILL mid-stream
 //! and started again later, another joins halfway. Once the input is consumed, the
-//! last total of every word on the output topic must be its exact count, and the
-//! shards' changelogs must say that every word was applied exactly once.
+//! last total of every word on the output topic must be its exact count (both from
+//! running state and from a window longer than the test), and the shards' changelogs
+//! must say that every word was applied exactly once.
 //!
 //! The copies are this test binary run again as the child test `scale_out_child`
 //! (the environment says which topics), each with its own checkpoint directory. They
@@ -64,8 +65,8 @@ fn scale_out_child() {
         return;
     };
     let fields: Vec<&str> = setting.split(' ').collect();
-    let [app_id, input, output, checkpoint] = fields[..] else {
-        panic!("{CHILD_ENV}: expected 4 fields, got {setting:?}");
+    let [app_id, input, output, windowed, checkpoint] = fields[..] else {
+        panic!("{CHILD_ENV}: expected 5 fields, got {setting:?}");
     };
     if std::env::var_os("RUST_LOG").is_some() {
         tracing_subscriber::fmt()
@@ -82,25 +83,39 @@ fn scale_out_child() {
     let group = KafkaGroup::new(&ssc, app_id, &config)
         .unwrap()
         .max_records_per_partition(15);
-    let totals = group
-        .input_stream([input])
-        .unwrap()
-        .repartition_by_key("counts", |record| {
-            let text = record.value_text().unwrap_or_default();
-            text.split_whitespace()
-                .map(|word| (word.to_string(), 1u64))
-                .collect::<Vec<_>>()
-        })
+    let records = group.input_stream([input]).unwrap();
+    let words = |record: &dstream::kafka::KafkaRecord| {
+        let text = record.value_text().unwrap_or_default();
+        text.split_whitespace()
+            .map(|word| (word.to_string(), 1u64))
+            .collect::<Vec<_>>()
+    };
+    let totals = records
+        .repartition_by_key("counts", words)
         .unwrap()
         .update_state_by_key(|new: &[u64], total: Option<u64>| {
             Some(total.unwrap_or(0) + new.iter().sum::<u64>())
         })
         .unwrap();
-    totals
-        .write_to_kafka(&config, output, |(word, total)| {
-            KafkaMessage::keyed(word, total.to_string())
-        })
+    // The same counts as a window longer than the test: its state (each batch's
+    // count in the window) moves with its shards too.
+    let windows = records
+        .repartition_by_key("windowed", words)
+        .unwrap()
+        .reduce_by_key_and_window_inv(
+            |a, b| a + b,
+            |a, b| a - b,
+            Duration::from_secs(3600),
+            Duration::from_millis(200),
+        )
         .unwrap();
+    for (stream, topic) in [(totals, output), (windows, windowed)] {
+        stream
+            .write_to_kafka(&config, topic, |(word, total)| {
+                KafkaMessage::keyed(word, total.to_string())
+            })
+            .unwrap();
+    }
     ssc.add_listener(Progress);
     ssc.start().unwrap();
     println!("STARTED");
@@ -126,7 +141,8 @@ struct Copy {
 }
 
 impl Copy {
-    fn start(app_id: &str, input: &str, output: &str, dir: &std::path::Path) -> Copy {
+    fn start(app_id: &str, topics: [&str; 3], dir: &std::path::Path) -> Copy {
+        let [input, output, windowed] = topics;
         let checkpoint = dir.join(unique_name("copy"));
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args([
@@ -139,7 +155,10 @@ impl Copy {
             ])
             .env(
                 CHILD_ENV,
-                format!("{app_id} {input} {output} {}", checkpoint.display()),
+                format!(
+                    "{app_id} {input} {output} {windowed} {}",
+                    checkpoint.display()
+                ),
             )
             .env("KAFKA_BOOTSTRAP_SERVERS", bootstrap())
             .stdout(Stdio::piped())
@@ -251,6 +270,8 @@ impl LastValues {
 fn run_scenario(kill_after: usize) {
     let input = new_topic("scale-out-in", PARTITIONS);
     let output = new_topic("scale-out-out", PARTITIONS);
+    let windowed = new_topic("scale-out-windowed", PARTITIONS);
+    let topics = [input.as_str(), output.as_str(), windowed.as_str()];
     let app_id = unique_name("scale-out-app");
     let dir = tempfile::tempdir().unwrap();
     let (messages, expected) = corpus(1200);
@@ -258,9 +279,9 @@ fn run_scenario(kill_after: usize) {
     let (first, second) = messages.split_at(messages.len() / 2);
     produce(&input, first);
 
-    let a = Copy::start(&app_id, &input, &output, dir.path());
-    let b = Copy::start(&app_id, &input, &output, dir.path());
-    let c = Copy::start(&app_id, &input, &output, dir.path());
+    let a = Copy::start(&app_id, topics, dir.path());
+    let b = Copy::start(&app_id, topics, dir.path());
+    let c = Copy::start(&app_id, topics, dir.path());
     a.wait_for_batches(kill_after);
     a.kill();
     // The test broker (Tansu 0.6) does not rebalance when a member's session expires:
@@ -281,28 +302,34 @@ fn run_scenario(kill_after: usize) {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    let d = Copy::start(&app_id, &input, &output, dir.path());
+    let d = Copy::start(&app_id, topics, dir.path());
     produce(&input, second);
-    let a = Copy::start(&app_id, &input, &output, dir.path());
+    let a = Copy::start(&app_id, topics, dir.path());
 
     let mut last = LastValues::new(&output);
+    let mut last_windows = LastValues::new(&windowed);
+    let applied_by = |operation: &str| {
+        KafkaGroup::shard_progress(&config(), &app_id, operation)
+            .map(|shards| shards.iter().map(|s| s.applied).sum::<u64>())
+    };
     let deadline = Instant::now() + Duration::from_secs(120);
     let applied = loop {
         last.poll();
-        if last.values == expected {
+        last_windows.poll();
+        if last.values == expected && last_windows.values == expected {
             // A broker slow to answer is asked again on the next round.
-            let applied = KafkaGroup::shard_progress(&config(), &app_id, "counts")
-                .map(|shards| shards.iter().map(|s| s.applied).sum::<u64>());
-            if let Ok(applied) = applied
-                && applied >= words
+            if let (Ok(counted), Ok(windowed)) = (applied_by("counts"), applied_by("windowed"))
+                && counted >= words
+                && windowed >= words
             {
-                break applied;
+                break (counted, windowed);
             }
         }
         assert!(
             Instant::now() < deadline,
-            "killed after {kill_after} batches: the totals did not reach the counts\n got {:?}\nwant {expected:?}",
-            last.values
+            "killed after {kill_after} batches: the totals did not reach the counts\n got {:?}\n windows {:?}\nwant {expected:?}",
+            last.values,
+            last_windows.values
         );
         std::thread::sleep(Duration::from_millis(200));
     };
@@ -310,8 +337,9 @@ fn run_scenario(kill_after: usize) {
         copy.kill();
     }
     assert_eq!(
-        applied, words,
-        "killed after {kill_after} batches: the shards applied {applied} words of {words}"
+        applied,
+        (words, words),
+        "killed after {kill_after} batches: the shards applied (totals, windows) of {words} words"
     );
 }
 
