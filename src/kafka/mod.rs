@@ -19,6 +19,9 @@
 //!   every delivery acknowledgement before the batch counts as done. Output is
 //!   at-least-once: a batch run again after a crash writes its records again.
 //! - **Topics**: [`create_topic`] creates a topic if it is missing.
+//! - **Scale-out**: [`KafkaGroup`] runs the same program on several processes as a
+//!   consumer group, with keyed state, windows and joins sharded through repartition
+//!   and changelog topics.
 //!
 //! ```no_run
 //! use dstream::kafka::{KafkaConfig, KafkaSource, StartingOffsets};
