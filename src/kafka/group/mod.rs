@@ -1,60 +1,8 @@
 //! Scale-out through Kafka consumer groups: the same program on several machines.
-//!
-//! Processes started with one application id form a consumer group (Kafka Streams'
-//! design; Kafka is the distributed system, dstream adds no cluster manager):
-//!
-//! - **Input**: [`KafkaGroup::input_stream`] reads only the input partitions the group
-//!   assigns to this process, batch by batch on offset ranges as
-//!   [`kafka_stream`](crate::StreamingContext::kafka_stream) does, and commits each
-//!   batch's offsets to the group once the batch has completed. Partition-local
-//!   programs (maps, filters, writes) need nothing more.
-//! - **Re-keying**: [`GroupStream::repartition_by_key`] sends each record's key-value
-//!   pairs through the repartition topic `<app-id>-<name>-repartition`, at the
-//!   partition the key's fixed-seed hash gives, each pair tagged with its identity
-//!   (input partition, offset, index).
-//! - **State**: [`Repartitioned::update_state_by_key`] (and
-//!   [`map_with_state`](Repartitioned::map_with_state); per batch,
-//!   [`reduce_by_key`](Repartitioned::reduce_by_key); over windows,
-//!   [`reduce_by_key_and_window`](Repartitioned::reduce_by_key_and_window) and its
-//!   incremental forms) keeps running state in shards, one per repartition partition,
-//!   split among the processes by the group. Each shard's changes go to its partition
-//!   of the changelog topic `<app-id>-<name>-changelog`, committed by a marker that
-//!   records which pairs it has applied. A process taking a shard over rebuilds it from
-//!   the changelog; no shared filesystem is assumed.
-//! - **Joins**: [`Repartitioned::join`] (and the outer joins and
-//!   [`cogroup`](Repartitioned::cogroup)) send both sides' pairs through one
-//!   repartition topic, so that a key's pairs of both sides meet in one shard batch.
-//!
-//! State is exact after a crash of any process at any moment, without broker
-//! transactions: replays write the same pairs, and a shard applies each pair once.
-//! Outputs are at-least-once with the same values: a batch done again (its process
-//! died after its outputs, before its marker) writes the same states again.
-//!
-//! ```no_run
-//! use dstream::kafka::{KafkaConfig, KafkaGroup, KafkaMessage};
-//! use dstream::StreamingContext;
-//! use std::time::Duration;
-//!
-//! fn main() -> dstream::Result<()> {
-//!     let config = KafkaConfig::from_env();
-//!     let ssc = StreamingContext::new("local[2]", Duration::from_secs(1))?;
-//!     let group = KafkaGroup::new(&ssc, "word-count", &config)?;
-//!     let counts = group
-//!         .input_stream(["lines"])?
-//!         .repartition_by_key("counts", |record| {
-//!             let text = record.value_text().unwrap_or_default().into_owned();
-//!             text.split_whitespace().map(|w| (w.to_string(), 1u64)).collect::<Vec<_>>()
-//!         })?
-//!         .update_state_by_key(|new: &[u64], total: Option<u64>| {
-//!             Some(total.unwrap_or(0) + new.iter().sum::<u64>())
-//!         })?;
-//!     counts.write_to_kafka(&config, "word-totals", |(word, total)| {
-//!         KafkaMessage::keyed(word, total.to_string())
-//!     })?;
-//!     ssc.start()?;
-//!     ssc.await_termination()
-//! }
-//! ```
+//! What a user sees is on [`KafkaGroup`]. The stages: `membership` (the group member
+//! and its assignment), `repartition` (the group's input and the re-keying into
+//! repartition topics), `shard` (keyed state in shards backed by changelog topics),
+//! and `window` and `join`, the logic of the windowed and joined keyed operations.
 
 mod join;
 mod membership;
@@ -89,20 +37,62 @@ use window::{Inverse, WindowReduce};
 use writer::Writer;
 
 /// One process's membership in an application's consumer group: where its group
-/// input and keyed state come from. See the [module documentation](self).
+/// input and keyed state come from.
+///
+/// Processes started with one application id form a consumer group (Kafka Streams'
+/// design; Kafka is the distributed system, dstream adds no cluster manager):
+///
+/// - **Input**: [`KafkaGroup::input_stream`] reads only the input partitions the group
+///   assigns to this process, batch by batch on offset ranges as
+///   [`kafka_stream`](crate::StreamingContext::kafka_stream) does, and commits each
+///   batch's offsets to the group once the batch has completed. Partition-local
+///   programs (maps, filters, writes) need nothing more.
+/// - **Re-keying**: [`GroupStream::repartition_by_key`] sends each record's key-value
+///   pairs through the repartition topic `<app-id>-<name>-repartition`, at the
+///   partition the key's fixed-seed hash gives, each pair tagged with its identity
+///   (input partition, offset, index).
+/// - **State**: [`Repartitioned::update_state_by_key`] (and
+///   [`map_with_state`](Repartitioned::map_with_state); per batch,
+///   [`reduce_by_key`](Repartitioned::reduce_by_key); over windows,
+///   [`reduce_by_key_and_window`](Repartitioned::reduce_by_key_and_window) and its
+///   incremental forms) keeps running state in shards, one per repartition partition,
+///   split among the processes by the group. Each shard's changes go to its partition
+///   of the changelog topic `<app-id>-<name>-changelog`, committed by a marker that
+///   records which pairs it has applied. A process taking a shard over rebuilds it from
+///   the changelog; no shared filesystem is assumed.
+/// - **Joins**: [`Repartitioned::join`] (and the outer joins and
+///   [`cogroup`](Repartitioned::cogroup)) send both sides' pairs through one
+///   repartition topic, so that a key's pairs of both sides meet in one shard batch.
+///
+/// State is exact after a crash of any process at any moment, without broker
+/// transactions: replays write the same pairs, and a shard applies each pair once.
+/// Outputs are at-least-once with the same values: a batch done again (its process
+/// died after its outputs, before its marker) writes the same states again.
 ///
 /// ```no_run
-/// use dstream::kafka::{KafkaConfig, KafkaGroup};
+/// use dstream::kafka::{KafkaConfig, KafkaGroup, KafkaMessage};
 /// use dstream::StreamingContext;
 /// use std::time::Duration;
-/// # fn main() -> dstream::Result<()> {
-/// let ssc = StreamingContext::new("local[2]", Duration::from_secs(1))?;
-/// let group = KafkaGroup::new(&ssc, "click-report", &KafkaConfig::from_env())?
-///     .max_records_per_partition(10_000);
-/// let clicks = group.input_stream(["clicks"])?;
-/// clicks.count().pprint()?;
-/// # Ok(())
-/// # }
+///
+/// fn main() -> dstream::Result<()> {
+///     let config = KafkaConfig::from_env();
+///     let ssc = StreamingContext::new("local[2]", Duration::from_secs(1))?;
+///     let group = KafkaGroup::new(&ssc, "word-count", &config)?;
+///     let counts = group
+///         .input_stream(["lines"])?
+///         .repartition_by_key("counts", |record| {
+///             let text = record.value_text().unwrap_or_default().into_owned();
+///             text.split_whitespace().map(|w| (w.to_string(), 1u64)).collect::<Vec<_>>()
+///         })?
+///         .update_state_by_key(|new: &[u64], total: Option<u64>| {
+///             Some(total.unwrap_or(0) + new.iter().sum::<u64>())
+///         })?;
+///     counts.write_to_kafka(&config, "word-totals", |(word, total)| {
+///         KafkaMessage::keyed(word, total.to_string())
+///     })?;
+///     ssc.start()?;
+///     ssc.await_termination()
+/// }
 /// ```
 pub struct KafkaGroup {
     ssc: StreamingContext,
