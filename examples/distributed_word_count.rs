@@ -166,12 +166,17 @@ impl dstream::StreamingListener for StopWhenIdle {
             && now.duration_since(seen.last_input.unwrap_or(self.started)) >= self.idle
         {
             seen.reported = true;
-            let secs = match (seen.first_start, seen.last_end) {
-                (Some(first), Some(last)) => last.saturating_since(first).as_secs_f64(),
-                _ => 0.0,
+            let (secs, from, to) = match (seen.first_start, seen.last_end) {
+                (Some(first), Some(last)) => (
+                    last.saturating_since(first).as_secs_f64(),
+                    first.as_millis(),
+                    last.as_millis(),
+                ),
+                _ => (0.0, 0, 0),
             };
+            // The times let a benchmark of several processes take their union.
             println!(
-                "read {} records in {secs:.2} s: {:.0} records/s",
+                "read {} records in {secs:.2} s: {:.0} records/s (batches from {from} to {to} ms)",
                 seen.records,
                 seen.records as f64 / secs.max(1e-3)
             );
