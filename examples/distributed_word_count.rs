@@ -15,6 +15,11 @@
 //! (see the log), and the totals stay exact. The last value of each word on the output
 //! topic is its count; a value may be written twice, the same both times.
 //!
+//! With `--window SECS` (and `--slide SECS`, by default the batch interval) it writes
+//! each word's count over the last SECS seconds instead, every slide, as the notebook's
+//! `reduceByKeyAndWindow(add, sub, 20, 10)` does, across all the copies; words whose
+//! count fell to 0 leave the window.
+//!
 //! For the scale-out benchmark (`benches/scale_out.sh`): `--fill N` writes N lines of a
 //! generated corpus to the input topic and exits; `--stop-when-idle S` stops once no
 //! input arrived for S seconds after some did, and prints how many records it read in
@@ -63,6 +68,13 @@ struct Args {
     /// Count in this process alone, with the direct stream (no group, no repartition).
     #[arg(long)]
     direct: bool,
+    /// Write each word's count over the last SECS seconds (a multiple of the batch
+    /// interval) instead of running totals.
+    #[arg(long, value_name = "SECS", conflicts_with = "direct")]
+    window: Option<f64>,
+    /// With --window: how often the windowed counts are written (default: each batch).
+    #[arg(long, value_name = "SECS", requires = "window")]
+    slide: Option<f64>,
     #[command(flatten)]
     schedule: common::Schedule,
 }
@@ -236,17 +248,37 @@ fn main() -> anyhow::Result<()> {
     if let Some(cap) = args.max_records_per_partition {
         group = group.max_records_per_partition(cap);
     }
-    let totals = group
+    // Each keyed operation has its own topics: a windowed run's state is not a total's.
+    let name = if args.window.is_some() {
+        "window-counts"
+    } else {
+        "counts"
+    };
+    let words = group
         .input_stream([args.input.as_str()])?
-        .repartition_by_key("counts", |record| {
+        .repartition_by_key(name, |record| {
             let text = record.value_text().unwrap_or_default();
             text.split_whitespace()
                 .map(|word| (word.to_string(), 1u64))
                 .collect::<Vec<_>>()
-        })?
-        .update_state_by_key(|new: &[u64], total: Option<u64>| {
-            Some(total.unwrap_or(0) + new.iter().sum::<u64>())
         })?;
+    let totals = match args.window {
+        Some(window) => {
+            let slide = args.slide.map_or(args.schedule.batch_interval(), |secs| {
+                std::time::Duration::from_secs_f64(secs)
+            });
+            words.reduce_by_key_and_window_inv_with(
+                |a, b| a + b,
+                |a, b| a - b,
+                std::time::Duration::from_secs_f64(window),
+                slide,
+                |_, count| *count > 0,
+            )?
+        }
+        None => words.update_state_by_key(|new: &[u64], total: Option<u64>| {
+            Some(total.unwrap_or(0) + new.iter().sum::<u64>())
+        })?,
+    };
     totals.write_to_kafka(&config, &args.output, |(word, total)| {
         KafkaMessage::keyed(word, total.to_string())
     })?;
