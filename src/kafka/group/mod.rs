@@ -50,7 +50,8 @@ use writer::Writer;
 /// - **Re-keying**: [`GroupStream::repartition_by_key`] sends each record's key-value
 ///   pairs through the repartition topic `<app-id>-<name>-repartition`, at the
 ///   partition the key's fixed-seed hash gives, each pair tagged with its identity
-///   (input partition, offset, index).
+///   (input partition, offset, index); a batch's pairs for one shard from one input
+///   partition travel packed in one record.
 /// - **State**: [`Repartitioned::update_state_by_key`] (and
 ///   [`map_with_state`](Repartitioned::map_with_state); per batch,
 ///   [`reduce_by_key`](Repartitioned::reduce_by_key); over windows,
