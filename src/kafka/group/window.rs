@@ -319,6 +319,65 @@ mod tests {
         assert_eq!(held, vec![2, 2, 1, 0, 0]);
     }
 
+    const KEYS: [&str; 4] = ["a", "b", "c", "d"];
+
+    /// What a window of `length` batches sliding by `slide` batches holds at each batch,
+    /// by adding up the batches in it: the keys with values in the window, or (`all`)
+    /// every key seen so far, with 0 where the window has none.
+    fn summed(
+        batches: &[Vec<(&'static str, i64)>],
+        length: usize,
+        slide: usize,
+        all: bool,
+    ) -> Vec<Vec<(&'static str, i64)>> {
+        (1..=batches.len())
+            .map(|t| {
+                if t % slide != 0 {
+                    return Vec::new();
+                }
+                let mut sums: BTreeMap<&'static str, i64> = BTreeMap::new();
+                for (i, batch) in batches[..t].iter().enumerate() {
+                    for (key, value) in batch {
+                        let sum = sums.entry(key).or_insert(0);
+                        if i + length >= t {
+                            *sum += value;
+                        }
+                    }
+                }
+                sums.into_iter()
+                    .filter(|(_, sum)| all || *sum != 0)
+                    .collect()
+            })
+            .collect()
+    }
+
+    proptest::proptest! {
+        /// Every form of the window holds what adding up its batches gives, at its
+        /// slide times only.
+        #[test]
+        fn windows_hold_the_sum_of_the_batches_in_them(
+            batches in proptest::collection::vec(
+                proptest::collection::vec((0..KEYS.len(), 1i64..10), 0..5),
+                1..30,
+            ),
+            length in 1u64..6,
+            slide in 1u64..4,
+        ) {
+            let batches: Vec<Vec<(&'static str, i64)>> = batches
+                .into_iter()
+                .map(|batch| batch.into_iter().map(|(k, v)| (KEYS[k], v)).collect())
+                .collect();
+            let refs: Vec<&[(&'static str, i64)]> = batches.iter().map(Vec::as_slice).collect();
+            let (l, s) = (usize::try_from(length).unwrap(), usize::try_from(slide).unwrap());
+            let nonzero = summed(&batches, l, s, false);
+            proptest::prop_assert_eq!(emitted(&run(&window(length, slide, None), &refs)), nonzero.clone());
+            let dropping = window(length, slide, subtracting(|_, sum| *sum != 0));
+            proptest::prop_assert_eq!(emitted(&run(&dropping, &refs)), nonzero);
+            let keeping = window(length, slide, subtracting(|_, _| true));
+            proptest::prop_assert_eq!(emitted(&run(&keeping, &refs)), summed(&batches, l, s, true));
+        }
+    }
+
     #[test]
     fn a_window_carried_over_from_another_owner_keeps_its_batches() {
         let op = window(3, 1, subtracting(|_, count| *count != 0));
